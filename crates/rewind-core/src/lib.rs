@@ -1,0 +1,64 @@
+//! The pure core of rewind: persistent documents, JSON Patch, timelines with
+//! snapshots, retention, rollback and diff.
+//!
+//! Everything here is synchronous and does no I/O; the actors of
+//! `rewind-runtime` drive it.
+//!
+//! # Layout
+//!
+//! - [`Model`] (`model.rs`): what a state type provides — `apply` a change,
+//!   diff.
+//! - [`Doc`] (`doc.rs`, `doc/`): the built-in persistent JSON model, with
+//!   RFC 6901 [`Pointer`]s and RFC 6902 [`Patch`]es.
+//! - [`Diff`] (`diff.rs`): entries, summary and patch between two documents,
+//!   skipping shared subtrees.
+//! - [`Timeline`] (`timeline.rs`, `timeline/`): revisions, the history window,
+//!   auto / named / checkpoint snapshots with retention, rollback to the five
+//!   [`RollbackTarget`]s, reads at any [`StateRef`].
+//! - Validated names ([`SnapshotName`], [`TenantId`]), ids ([`Revision`],
+//!   [`TransactionId`]), time ([`Timestamp`], [`Clock`]) and errors.
+//!
+//! # Example
+//!
+//! ```
+//! use rewind_core::{Doc, Patch, RollbackTarget, SnapshotName, Timeline, NamedOptions};
+//! use serde_json::json;
+//!
+//! let mut timeline = Timeline::with_defaults(Doc::from_json(&json!({"version": "1.0"}))?);
+//! timeline.snapshot_named(SnapshotName::new("v1.0")?, NamedOptions::default())?;
+//! timeline.apply(&Patch::from_json(&json!([
+//!     {"op": "replace", "path": "/version", "value": "2.0"}
+//! ]))?)?;
+//! let outcome = timeline.rollback(&RollbackTarget::Named(SnapshotName::new("v1.0")?))?;
+//! assert_eq!(timeline.head()["version"], "1.0");
+//! assert_eq!(outcome.revision.get(), 2); // a rollback is a new revision
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod diff;
+mod doc;
+mod error;
+mod id;
+mod model;
+mod name;
+mod time;
+mod timeline;
+
+pub use diff::{ChangeKind, Diff, DiffEntry, DiffSummary};
+pub use doc::{
+    Array, Doc, InvalidPointer, Key, Object, Patch, PatchOp, Pointer, DEFAULT_MAX_DEPTH,
+};
+pub use error::{ChangeRejected, Error, InvalidInput, PatchError, PatchErrorKind, TimelineError};
+pub use id::{Revision, TransactionId};
+pub use model::Model;
+pub use name::{SnapshotName, TenantId};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use timeline::{
+    AutoTrigger, Cause, Commit, CommitMeta, NamedOptions, Pruned, Restored, RestoredKind,
+    RevisionInfo, RollbackOutcome, RollbackPolicy, RollbackPreview, RollbackTarget, SnapshotCounts,
+    SnapshotInfo, SnapshotKind, SnapshotTaken, StateRef, TargetKind, Timeline, TimelineConfig,
+    TransactionInfo, TransactionOutcome, START_CHECKPOINT,
+};
+
+/// The persistent collections `Doc` is built on.
+pub use imbl;

@@ -1,0 +1,62 @@
+//! The [`Model`] trait: what a tenant's state must provide.
+
+use std::fmt::Debug;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::diff::Diff;
+use crate::doc::{Doc, Patch, DEFAULT_MAX_DEPTH};
+use crate::error::{InvalidInput, PatchError};
+
+/// A state type that is cheap to clone (persistent collections inside) and
+/// changes only through data.
+///
+/// `apply` is pure: it returns the next state or an error, and never changes
+/// `self`. The runtime calls it under `catch_unwind`, so a panicking model
+/// cannot corrupt a timeline.
+///
+/// [`Doc`] is the built-in model; a typed model is shown in the
+/// `typed_state` example.
+pub trait Model: Clone + Debug + Send + Sync + Serialize + DeserializeOwned + 'static {
+    /// A serializable description of one transition (an event).
+    type Change: Clone + Debug + Send + Sync + Serialize + DeserializeOwned + 'static;
+    /// Why a change was refused.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The state after `change`, or why it cannot be applied.
+    fn apply(&self, change: &Self::Change) -> Result<Self, Self::Error>;
+
+    /// This state as a JSON document, for diffs and views. The default goes
+    /// through serde.
+    fn to_doc(&self) -> Result<Doc, InvalidInput> {
+        let value = serde_json::to_value(self).map_err(|e| InvalidInput::Json(e.to_string()))?;
+        Doc::from_json_with_limit(&value, usize::MAX)
+    }
+
+    /// The differences from `self` to `other`. The default diffs the
+    /// [`to_doc`](Model::to_doc) forms; [`Doc`] diffs structurally, skipping
+    /// shared subtrees.
+    fn diff(&self, other: &Self) -> Result<Diff, InvalidInput> {
+        Ok(Diff::between(&self.to_doc()?, &other.to_doc()?))
+    }
+}
+
+impl Model for Doc {
+    type Change = Patch;
+    type Error = PatchError;
+
+    /// Applies an RFC 6902 patch atomically, results limited to
+    /// [`DEFAULT_MAX_DEPTH`] levels.
+    fn apply(&self, patch: &Patch) -> Result<Doc, PatchError> {
+        patch.apply_to(self, DEFAULT_MAX_DEPTH)
+    }
+
+    fn to_doc(&self) -> Result<Doc, InvalidInput> {
+        Ok(self.clone())
+    }
+
+    fn diff(&self, other: &Doc) -> Result<Diff, InvalidInput> {
+        Ok(Diff::between(self, other))
+    }
+}

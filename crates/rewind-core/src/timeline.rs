@@ -1,0 +1,776 @@
+//! [`Timeline`]: a state's history — revisions, snapshots, retention,
+//! rollback, reads of the past and diffs.
+//!
+//! A timeline is itself an immutable value: its collections are `imbl`
+//! structures, so `clone` is O(1) and a published copy never changes. Every
+//! mutating method either succeeds completely or returns an error and leaves
+//! the timeline exactly as it was (all checks happen before the first write).
+
+mod config;
+mod record;
+mod reference;
+
+use std::sync::Arc;
+
+use imbl::Vector;
+use serde::{Deserialize, Serialize};
+
+use crate::diff::Diff;
+use crate::error::{ChangeRejected, Error, InvalidInput, TimelineError};
+use crate::id::{Revision, TransactionId};
+use crate::model::Model;
+use crate::name::SnapshotName;
+use crate::time::{Clock, SystemClock, Timestamp};
+
+pub use config::TimelineConfig;
+pub use record::{
+    AutoTrigger, Cause, Commit, CommitMeta, Pruned, Restored, RestoredKind, RevisionInfo,
+    RollbackOutcome, RollbackPreview, SnapshotCounts, SnapshotInfo, SnapshotKind, SnapshotTaken,
+    TransactionInfo, TransactionOutcome,
+};
+pub use reference::{RollbackTarget, StateRef, TargetKind};
+
+/// Name of the checkpoint every transaction records when it begins.
+pub const START_CHECKPOINT: &str = "start";
+
+/// Options for [`Timeline::snapshot_named`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NamedOptions {
+    /// Never prune this snapshot.
+    pub protected: bool,
+    /// Overwrite an unprotected snapshot of the same name instead of failing
+    /// with `SnapshotExists`.
+    pub replace: bool,
+}
+
+/// Where a failed transaction rolls back to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackPolicy {
+    /// The state before the first step (the `start` checkpoint).
+    #[default]
+    Start,
+    /// The newest checkpoint of the transaction.
+    LastCheckpoint,
+    /// A checkpoint by step name.
+    Checkpoint(SnapshotName),
+}
+
+#[derive(Clone, Debug)]
+struct Entry<M> {
+    info: RevisionInfo,
+    state: M,
+}
+
+#[derive(Clone, Debug)]
+struct Snapshot<M> {
+    info: SnapshotInfo,
+    state: M,
+}
+
+#[derive(Clone, Debug)]
+struct Transaction<M> {
+    id: TransactionId,
+    start_revision: Revision,
+    started_at: Timestamp,
+    outcome: Option<TransactionOutcome>,
+    /// Oldest first; the first is always `start`.
+    checkpoints: Vector<Snapshot<M>>,
+}
+
+/// The history of one state: revisions, snapshots and transactions.
+///
+/// Costs: `clone` O(1); `apply` the model's cost plus O(1) amortised
+/// bookkeeping; snapshots O(1) plus retention (O(limit) scans of at most
+/// `named_limit` entries); reads by revision O(log n), by time O(log² n);
+/// diffs follow the number of changes for [`Doc`](crate::Doc).
+#[derive(Clone, Debug)]
+pub struct Timeline<M: Model> {
+    config: TimelineConfig,
+    clock: Arc<dyn Clock>,
+    /// The history window, oldest first; never empty, the last entry is the
+    /// head. Revisions are consecutive.
+    history: Vector<Entry<M>>,
+    /// Auto snapshot ring, oldest first.
+    auto: Vector<Snapshot<M>>,
+    /// Named snapshots in creation order, oldest first.
+    named: Vector<Snapshot<M>>,
+    /// Running transactions and the kept finished ones, oldest first.
+    transactions: Vector<Transaction<M>>,
+    next_seq: u64,
+    next_transaction: u64,
+    /// The newest time recorded; times are clamped to it so they never go
+    /// backwards even if the clock does.
+    last_at: Timestamp,
+}
+
+impl<M: Model> Timeline<M> {
+    /// A timeline at revision 0 holding `initial`, with default limits and the
+    /// system clock.
+    pub fn with_defaults(initial: M) -> Self {
+        Self::build(initial, TimelineConfig::default(), Arc::new(SystemClock))
+    }
+
+    /// A timeline at revision 0 holding `initial`.
+    pub fn new(
+        initial: M,
+        config: TimelineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, InvalidInput> {
+        config.validate()?;
+        Ok(Self::build(initial, config, clock))
+    }
+
+    fn build(initial: M, config: TimelineConfig, clock: Arc<dyn Clock>) -> Self {
+        let at = clock.now();
+        let mut history = Vector::new();
+        history.push_back(Entry {
+            info: RevisionInfo {
+                revision: Revision::ZERO,
+                at,
+                cause: Cause::Initial,
+                meta: CommitMeta::default(),
+            },
+            state: initial,
+        });
+        Timeline {
+            config,
+            clock,
+            history,
+            auto: Vector::new(),
+            named: Vector::new(),
+            transactions: Vector::new(),
+            next_seq: 1,
+            next_transaction: 1,
+            last_at: at,
+        }
+    }
+
+    // ----- reads -------------------------------------------------------
+
+    /// The limits in force.
+    pub fn config(&self) -> &TimelineConfig {
+        &self.config
+    }
+
+    /// The current state. Time: O(1).
+    pub fn head(&self) -> &M {
+        &self.head_entry().state
+    }
+
+    /// The current revision number. Time: O(1).
+    pub fn revision(&self) -> Revision {
+        self.head_entry().info.revision
+    }
+
+    /// Metadata of the head revision.
+    pub fn head_info(&self) -> &RevisionInfo {
+        &self.head_entry().info
+    }
+
+    fn head_entry(&self) -> &Entry<M> {
+        self.history
+            .back()
+            .expect("the history window always holds the head")
+    }
+
+    /// The oldest revision still in the history window.
+    pub fn oldest_revision(&self) -> Revision {
+        self.history
+            .front()
+            .expect("the history window always holds the head")
+            .info
+            .revision
+    }
+
+    /// Revisions in the window, oldest first (use `.rev()` for newest first).
+    pub fn history(&self) -> impl DoubleEndedIterator<Item = &RevisionInfo> + '_ {
+        self.history.iter().map(|e| &e.info)
+    }
+
+    /// Metadata of one revision in the window.
+    pub fn revision_info(&self, revision: Revision) -> Option<&RevisionInfo> {
+        self.window_index(revision).map(|i| &self.history[i].info)
+    }
+
+    /// Auto and named snapshots, oldest first.
+    pub fn snapshots(&self) -> Vec<SnapshotInfo> {
+        let mut all: Vec<SnapshotInfo> = self
+            .auto
+            .iter()
+            .chain(self.named.iter())
+            .map(|s| s.info.clone())
+            .collect();
+        all.sort_by_key(|s| s.seq);
+        all
+    }
+
+    /// One auto or named snapshot by name.
+    pub fn snapshot(&self, name: &SnapshotName) -> Option<&SnapshotInfo> {
+        self.find_snapshot(name).map(|s| &s.info)
+    }
+
+    /// Running transactions and the kept finished ones, oldest first.
+    pub fn transactions(&self) -> Vec<TransactionInfo> {
+        self.transactions
+            .iter()
+            .map(|t| TransactionInfo {
+                id: t.id,
+                start_revision: t.start_revision,
+                started_at: t.started_at,
+                outcome: t.outcome,
+                checkpoints: t.checkpoints.iter().map(|c| c.info.clone()).collect(),
+            })
+            .collect()
+    }
+
+    /// Number of snapshots held, by kind.
+    pub fn snapshot_counts(&self) -> SnapshotCounts {
+        SnapshotCounts {
+            auto: self.auto.len(),
+            named: self.named.len(),
+            checkpoint: self.transactions.iter().map(|t| t.checkpoints.len()).sum(),
+        }
+    }
+
+    /// The state at a reference, without changing anything.
+    pub fn state_at(&self, reference: &StateRef) -> Result<&M, TimelineError> {
+        match reference {
+            StateRef::Head => Ok(self.head()),
+            StateRef::Revision(r) => self.state_of_revision(*r).map(|(_, state)| state),
+            StateRef::Snapshot(name) => self
+                .find_snapshot(name)
+                .map(|s| &s.state)
+                .ok_or_else(|| TimelineError::SnapshotNotFound(name.clone())),
+            StateRef::Checkpoint { transaction, name } => {
+                self.find_checkpoint(*transaction, name).map(|c| &c.state)
+            }
+            StateRef::AsOf(at) => self.entry_as_of(*at).map(|e| &e.state),
+        }
+    }
+
+    /// The revision a reference points at.
+    pub fn revision_at(&self, reference: &StateRef) -> Result<Revision, TimelineError> {
+        match reference {
+            StateRef::Head => Ok(self.revision()),
+            StateRef::Revision(r) => self.state_of_revision(*r).map(|(rev, _)| rev),
+            StateRef::Snapshot(name) => self
+                .find_snapshot(name)
+                .map(|s| s.info.revision)
+                .ok_or_else(|| TimelineError::SnapshotNotFound(name.clone())),
+            StateRef::Checkpoint { transaction, name } => self
+                .find_checkpoint(*transaction, name)
+                .map(|c| c.info.revision),
+            StateRef::AsOf(at) => self.entry_as_of(*at).map(|e| e.info.revision),
+        }
+    }
+
+    /// The differences from `from` to `to`.
+    pub fn diff(&self, from: &StateRef, to: &StateRef) -> Result<Diff, Error> {
+        let a = self.state_at(from)?;
+        let b = self.state_at(to)?;
+        Ok(a.diff(b)?)
+    }
+
+    /// What rolling back to `target` would restore and change, without
+    /// changing anything.
+    pub fn rollback_dry_run(&self, target: &RollbackTarget) -> Result<RollbackPreview, Error> {
+        let (restored, state) = self.resolve_target(target)?;
+        Ok(RollbackPreview {
+            revision: self.revision(),
+            restored,
+            diff: self.head().diff(state)?,
+        })
+    }
+
+    // ----- changes -----------------------------------------------------
+
+    /// Applies a change through the model as a new revision.
+    pub fn apply(&mut self, change: &M::Change) -> Result<Commit, TimelineError> {
+        self.apply_with(change, CommitMeta::default())
+    }
+
+    /// [`apply`](Self::apply) with author and message.
+    pub fn apply_with(
+        &mut self,
+        change: &M::Change,
+        meta: CommitMeta,
+    ) -> Result<Commit, TimelineError> {
+        let next = self.head().apply(change).map_err(reject)?;
+        Ok(self.push_revision(next, Cause::Change, meta))
+    }
+
+    /// Replaces the whole state as a new revision.
+    pub fn replace(&mut self, state: M) -> Commit {
+        self.replace_with(state, CommitMeta::default())
+    }
+
+    /// [`replace`](Self::replace) with author and message.
+    pub fn replace_with(&mut self, state: M, meta: CommitMeta) -> Commit {
+        self.push_revision(state, Cause::Replace, meta)
+    }
+
+    /// Takes an auto snapshot of the head, pruning the oldest auto snapshot
+    /// past `auto_limit`. Time: O(1).
+    pub fn snapshot_auto(&mut self, trigger: AutoTrigger) -> SnapshotTaken {
+        let seq = self.take_seq();
+        let info = SnapshotInfo {
+            name: SnapshotName::auto(seq),
+            kind: SnapshotKind::Auto,
+            revision: self.revision(),
+            created_at: self.stamp(),
+            protected: false,
+            trigger: Some(trigger),
+            transaction: None,
+            seq,
+        };
+        self.auto.push_back(Snapshot {
+            info: info.clone(),
+            state: self.head().clone(),
+        });
+        let mut pruned = Pruned::default();
+        while self.auto.len() > self.config.auto_limit {
+            self.auto.pop_front();
+            pruned.auto += 1;
+        }
+        SnapshotTaken {
+            snapshot: info,
+            pruned,
+        }
+    }
+
+    /// Takes a named snapshot of the head.
+    ///
+    /// Errors: a name starting with `auto_` is reserved; an existing name is
+    /// `SnapshotExists` (unless `replace`, which still refuses a protected
+    /// one); with `named_limit` snapshots held and all of them protected,
+    /// `QuotaExceeded`. Otherwise the oldest unprotected one is pruned.
+    pub fn snapshot_named(
+        &mut self,
+        name: SnapshotName,
+        options: NamedOptions,
+    ) -> Result<SnapshotTaken, Error> {
+        if name.is_auto_name() {
+            return Err(InvalidInput::ReservedName {
+                name,
+                reason: "the prefix 'auto_' is used for auto snapshots",
+            }
+            .into());
+        }
+        let existing = self.named.iter().position(|s| s.info.name == name);
+        let mut evict = None;
+        match existing {
+            Some(_) if !options.replace => {
+                return Err(TimelineError::SnapshotExists(name).into());
+            }
+            Some(i) if self.named[i].info.protected => {
+                return Err(TimelineError::SnapshotProtected(name).into());
+            }
+            Some(i) => evict = Some((i, false)),
+            None if self.named.len() >= self.config.named_limit => {
+                let oldest = self
+                    .named
+                    .iter()
+                    .position(|s| !s.info.protected)
+                    .ok_or_else(|| {
+                        TimelineError::QuotaExceeded(format!(
+                            "all {} named snapshots are protected; unprotect or delete one first",
+                            self.named.len()
+                        ))
+                    })?;
+                evict = Some((oldest, true));
+            }
+            None => {}
+        }
+        let mut pruned = Pruned::default();
+        if let Some((index, by_retention)) = evict {
+            self.named.remove(index);
+            if by_retention {
+                pruned.named += 1;
+            }
+        }
+        let seq = self.take_seq();
+        let info = SnapshotInfo {
+            name,
+            kind: SnapshotKind::Named,
+            revision: self.revision(),
+            created_at: self.stamp(),
+            protected: options.protected,
+            trigger: None,
+            transaction: None,
+            seq,
+        };
+        self.named.push_back(Snapshot {
+            info: info.clone(),
+            state: self.head().clone(),
+        });
+        Ok(SnapshotTaken {
+            snapshot: info,
+            pruned,
+        })
+    }
+
+    /// Protects or unprotects a named snapshot.
+    pub fn protect(
+        &mut self,
+        name: &SnapshotName,
+        protected: bool,
+    ) -> Result<SnapshotInfo, TimelineError> {
+        let Some(index) = self.named.iter().position(|s| &s.info.name == name) else {
+            return Err(match self.find_snapshot(name) {
+                Some(_) => TimelineError::NotProtectable(name.clone()),
+                None => TimelineError::SnapshotNotFound(name.clone()),
+            });
+        };
+        let snapshot = &mut self.named[index];
+        snapshot.info.protected = protected;
+        Ok(snapshot.info.clone())
+    }
+
+    /// Deletes an auto or named snapshot. A protected one must be
+    /// unprotected first.
+    pub fn delete_snapshot(&mut self, name: &SnapshotName) -> Result<SnapshotInfo, TimelineError> {
+        if let Some(i) = self.named.iter().position(|s| &s.info.name == name) {
+            if self.named[i].info.protected {
+                return Err(TimelineError::SnapshotProtected(name.clone()));
+            }
+            return Ok(self.named.remove(i).info);
+        }
+        if let Some(i) = self.auto.iter().position(|s| &s.info.name == name) {
+            return Ok(self.auto.remove(i).info);
+        }
+        Err(TimelineError::SnapshotNotFound(name.clone()))
+    }
+
+    /// Rolls back to `target`: takes a `pre-rollback` auto snapshot of the
+    /// head, then appends a revision holding the target's state. History is
+    /// never rewritten, so the rollback itself can be rolled back.
+    pub fn rollback(&mut self, target: &RollbackTarget) -> Result<RollbackOutcome, Error> {
+        self.rollback_with(target, CommitMeta::default())
+    }
+
+    /// [`rollback`](Self::rollback) with author and message.
+    pub fn rollback_with(
+        &mut self,
+        target: &RollbackTarget,
+        meta: CommitMeta,
+    ) -> Result<RollbackOutcome, Error> {
+        let (restored, state) = self.resolve_target(target)?;
+        let state = state.clone();
+        let diff = self.head().diff(&state)?;
+        let from = self.revision();
+        let pre = self.snapshot_auto(AutoTrigger::PreRollback);
+        let cause = Cause::Rollback {
+            target: target.kind(),
+            restored: restored.clone(),
+            from,
+        };
+        let commit = self.push_revision(state, cause, meta);
+        Ok(RollbackOutcome {
+            revision: commit.revision,
+            restored,
+            pre_rollback: pre.snapshot,
+            diff,
+            pruned: pre.pruned,
+        })
+    }
+
+    // ----- transactions ------------------------------------------------
+
+    /// Starts a transaction and records its `start` checkpoint.
+    pub fn begin_transaction(&mut self) -> TransactionId {
+        let id = TransactionId(self.next_transaction);
+        self.next_transaction += 1;
+        let started_at = self.stamp();
+        let start = self.new_checkpoint(id, SnapshotName::trusted(START_CHECKPOINT));
+        self.transactions.push_back(Transaction {
+            id,
+            start_revision: self.revision(),
+            started_at,
+            outcome: None,
+            checkpoints: Vector::unit(start),
+        });
+        id
+    }
+
+    /// Applies a change as a step of a running transaction.
+    pub fn apply_step(
+        &mut self,
+        transaction: TransactionId,
+        step: &SnapshotName,
+        change: &M::Change,
+    ) -> Result<Commit, TimelineError> {
+        self.running(transaction)?;
+        let next = self.head().apply(change).map_err(reject)?;
+        let cause = Cause::TransactionStep {
+            transaction,
+            step: step.clone(),
+        };
+        Ok(self.push_revision(next, cause, CommitMeta::default()))
+    }
+
+    /// Records a checkpoint of the head in a running transaction. The name
+    /// `start` is taken by the transaction's first checkpoint.
+    pub fn checkpoint(
+        &mut self,
+        transaction: TransactionId,
+        name: SnapshotName,
+    ) -> Result<SnapshotInfo, TimelineError> {
+        let index = self.running(transaction)?;
+        if self.transactions[index]
+            .checkpoints
+            .iter()
+            .any(|c| c.info.name == name)
+        {
+            return Err(TimelineError::CheckpointExists { transaction, name });
+        }
+        let checkpoint = self.new_checkpoint(transaction, name);
+        let info = checkpoint.info.clone();
+        self.transactions[index].checkpoints.push_back(checkpoint);
+        Ok(info)
+    }
+
+    /// The rollback target a failed transaction's policy designates.
+    pub fn transaction_target(
+        &self,
+        transaction: TransactionId,
+        policy: &RollbackPolicy,
+    ) -> Result<RollbackTarget, TimelineError> {
+        let index = self
+            .transaction_index(transaction)
+            .ok_or(TimelineError::TransactionNotFound(transaction))?;
+        let checkpoints = &self.transactions[index].checkpoints;
+        let name = match policy {
+            RollbackPolicy::Start => SnapshotName::trusted(START_CHECKPOINT),
+            RollbackPolicy::LastCheckpoint => checkpoints
+                .back()
+                .expect("a transaction always has its start checkpoint")
+                .info
+                .name
+                .clone(),
+            RollbackPolicy::Checkpoint(name) => {
+                self.find_checkpoint(transaction, name)?;
+                name.clone()
+            }
+        };
+        Ok(RollbackTarget::Checkpoint { transaction, name })
+    }
+
+    /// Marks a running transaction finished. Checkpoints of finished
+    /// transactions past `finished_transactions_kept` are pruned, oldest first.
+    pub fn finish_transaction(
+        &mut self,
+        transaction: TransactionId,
+        outcome: TransactionOutcome,
+    ) -> Result<Pruned, TimelineError> {
+        let index = self.running(transaction)?;
+        self.transactions[index].outcome = Some(outcome);
+        let mut pruned = Pruned::default();
+        let mut finished = self
+            .transactions
+            .iter()
+            .filter(|t| t.outcome.is_some())
+            .count();
+        while finished > self.config.finished_transactions_kept {
+            let oldest = self
+                .transactions
+                .iter()
+                .position(|t| t.outcome.is_some())
+                .expect("counted above");
+            let gone = self.transactions.remove(oldest);
+            pruned.checkpoint += gone.checkpoints.len();
+            finished -= 1;
+        }
+        Ok(pruned)
+    }
+
+    // ----- internals ---------------------------------------------------
+
+    /// The next recorded time: the clock, but never before the last one.
+    fn stamp(&mut self) -> Timestamp {
+        let now = self.clock.now().max(self.last_at);
+        self.last_at = now;
+        now
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    fn push_revision(&mut self, state: M, cause: Cause, meta: CommitMeta) -> Commit {
+        let revision = self.revision().next();
+        let at = self.stamp();
+        self.history.push_back(Entry {
+            info: RevisionInfo {
+                revision,
+                at,
+                cause,
+                meta,
+            },
+            state,
+        });
+        while self.history.len() > self.config.history_limit {
+            self.history.pop_front();
+        }
+        Commit { revision, at }
+    }
+
+    fn new_checkpoint(&mut self, transaction: TransactionId, name: SnapshotName) -> Snapshot<M> {
+        let seq = self.take_seq();
+        Snapshot {
+            info: SnapshotInfo {
+                name,
+                kind: SnapshotKind::Checkpoint,
+                revision: self.revision(),
+                created_at: self.stamp(),
+                protected: false,
+                trigger: None,
+                transaction: Some(transaction),
+                seq,
+            },
+            state: self.head().clone(),
+        }
+    }
+
+    fn window_index(&self, revision: Revision) -> Option<usize> {
+        let offset = revision.get().checked_sub(self.oldest_revision().get())?;
+        let index = usize::try_from(offset).ok()?;
+        (index < self.history.len()).then_some(index)
+    }
+
+    /// A revision's state: from the window, else from any snapshot pinning it.
+    fn state_of_revision(&self, revision: Revision) -> Result<(Revision, &M), TimelineError> {
+        if let Some(i) = self.window_index(revision) {
+            return Ok((revision, &self.history[i].state));
+        }
+        self.all_snapshots()
+            .find(|s| s.info.revision == revision)
+            .map(|s| (revision, &s.state))
+            .ok_or(TimelineError::RevisionNotFound {
+                revision,
+                oldest: self.oldest_revision(),
+                head: self.revision(),
+            })
+    }
+
+    fn entry_as_of(&self, at: Timestamp) -> Result<&Entry<M>, TimelineError> {
+        // Times are non-decreasing along the window: find the last entry at
+        // or before `at`.
+        let count = partition_point(&self.history, |e| e.info.at <= at);
+        match count {
+            0 => Err(TimelineError::TimeOutOfRange {
+                at,
+                oldest: self.history[0].info.at,
+            }),
+            n => Ok(&self.history[n - 1]),
+        }
+    }
+
+    fn find_snapshot(&self, name: &SnapshotName) -> Option<&Snapshot<M>> {
+        self.named
+            .iter()
+            .chain(self.auto.iter())
+            .find(|s| &s.info.name == name)
+    }
+
+    fn all_snapshots(&self) -> impl Iterator<Item = &Snapshot<M>> {
+        self.auto
+            .iter()
+            .chain(self.named.iter())
+            .chain(self.transactions.iter().flat_map(|t| t.checkpoints.iter()))
+    }
+
+    fn transaction_index(&self, transaction: TransactionId) -> Option<usize> {
+        self.transactions.iter().position(|t| t.id == transaction)
+    }
+
+    /// Index of a transaction that is still running.
+    fn running(&self, transaction: TransactionId) -> Result<usize, TimelineError> {
+        let index = self
+            .transaction_index(transaction)
+            .ok_or(TimelineError::TransactionNotFound(transaction))?;
+        if self.transactions[index].outcome.is_some() {
+            return Err(TimelineError::TransactionFinished(transaction));
+        }
+        Ok(index)
+    }
+
+    fn find_checkpoint(
+        &self,
+        transaction: TransactionId,
+        name: &SnapshotName,
+    ) -> Result<&Snapshot<M>, TimelineError> {
+        let index = self
+            .transaction_index(transaction)
+            .ok_or(TimelineError::TransactionNotFound(transaction))?;
+        self.transactions[index]
+            .checkpoints
+            .iter()
+            .find(|c| &c.info.name == name)
+            .ok_or_else(|| TimelineError::CheckpointNotFound {
+                transaction,
+                name: name.clone(),
+            })
+    }
+
+    fn resolve_target(&self, target: &RollbackTarget) -> Result<(Restored, &M), TimelineError> {
+        let snapshot = |s: &Snapshot<M>| Restored {
+            kind: s.info.kind.into(),
+            name: Some(s.info.name.clone()),
+            transaction: s.info.transaction,
+            revision: s.info.revision,
+        };
+        match target {
+            RollbackTarget::Named(name) => self
+                .find_snapshot(name)
+                .map(|s| (snapshot(s), &s.state))
+                .ok_or_else(|| TimelineError::SnapshotNotFound(name.clone())),
+            RollbackTarget::Time(at) => self
+                .all_snapshots()
+                .filter(|s| s.info.created_at <= *at)
+                .max_by_key(|s| (s.info.created_at, s.info.seq))
+                .map(|s| (snapshot(s), &s.state))
+                .ok_or(TimelineError::NoSnapshotBefore(*at)),
+            RollbackTarget::Latest => self
+                .all_snapshots()
+                .max_by_key(|s| s.info.seq)
+                .map(|s| (snapshot(s), &s.state))
+                .ok_or(TimelineError::NoSnapshots),
+            RollbackTarget::Checkpoint { transaction, name } => self
+                .find_checkpoint(*transaction, name)
+                .map(|s| (snapshot(s), &s.state)),
+            RollbackTarget::Revision(revision) => {
+                let (revision, state) = self.state_of_revision(*revision)?;
+                let restored = Restored {
+                    kind: RestoredKind::Revision,
+                    name: None,
+                    transaction: None,
+                    revision,
+                };
+                Ok((restored, state))
+            }
+        }
+    }
+}
+
+fn reject(error: impl std::error::Error + Send + Sync + 'static) -> TimelineError {
+    TimelineError::Rejected(ChangeRejected::new(error))
+}
+
+/// Number of leading elements for which `pred` holds (`pred` must be true
+/// for a prefix and false after). Time: O(log² n) on an `imbl::Vector`.
+fn partition_point<T: Clone>(items: &Vector<T>, pred: impl Fn(&T) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, items.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(&items[mid]) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
