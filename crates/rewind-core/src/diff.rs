@@ -235,3 +235,198 @@ fn display_path(path: &Pointer) -> String {
         path.tokens().join(".")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::CONTAINER_COMPARISONS;
+    use serde_json::{json, Value};
+
+    fn doc(value: Value) -> Doc {
+        Doc::from_json(&value).unwrap()
+    }
+
+    fn replace(doc: &Doc, path: &str, value: Value) -> Doc {
+        let patch = Patch::from_json(&json!([{"op": "replace", "path": path, "value": value}]));
+        doc.apply_patch(&patch.unwrap()).unwrap()
+    }
+
+    /// The diff and the number of container pairs `Doc`'s equality compared
+    /// while computing it.
+    fn counted_diff(a: &Doc, b: &Doc) -> (Diff, usize) {
+        CONTAINER_COMPARISONS.with(|c| c.set(0));
+        let diff = Diff::between(a, b);
+        (diff, CONTAINER_COMPARISONS.with(|c| c.get()))
+    }
+
+    /// The same document rebuilt from JSON: equal, but sharing nothing.
+    fn unshared(doc: &Doc) -> Doc {
+        Doc::from_json(&doc.to_json()).unwrap()
+    }
+
+    fn paths(diff: &Diff) -> Vec<(String, ChangeKind)> {
+        diff.entries
+            .iter()
+            .map(|e| (e.path.to_string(), e.kind))
+            .collect()
+    }
+
+    #[test]
+    fn one_change_in_100_000_keys_compares_few_values() {
+        // Each value is a small array so that comparing it is counted.
+        let a: Doc = (0..100_000)
+            .map(|i| (format!("key_{i:06}"), Doc::from_json(&json!([i])).unwrap()))
+            .collect();
+        let b = replace(&a, "/key_050000/0", json!("changed"));
+
+        let (diff, shared_cost) = counted_diff(&a, &b);
+        assert_eq!(
+            paths(&diff),
+            [("/key_050000/0".into(), ChangeKind::Changed)]
+        );
+        assert_eq!(a.apply_patch(&diff.patch).unwrap(), b);
+        assert!(
+            shared_cost < 200,
+            "{shared_cost} comparisons for one change in 100k keys"
+        );
+
+        // Without sharing every value has to be compared.
+        let (same, unshared_cost) = counted_diff(&unshared(&a), &b);
+        assert_eq!(same, diff);
+        assert!(unshared_cost >= 99_999, "{unshared_cost}");
+    }
+
+    #[test]
+    fn one_leaf_changed_in_1000_objects_of_100_keys_skips_the_rest() {
+        let a: Doc = (0..1000)
+            .map(|i| {
+                let inner: Doc = (0..100)
+                    .map(|j| (format!("leaf_{j:03}"), format!("value_{i}_{j}")))
+                    .collect();
+                (format!("obj_{i:04}"), inner)
+            })
+            .collect();
+        let b = replace(&a, "/obj_0500/leaf_050", json!("NEW!"));
+        let leaves: usize = a
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_object().unwrap().len())
+            .sum();
+        assert_eq!(leaves, 100_000);
+
+        let (diff, shared_cost) = counted_diff(&a, &b);
+        assert_eq!(diff.entries.len(), 1);
+        assert_eq!(
+            paths(&diff),
+            [("/obj_0500/leaf_050".into(), ChangeKind::Changed)]
+        );
+        assert_eq!(diff.entries[0].old, Some(Doc::from("value_500_50")));
+        assert_eq!(a.apply_patch(&diff.patch).unwrap(), b);
+        assert!(shared_cost < 200, "{shared_cost} comparisons");
+
+        let (same, unshared_cost) = counted_diff(&unshared(&a), &b);
+        assert_eq!(same, diff);
+        assert!(unshared_cost >= 999, "{unshared_cost}");
+        assert!(unshared_cost > 10 * shared_cost.max(1));
+    }
+
+    #[test]
+    fn identical_and_shared_documents_diff_without_comparing() {
+        let a = doc(json!({"a": {"b": [1, 2, {"c": 3}]}, "d": "e"}));
+        let (diff, cost) = counted_diff(&a, &a.clone());
+        assert!(diff.is_empty());
+        assert_eq!(cost, 0);
+        let (diff, _) = counted_diff(&a, &unshared(&a));
+        assert!(diff.is_empty());
+    }
+
+    #[test]
+    fn array_append() {
+        let a = doc(json!({"list": [1, 2]}));
+        let b = doc(json!({"list": [1, 2, 3, {"x": 4}]}));
+        let diff = Diff::between(&a, &b);
+        assert_eq!(
+            paths(&diff),
+            [
+                ("/list/2".into(), ChangeKind::Added),
+                ("/list/3".into(), ChangeKind::Added)
+            ]
+        );
+        assert_eq!(a.apply_patch(&diff.patch).unwrap(), b);
+        assert_eq!(
+            diff.summary,
+            DiffSummary {
+                added: 2,
+                removed: 0,
+                changed: 0
+            }
+        );
+    }
+
+    #[test]
+    fn array_truncate_removes_from_the_end() {
+        let a = doc(json!([1, 2, 3, 4, 5]));
+        let b = doc(json!([1, 2]));
+        let diff = Diff::between(&a, &b);
+        assert_eq!(
+            paths(&diff),
+            [
+                ("/4".into(), ChangeKind::Removed),
+                ("/3".into(), ChangeKind::Removed),
+                ("/2".into(), ChangeKind::Removed)
+            ]
+        );
+        assert_eq!(diff.entries[0].old, Some(Doc::from(5)));
+        assert_eq!(a.apply_patch(&diff.patch).unwrap(), b);
+        let emptied = Diff::between(&a, &doc(json!([])));
+        assert_eq!(a.apply_patch(&emptied.patch).unwrap(), doc(json!([])));
+        assert_eq!(emptied.summary.removed, 5);
+    }
+
+    #[test]
+    fn array_change_in_the_middle() {
+        let a = doc(json!({"items": [{"id": 1}, {"id": 2, "tags": ["x"]}, {"id": 3}]}));
+        let b = replace(&a, "/items/1/tags/0", json!("y"));
+        let diff = Diff::between(&a, &b);
+        assert_eq!(
+            paths(&diff),
+            [("/items/1/tags/0".into(), ChangeKind::Changed)]
+        );
+        assert_eq!(a.apply_patch(&diff.patch).unwrap(), b);
+
+        // An insertion in the middle shows as changes from that index on,
+        // plus an append; the patch still produces `b`.
+        let c = doc(json!({"items": [{"id": 1}, {"id": 9}, {"id": 2, "tags": ["x"]}, {"id": 3}]}));
+        let diff = Diff::between(&a, &c);
+        assert_eq!(a.apply_patch(&diff.patch).unwrap(), c);
+        let touched = paths(&diff);
+        assert!(
+            touched.iter().all(|(p, _)| !p.starts_with("/items/0")),
+            "{touched:?}"
+        );
+        assert_eq!(
+            touched.last(),
+            Some(&("/items/3".into(), ChangeKind::Added))
+        );
+        let back = Diff::between(&c, &a);
+        assert_eq!(c.apply_patch(&back.patch).unwrap(), a);
+    }
+
+    #[test]
+    fn type_changes_replace_the_whole_value() {
+        let a = doc(json!({"v": [1, 2], "w": {"x": 1}, "n": 1}));
+        let b = doc(json!({"v": {"0": 1}, "w": "x", "n": 1.0}));
+        let diff = Diff::between(&a, &b);
+        assert_eq!(
+            paths(&diff),
+            [
+                ("/v".into(), ChangeKind::Changed),
+                ("/w".into(), ChangeKind::Changed)
+            ]
+        );
+        assert_eq!(a.apply_patch(&diff.patch).unwrap(), b);
+        let root = Diff::between(&doc(json!([1])), &doc(json!("x")));
+        assert_eq!(paths(&root), [(String::new(), ChangeKind::Changed)]);
+    }
+}
