@@ -1,0 +1,62 @@
+//! The actor runtime of rewind: tenants as ractor actors, a supervisor that
+//! routes and restarts them, transactions with checkpoints, lock-free reads,
+//! metrics and tracing.
+//!
+//! # Layout
+//!
+//! - [`Runtime`] (`runtime.rs`): starts the supervisor, creates and finds
+//!   tenants.
+//! - `tenant/`: the tenant actor (`actor.rs`, the one writer of a tenant's
+//!   [`Timeline`](rewind_core::Timeline)), its messages ([`TenantMsg`]), the
+//!   typed handle [`Tenant`], and the cells it publishes to (`shared.rs`).
+//! - `supervisor/`: registry, routing ([`SupervisorMsg`]), restarts with an
+//!   intensity limit.
+//! - `transaction/`: [`TransactionPlan`] / [`TransactionBuilder`], the
+//!   transaction actor holding the tenant's write lease, and the
+//!   [`TransactionReport`].
+//! - [`metrics`]: metric names and buckets; [`config`](TenantConfig);
+//!   [`Error`].
+//!
+//! # Example
+//!
+//! ```
+//! use rewind_core::{Doc, Patch, RollbackTarget, SnapshotName};
+//! use rewind_runtime::Runtime;
+//! use serde_json::json;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let runtime = Runtime::<Doc>::start().await?;
+//! let tenant = runtime
+//!     .create_tenant("acme_corp", Doc::from_json(&json!({"version": "1.0"}))?)
+//!     .await?;
+//! tenant.snapshot_named("v1.0").await?;
+//! tenant
+//!     .apply(Patch::from_json(&json!([{"op": "replace", "path": "/version", "value": "2.0"}]))?)
+//!     .await?;
+//! assert_eq!(tenant.current()["version"], "2.0"); // lock-free read
+//! tenant.rollback(RollbackTarget::Named(SnapshotName::new("v1.0")?)).await?;
+//! assert_eq!(tenant.current()["version"], "1.0");
+//! runtime.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod error;
+pub mod metrics;
+mod runtime;
+mod supervisor;
+mod tenant;
+mod transaction;
+
+pub use config::{AutoSnapshotPolicy, RestartIntensity, TenantConfig};
+pub use error::{BoxError, Error};
+pub use runtime::{Runtime, RuntimeBuilder};
+pub use supervisor::messages::SupervisorMsg;
+pub use tenant::handle::Tenant;
+pub use tenant::messages::{TenantMsg, UpdateFn, WriteOptions};
+pub use transaction::{
+    FailureReason, StepAction, StepFailure, StepRecord, TransactionBuilder, TransactionPlan,
+    TransactionReport,
+};

@@ -1,0 +1,176 @@
+//! Metric names (a contract: dashboards and alerts use them) and the helpers
+//! that record them through the `metrics` facade.
+//!
+//! No metric has a tenant label (unbounded cardinality); labels are small
+//! closed sets. Histograms are meant to be exported with explicit buckets:
+//! [`DURATION_BUCKETS`] for every `*_duration_seconds` and
+//! [`BATCH_BUCKETS`] for `rewind_journal_batch_records`.
+
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use rewind_core::{Pruned, SnapshotCounts, SnapshotKind, TargetKind, TransactionOutcome};
+
+/// Counter, label `outcome` = `ok` | `rejected` | `failed`.
+pub const TRANSITIONS_TOTAL: &str = "rewind_transitions_total";
+/// Histogram of committed transitions, seconds.
+pub const TRANSITION_DURATION_SECONDS: &str = "rewind_transition_duration_seconds";
+/// Counter, label `kind` = `auto` | `named` | `checkpoint`.
+pub const SNAPSHOTS_CREATED_TOTAL: &str = "rewind_snapshots_created_total";
+/// Counter, label `kind`.
+pub const SNAPSHOTS_PRUNED_TOTAL: &str = "rewind_snapshots_pruned_total";
+/// Gauge of snapshots held over all tenants, label `kind`.
+pub const SNAPSHOTS: &str = "rewind_snapshots";
+/// Counter, labels `target` = `named` | `time` | `latest` | `checkpoint` |
+/// `revision` and `outcome` = `ok` | `rejected` | `failed`.
+pub const ROLLBACKS_TOTAL: &str = "rewind_rollbacks_total";
+/// Histogram of rollbacks, seconds.
+pub const ROLLBACK_DURATION_SECONDS: &str = "rewind_rollback_duration_seconds";
+/// Counter, label `outcome` = `committed` | `rolled_back` | `failed`.
+pub const TRANSACTIONS_TOTAL: &str = "rewind_transactions_total";
+/// Gauge of live tenants.
+pub const TENANTS: &str = "rewind_tenants";
+/// Counter of tenant restarts after a failure.
+pub const TENANT_RESTARTS_TOTAL: &str = "rewind_tenant_restarts_total";
+/// Histogram of journal commits, seconds.
+pub const JOURNAL_COMMIT_DURATION_SECONDS: &str = "rewind_journal_commit_duration_seconds";
+/// Histogram of records per journal commit.
+pub const JOURNAL_BATCH_RECORDS: &str = "rewind_journal_batch_records";
+
+/// Buckets for `*_duration_seconds` histograms: 1 µs to 10 s.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.000_001,
+    0.000_002_5,
+    0.000_005,
+    0.000_01,
+    0.000_025,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.002_5,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+];
+
+/// Buckets for `rewind_journal_batch_records`.
+pub const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
+/// Registers a description for every metric with the installed recorder.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(TRANSITIONS_TOTAL, "State transitions by outcome");
+    describe_histogram!(
+        TRANSITION_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time to commit a transition"
+    );
+    describe_counter!(SNAPSHOTS_CREATED_TOTAL, "Snapshots created by kind");
+    describe_counter!(
+        SNAPSHOTS_PRUNED_TOTAL,
+        "Snapshots pruned by retention, by kind"
+    );
+    describe_gauge!(SNAPSHOTS, "Snapshots held over all tenants, by kind");
+    describe_counter!(ROLLBACKS_TOTAL, "Rollbacks by target and outcome");
+    describe_histogram!(
+        ROLLBACK_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time to make a rollback"
+    );
+    describe_counter!(TRANSACTIONS_TOTAL, "Transactions by outcome");
+    describe_gauge!(TENANTS, "Live tenants");
+    describe_counter!(TENANT_RESTARTS_TOTAL, "Tenant restarts after a failure");
+    describe_histogram!(
+        JOURNAL_COMMIT_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time to commit and fsync one journal batch"
+    );
+    describe_histogram!(JOURNAL_BATCH_RECORDS, "Records per journal commit");
+}
+
+/// Outcome label of a transition or rollback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Ok,
+    Rejected,
+    Failed,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Rejected => "rejected",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+pub(crate) fn transition(outcome: Outcome, elapsed: Duration) {
+    counter!(TRANSITIONS_TOTAL, "outcome" => outcome.as_str()).increment(1);
+    if outcome == Outcome::Ok {
+        histogram!(TRANSITION_DURATION_SECONDS).record(elapsed.as_secs_f64());
+    }
+}
+
+pub(crate) fn rollback(target: TargetKind, outcome: Outcome, elapsed: Duration) {
+    counter!(ROLLBACKS_TOTAL, "target" => target.as_str(), "outcome" => outcome.as_str())
+        .increment(1);
+    if outcome == Outcome::Ok {
+        histogram!(ROLLBACK_DURATION_SECONDS).record(elapsed.as_secs_f64());
+    }
+}
+
+pub(crate) fn snapshot_created(kind: SnapshotKind) {
+    counter!(SNAPSHOTS_CREATED_TOTAL, "kind" => kind.as_str()).increment(1);
+    gauge!(SNAPSHOTS, "kind" => kind.as_str()).increment(1.0);
+}
+
+pub(crate) fn snapshot_deleted(kind: SnapshotKind) {
+    gauge!(SNAPSHOTS, "kind" => kind.as_str()).decrement(1.0);
+}
+
+pub(crate) fn pruned(pruned: &Pruned) {
+    for kind in SnapshotKind::ALL {
+        let count = pruned.of(kind);
+        if count > 0 {
+            counter!(SNAPSHOTS_PRUNED_TOTAL, "kind" => kind.as_str()).increment(count as u64);
+            gauge!(SNAPSHOTS, "kind" => kind.as_str()).decrement(count as f64);
+        }
+    }
+}
+
+/// Adds (`sign` = 1.0) or removes (-1.0) a whole tenant's snapshots from the
+/// gauge.
+pub(crate) fn snapshots_held(counts: &SnapshotCounts, sign: f64) {
+    for kind in SnapshotKind::ALL {
+        let count = counts.of(kind);
+        if count > 0 {
+            gauge!(SNAPSHOTS, "kind" => kind.as_str()).increment(sign * count as f64);
+        }
+    }
+}
+
+pub(crate) fn transaction(outcome: TransactionOutcome) {
+    counter!(TRANSACTIONS_TOTAL, "outcome" => outcome.as_str()).increment(1);
+}
+
+pub(crate) fn tenants(delta: f64) {
+    gauge!(TENANTS).increment(delta);
+}
+
+pub(crate) fn tenant_restarted() {
+    counter!(TENANT_RESTARTS_TOTAL).increment(1);
+}

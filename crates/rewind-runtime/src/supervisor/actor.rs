@@ -1,0 +1,358 @@
+//! The supervisor actor. It owns the tenant registry (published through
+//! `ArcSwap` for lock-free lookups), routes messages, and restarts a failed
+//! tenant from its last published timeline within an OTP-style intensity
+//! limit.
+
+use std::collections::{HashMap, VecDeque};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use rewind_core::imbl::OrdMap;
+use rewind_core::{Clock, Model, TenantId, Timeline};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use super::messages::SupervisorMsg;
+use crate::config::{RestartIntensity, TenantConfig};
+use crate::error::Error;
+use crate::metrics;
+use crate::tenant::actor::TenantActor;
+use crate::tenant::handle::Tenant;
+use crate::tenant::messages::Envelope;
+use crate::tenant::shared::{Permit, Slot, TenantShared};
+
+/// Every live tenant by id. Replaced whole on each change.
+pub(crate) type Registry<M> = OrdMap<TenantId, Arc<TenantShared<M>>>;
+
+pub(crate) struct SupervisorActor<M>(PhantomData<fn() -> M>);
+
+impl<M> SupervisorActor<M> {
+    pub(crate) fn new() -> Self {
+        SupervisorActor(PhantomData)
+    }
+}
+
+pub(crate) struct SupervisorArgs<M: Model> {
+    pub(crate) registry: Arc<ArcSwap<Registry<M>>>,
+    pub(crate) defaults: TenantConfig,
+    pub(crate) intensity: RestartIntensity,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+pub(crate) struct SupervisorState<M: Model> {
+    registry: Arc<ArcSwap<Registry<M>>>,
+    defaults: TenantConfig,
+    intensity: RestartIntensity,
+    clock: Arc<dyn Clock>,
+    /// Running tenant actors, to recognise supervision events.
+    actors: HashMap<ActorId, TenantId>,
+    /// Recent failure times per tenant, within the intensity period.
+    failures: HashMap<TenantId, VecDeque<Instant>>,
+    /// Requests routed while a tenant was being restarted.
+    pending: HashMap<TenantId, Vec<Envelope<M>>>,
+    shutting_down: bool,
+}
+
+impl<M: Model> Actor for SupervisorActor<M> {
+    type Msg = SupervisorMsg<M>;
+    type State = SupervisorState<M>;
+    type Arguments = SupervisorArgs<M>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: SupervisorArgs<M>,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(SupervisorState {
+            registry: args.registry,
+            defaults: args.defaults,
+            intensity: args.intensity,
+            clock: args.clock,
+            actors: HashMap::new(),
+            failures: HashMap::new(),
+            pending: HashMap::new(),
+            shutting_down: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMsg::CreateTenant {
+                id,
+                initial,
+                config,
+                reply,
+            } => {
+                let result = state.create(&myself, id, initial, config).await;
+                let _ = reply.send(result);
+            }
+            SupervisorMsg::DeleteTenant { id, reply } => state.delete(id, reply),
+            SupervisorMsg::ListTenants { reply } => {
+                let list = state
+                    .registry
+                    .load()
+                    .iter()
+                    .map(|(id, shared)| (id.clone(), shared.published.load().revision()))
+                    .collect();
+                let _ = reply.send(list);
+            }
+            SupervisorMsg::Tenant { id, msg } => state.route(id, msg),
+            SupervisorMsg::Shutdown { reply } => state.shutdown(myself, reply),
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, reason) => {
+                if let Some(id) = state.actors.remove(&cell.get_id()) {
+                    warn!(tenant = %id, %reason, "tenant actor failed");
+                    state.restart(&myself, id).await;
+                }
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                state.actors.remove(&cell.get_id());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl<M: Model> SupervisorState<M> {
+    async fn create(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg<M>>,
+        id: TenantId,
+        initial: M,
+        config: Option<TenantConfig>,
+    ) -> Result<Tenant<M>, Error> {
+        if self.shutting_down {
+            return Err(Error::ShuttingDown);
+        }
+        if self.registry.load().contains_key(&id) {
+            return Err(Error::TenantExists(id));
+        }
+        let config = config.unwrap_or(self.defaults);
+        config.validate()?;
+        let timeline = Timeline::new(initial, config.timeline, Arc::clone(&self.clock))?;
+        let counts = timeline.snapshot_counts();
+        let shared = TenantShared::new(id.clone(), config, timeline);
+        self.spawn(myself, &shared).await?;
+        self.registry
+            .rcu(|registry| registry.update(id.clone(), Arc::clone(&shared)));
+        metrics::tenants(1.0);
+        metrics::snapshots_held(&counts, 1.0);
+        info!(tenant = %id, "tenant created");
+        Ok(Tenant::new(shared))
+    }
+
+    async fn spawn(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg<M>>,
+        shared: &Arc<TenantShared<M>>,
+    ) -> Result<(), Error> {
+        let spawned = Actor::spawn_linked(
+            None,
+            TenantActor::new(),
+            Arc::clone(shared),
+            myself.get_cell(),
+        )
+        .await;
+        match spawned {
+            Ok((actor, _)) => {
+                self.actors.insert(actor.get_id(), shared.id.clone());
+                shared.set_slot(Slot::Running(actor));
+                Ok(())
+            }
+            Err(e) => Err(Error::Unavailable {
+                tenant: shared.id.clone(),
+                reason: format!("its actor could not start: {e}"),
+            }),
+        }
+    }
+
+    /// Restarts a failed tenant from its last published timeline, unless it
+    /// failed more than `max_restarts` times within `period`.
+    async fn restart(&mut self, myself: &ActorRef<SupervisorMsg<M>>, id: TenantId) {
+        let Some(shared) = self.registry.load().get(&id).cloned() else {
+            return;
+        };
+        if self.shutting_down {
+            return;
+        }
+        shared.set_slot(Slot::Restarting);
+        let now = Instant::now();
+        let failures = self.failures.entry(id.clone()).or_default();
+        failures.push_back(now);
+        while failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.intensity.period)
+        {
+            failures.pop_front();
+        }
+        let count = failures.len() as u32;
+        let started = if count > self.intensity.max_restarts {
+            error!(tenant = %id, failures = count, "restart intensity exceeded; tenant failed");
+            Err(Error::TenantFailed {
+                tenant: id.clone(),
+                restarts: count,
+                period: self.intensity.period,
+            })
+        } else {
+            metrics::tenant_restarted();
+            self.spawn(myself, &shared).await
+        };
+        if let Err(e) = &started {
+            if let Error::TenantFailed {
+                restarts, period, ..
+            } = e
+            {
+                shared.set_slot(Slot::Failed {
+                    restarts: *restarts,
+                    period: *period,
+                });
+            } else {
+                shared.set_slot(Slot::Failed {
+                    restarts: count,
+                    period: self.intensity.period,
+                });
+            }
+        } else {
+            info!(tenant = %id, "tenant restarted from its last committed state");
+        }
+        for envelope in self.pending.remove(&id).unwrap_or_default() {
+            forward(&shared, envelope);
+        }
+    }
+
+    fn route(&mut self, id: TenantId, msg: crate::tenant::messages::TenantMsg<M>) {
+        if self.shutting_down {
+            return msg.fail(Error::ShuttingDown);
+        }
+        let Some(shared) = self.registry.load().get(&id).cloned() else {
+            return msg.fail(Error::TenantNotFound(id));
+        };
+        let permit = match Permit::acquire(&shared) {
+            Ok(permit) => permit,
+            Err(e) => return msg.fail(e),
+        };
+        let envelope = Envelope::Request(msg, Some(permit));
+        match shared.route() {
+            Err(e) => fail(envelope, e),
+            Ok(Some(actor)) => {
+                if let Err(ractor::MessagingErr::SendErr(back)) = actor.send_message(envelope) {
+                    // The actor just died; its restart is the next event we
+                    // handle, and it flushes this.
+                    self.pending.entry(id).or_default().push(back);
+                }
+            }
+            Ok(None) => self.pending.entry(id).or_default().push(envelope),
+        }
+    }
+
+    fn delete(&mut self, id: TenantId, reply: ractor::RpcReplyPort<Result<(), Error>>) {
+        let mut removed = None;
+        self.registry.rcu(|registry| {
+            let mut registry = Registry::clone(registry);
+            removed = registry.remove(&id);
+            registry
+        });
+        let Some(shared) = removed else {
+            let _ = reply.send(Err(Error::TenantNotFound(id)));
+            return;
+        };
+        let slot = shared.slot.load_full();
+        shared.set_slot(Slot::Deleted);
+        metrics::tenants(-1.0);
+        metrics::snapshots_held(&shared.published.load().snapshot_counts(), -1.0);
+        info!(tenant = %id, "tenant deleted");
+        tokio::spawn(async move {
+            if let Slot::Running(actor) = &*slot {
+                drain_and_stop(actor).await;
+            }
+            let _ = reply.send(Ok(()));
+        });
+    }
+
+    fn shutdown(&mut self, myself: ActorRef<SupervisorMsg<M>>, reply: ractor::RpcReplyPort<()>) {
+        self.shutting_down = true;
+        let tenants = self.registry.swap(Arc::new(Registry::new()));
+        let mut actors = Vec::new();
+        for shared in tenants.values() {
+            if let Slot::Running(actor) = &**shared.slot.load() {
+                actors.push(actor.clone());
+            }
+            shared.set_slot(Slot::ShutDown);
+            metrics::snapshots_held(&shared.published.load().snapshot_counts(), -1.0);
+        }
+        metrics::tenants(-(tenants.len() as f64));
+        for (id, envelopes) in self.pending.drain() {
+            for envelope in envelopes {
+                fail(envelope, Error::ShuttingDown);
+            }
+            let _ = id;
+        }
+        tokio::spawn(async move {
+            let mut draining = tokio::task::JoinSet::new();
+            for actor in actors {
+                draining.spawn(async move { drain_and_stop(&actor).await });
+            }
+            while draining.join_next().await.is_some() {}
+            let _ = reply.send(());
+            myself.stop(Some("shutdown".into()));
+        });
+    }
+}
+
+/// Lets a tenant actor handle everything already sent to it, then stops it.
+async fn drain_and_stop<M: Model>(actor: &ActorRef<Envelope<M>>) {
+    let (tx, rx) = oneshot::channel();
+    if actor.send_message(Envelope::Drain(tx.into())).is_ok() {
+        let _ = rx.await;
+    }
+    actor.stop(Some("drained".into()));
+}
+
+fn forward<M: Model>(shared: &TenantShared<M>, envelope: Envelope<M>) {
+    match shared.route() {
+        Ok(Some(actor)) => {
+            if let Err(ractor::MessagingErr::SendErr(back)) = actor.send_message(envelope) {
+                fail(
+                    back,
+                    Error::Unavailable {
+                        tenant: shared.id.clone(),
+                        reason: "it failed again right after a restart".into(),
+                    },
+                );
+            }
+        }
+        Ok(None) => fail(
+            envelope,
+            Error::Unavailable {
+                tenant: shared.id.clone(),
+                reason: "it is restarting".into(),
+            },
+        ),
+        Err(e) => fail(envelope, e),
+    }
+}
+
+fn fail<M: Model>(envelope: Envelope<M>, error: Error) {
+    if let Envelope::Request(msg, _) = envelope {
+        msg.fail(error);
+    }
+}

@@ -1,0 +1,751 @@
+//! The tenant actor: the one writer of a tenant's timeline.
+//!
+//! The handler decodes a message, calls the core, publishes the new timeline
+//! and replies. Domain errors go back in the reply; the handler returns `Err`
+//! (which makes the supervisor restart the tenant from its last published
+//! timeline) only after user code panicked.
+
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use rewind_core::{
+    AutoTrigger, Commit, Model, Revision, RollbackOutcome, RollbackPolicy, SnapshotKind,
+    SnapshotTaken, Timeline, TransactionId, TransactionOutcome,
+};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug_span, warn};
+
+use super::messages::{Envelope, LeaseMsg, TenantMsg, WriteOptions};
+use super::shared::{Permit, TenantShared};
+use crate::error::Error;
+use crate::metrics::{self, Outcome};
+use crate::transaction::actor::{TransactionActor, TransactionArgs};
+use crate::transaction::StepRecord;
+
+/// The actor; stateless — its data lives in [`TenantState`].
+pub(crate) struct TenantActor<M>(PhantomData<fn() -> M>);
+
+impl<M> TenantActor<M> {
+    pub(crate) fn new() -> Self {
+        TenantActor(PhantomData)
+    }
+}
+
+/// A transaction holding the write lease.
+struct Lease {
+    transaction: TransactionId,
+    policy: RollbackPolicy,
+}
+
+/// A write waiting for the lease.
+struct Waiting<M: Model> {
+    msg: TenantMsg<M>,
+    permit: Option<Permit<M>>,
+    since: Instant,
+}
+
+pub(crate) struct TenantState<M: Model> {
+    shared: Arc<TenantShared<M>>,
+    /// The timeline; published after every change.
+    timeline: Timeline<M>,
+    lease: Option<Lease>,
+    /// Writes that arrived while the lease was held, in arrival order.
+    waiting: VecDeque<Waiting<M>>,
+    /// Whether an `ExpireWaiting` is scheduled.
+    expiry_scheduled: bool,
+    /// Drain requests answered once the lease is free and nothing waits.
+    drains: Vec<RpcReplyPort<()>>,
+    /// Revision of the newest auto snapshot: the policy only snapshots a
+    /// head that moved since.
+    last_auto: Revision,
+    /// Newest revision sent to watchers.
+    last_published: Revision,
+    ticker: Option<JoinHandle<()>>,
+}
+
+/// User code panicked: the reply was sent, the actor must restart.
+struct Panicked(String);
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-text payload".to_owned()
+    }
+}
+
+/// Runs user code, turning a panic into [`Panicked`].
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, Panicked> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| Panicked(panic_message(p)))
+}
+
+impl<M: Model> Actor for TenantActor<M> {
+    type Msg = Envelope<M>;
+    type State = TenantState<M>;
+    type Arguments = Arc<TenantShared<M>>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        shared: Arc<TenantShared<M>>,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let timeline = Timeline::clone(&shared.published.load());
+        // A transaction still running in the published timeline keeps the
+        // lease across a restart; its actor will finish or abandon it.
+        let lease = timeline
+            .transactions()
+            .into_iter()
+            .rev()
+            .find(|t| t.outcome.is_none())
+            .map(|t| Lease {
+                transaction: t.id,
+                policy: RollbackPolicy::Start,
+            });
+        let last_auto = timeline
+            .snapshots()
+            .iter()
+            .rev()
+            .find(|s| s.kind == SnapshotKind::Auto)
+            .map_or(Revision::ZERO, |s| s.revision);
+        Ok(TenantState {
+            last_published: timeline.revision(),
+            shared,
+            timeline,
+            lease,
+            waiting: VecDeque::new(),
+            expiry_scheduled: false,
+            drains: Vec::new(),
+            last_auto,
+            ticker: None,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(period) = state.shared.config.auto_snapshot.interval {
+            state.ticker = Some(myself.send_interval(period, || Envelope::Tick));
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(ticker) = state.ticker.take() {
+            ticker.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        envelope: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let result = match envelope {
+            Envelope::Request(msg, permit) => {
+                if msg.is_write() && state.lease.is_some() {
+                    state.wait(&myself, msg, permit);
+                    Ok(())
+                } else {
+                    let result = state.dispatch(&myself, msg).await;
+                    drop(permit);
+                    result
+                }
+            }
+            Envelope::Lease(msg) => state.lease_msg(&myself, msg).await,
+            Envelope::Tick => {
+                if state.shared.config.auto_snapshot.interval.is_some()
+                    && state.timeline.revision() != state.last_auto
+                    && state.lease.is_none()
+                {
+                    state.policy_snapshot();
+                    state.publish();
+                }
+                Ok(())
+            }
+            Envelope::ExpireWaiting => {
+                state.expire_waiting(&myself);
+                Ok(())
+            }
+            Envelope::Drain(reply) => {
+                state.drains.push(reply);
+                state.answer_drains();
+                Ok(())
+            }
+        };
+        result.map_err(|Panicked(message)| {
+            warn!(tenant = %state.shared.id, %message, "user code panicked; restarting the tenant");
+            ActorProcessingErr::from(format!("user code panicked: {message}"))
+        })
+    }
+}
+
+impl<M: Model> TenantState<M> {
+    fn tenant_error(&self, source: impl Into<rewind_core::Error>) -> Error {
+        Error::core(&self.shared.id, source)
+    }
+
+    fn check_expected(&self, options: &WriteOptions) -> Result<(), Error> {
+        match options.expected_revision {
+            Some(expected) if expected != self.timeline.revision() => {
+                Err(Error::RevisionMismatch {
+                    tenant: self.shared.id.clone(),
+                    expected,
+                    actual: self.timeline.revision(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn dispatch(
+        &mut self,
+        myself: &ActorRef<Envelope<M>>,
+        msg: TenantMsg<M>,
+    ) -> Result<(), Panicked> {
+        match msg {
+            TenantMsg::Apply {
+                change,
+                options,
+                reply,
+            } => {
+                let result = self.transition(&options, |timeline, meta| {
+                    timeline.apply_with(&change, meta).map_err(Into::into)
+                });
+                self.answer(reply, result)
+            }
+            TenantMsg::Replace {
+                state,
+                options,
+                reply,
+            } => {
+                let result = self.transition(&options, |timeline, meta| {
+                    Ok(timeline.replace_with(state, meta))
+                });
+                self.answer(reply, result)
+            }
+            TenantMsg::Update {
+                update,
+                options,
+                reply,
+            } => {
+                let tenant = self.shared.id.clone();
+                let result = self.transition(&options, |timeline, meta| {
+                    let change = update(timeline.head())
+                        .map_err(|source| UpdateError::Refused(tenant, source))?;
+                    timeline.apply_with(&change, meta).map_err(Into::into)
+                });
+                self.answer(reply, result)
+            }
+            TenantMsg::Snapshot {
+                name,
+                options,
+                reply,
+            } => {
+                let _span = debug_span!("rewind.snapshot", tenant = %self.shared.id).entered();
+                let taken = match name {
+                    None => Ok(self.timeline.snapshot_auto(AutoTrigger::Requested)),
+                    Some(name) => self
+                        .timeline
+                        .snapshot_named(name, options)
+                        .map_err(|e| self.tenant_error(e)),
+                };
+                let result = taken.map(|taken| {
+                    self.record_snapshot(&taken);
+                    self.publish();
+                    taken.snapshot
+                });
+                let _ = reply.send(result);
+                Ok(())
+            }
+            TenantMsg::Protect {
+                name,
+                protected,
+                reply,
+            } => {
+                let result = self
+                    .timeline
+                    .protect(&name, protected)
+                    .map_err(|e| self.tenant_error(e));
+                if result.is_ok() {
+                    self.publish();
+                }
+                let _ = reply.send(result);
+                Ok(())
+            }
+            TenantMsg::DeleteSnapshot { name, reply } => {
+                let result = self
+                    .timeline
+                    .delete_snapshot(&name)
+                    .map_err(|e| self.tenant_error(e));
+                if let Ok(deleted) = &result {
+                    metrics::snapshot_deleted(deleted.kind);
+                    self.publish();
+                }
+                let _ = reply.send(result);
+                Ok(())
+            }
+            TenantMsg::Rollback {
+                target,
+                options,
+                reply,
+            } => {
+                let result = match self.check_expected(&options) {
+                    Err(e) => {
+                        metrics::rollback(target.kind(), Outcome::Rejected, Default::default());
+                        Ok(Err(e))
+                    }
+                    Ok(()) => self.rollback(
+                        |timeline| timeline.rollback_with(&target, options.meta),
+                        target.kind(),
+                    ),
+                };
+                self.answer(reply, result)
+            }
+            TenantMsg::RollbackDryRun { target, reply } => {
+                let result = guarded(|| self.timeline.rollback_dry_run(&target))
+                    .map(|r| r.map_err(|e| self.tenant_error(e)));
+                self.answer(reply, result)
+            }
+            TenantMsg::Read { at, reply } => {
+                let result = self
+                    .timeline
+                    .state_at(&at)
+                    .cloned()
+                    .map_err(|e| self.tenant_error(e));
+                let _ = reply.send(result);
+                Ok(())
+            }
+            TenantMsg::Diff { from, to, reply } => {
+                let result = guarded(|| self.timeline.diff(&from, &to))
+                    .map(|r| r.map_err(|e| self.tenant_error(e)));
+                self.answer(reply, result)
+            }
+            TenantMsg::History { limit, reply } => {
+                let history = self.timeline.history().rev().take(limit).cloned().collect();
+                let _ = reply.send(Ok(history));
+                Ok(())
+            }
+            TenantMsg::Snapshots { reply } => {
+                let _ = reply.send(Ok(self.timeline.snapshots()));
+                Ok(())
+            }
+            TenantMsg::Transaction { plan, reply } => {
+                self.start_transaction(myself, plan, reply).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends `result` (or `Panicked` after a panic) and passes the panic on.
+    fn answer<T>(
+        &self,
+        reply: RpcReplyPort<Result<T, Error>>,
+        result: Result<Result<T, Error>, Panicked>,
+    ) -> Result<(), Panicked> {
+        match result {
+            Ok(result) => {
+                let _ = reply.send(result);
+                Ok(())
+            }
+            Err(Panicked(message)) => {
+                let _ = reply.send(Err(Error::Panicked {
+                    tenant: self.shared.id.clone(),
+                    message: message.clone(),
+                }));
+                Err(Panicked(message))
+            }
+        }
+    }
+
+    /// A change that makes a new revision: check, run (guarded), record
+    /// metrics, take a policy snapshot if due, publish.
+    fn transition(
+        &mut self,
+        options: &WriteOptions,
+        op: impl FnOnce(&mut Timeline<M>, rewind_core::CommitMeta) -> Result<Commit, UpdateError>,
+    ) -> Result<Result<Commit, Error>, Panicked> {
+        let span =
+            debug_span!("rewind.apply", tenant = %self.shared.id, revision = tracing::field::Empty);
+        let _entered = span.enter();
+        let started = Instant::now();
+        if let Err(e) = self.check_expected(options) {
+            metrics::transition(Outcome::Rejected, started.elapsed());
+            return Ok(Err(e));
+        }
+        let meta = options.meta.clone();
+        let result = match guarded(|| op(&mut self.timeline, meta)) {
+            Ok(result) => result,
+            Err(panicked) => {
+                metrics::transition(Outcome::Failed, started.elapsed());
+                return Err(panicked);
+            }
+        };
+        Ok(match result {
+            Ok(commit) => {
+                span.record("revision", commit.revision.get());
+                self.after_commit();
+                metrics::transition(Outcome::Ok, started.elapsed());
+                Ok(commit)
+            }
+            Err(e) => {
+                metrics::transition(Outcome::Rejected, started.elapsed());
+                Err(match e {
+                    UpdateError::Core(e) => self.tenant_error(e),
+                    UpdateError::Refused(tenant, source) => Error::UpdateRefused { tenant, source },
+                })
+            }
+        })
+    }
+
+    fn rollback(
+        &mut self,
+        op: impl FnOnce(&mut Timeline<M>) -> Result<RollbackOutcome, rewind_core::Error>,
+        target: rewind_core::TargetKind,
+    ) -> Result<Result<RollbackOutcome, Error>, Panicked> {
+        let span = debug_span!("rewind.rollback", tenant = %self.shared.id, target = target.as_str(), revision = tracing::field::Empty);
+        let _entered = span.enter();
+        let started = Instant::now();
+        let result = match guarded(|| op(&mut self.timeline)) {
+            Ok(result) => result,
+            Err(panicked) => {
+                metrics::rollback(target, Outcome::Failed, started.elapsed());
+                return Err(panicked);
+            }
+        };
+        Ok(match result {
+            Ok(outcome) => {
+                span.record("revision", outcome.revision.get());
+                metrics::snapshot_created(SnapshotKind::Auto);
+                metrics::pruned(&outcome.pruned);
+                self.last_auto = outcome.pre_rollback.revision;
+                self.publish();
+                metrics::rollback(target, Outcome::Ok, started.elapsed());
+                Ok(outcome)
+            }
+            Err(e) => {
+                metrics::rollback(target, Outcome::Rejected, started.elapsed());
+                Err(self.tenant_error(e))
+            }
+        })
+    }
+
+    fn after_commit(&mut self) {
+        if let Some(every) = self.shared.config.auto_snapshot.every_revisions {
+            if self.lease.is_none()
+                && self.timeline.revision().get() >= self.last_auto.get().saturating_add(every)
+            {
+                self.policy_snapshot();
+            }
+        }
+        self.publish();
+    }
+
+    fn policy_snapshot(&mut self) {
+        let taken = self.timeline.snapshot_auto(AutoTrigger::Policy);
+        self.record_snapshot(&taken);
+    }
+
+    fn record_snapshot(&mut self, taken: &SnapshotTaken) {
+        metrics::snapshot_created(taken.snapshot.kind);
+        metrics::pruned(&taken.pruned);
+        if taken.snapshot.kind == SnapshotKind::Auto {
+            self.last_auto = taken.snapshot.revision;
+        }
+    }
+
+    /// Publishes the timeline for lock-free readers and tells watchers about
+    /// new revisions.
+    fn publish(&mut self) {
+        self.shared.published.store(Arc::new(self.timeline.clone()));
+        let head = self.timeline.revision();
+        if head > self.last_published {
+            let last = self.last_published;
+            let new: Vec<_> = self
+                .timeline
+                .history()
+                .rev()
+                .take_while(|info| info.revision > last)
+                .cloned()
+                .collect();
+            for info in new.into_iter().rev() {
+                // No watcher is not an error.
+                let _ = self.shared.events.send(info);
+            }
+            self.last_published = head;
+        }
+    }
+
+    // ----- the write lease -----------------------------------------------
+
+    fn wait(
+        &mut self,
+        myself: &ActorRef<Envelope<M>>,
+        msg: TenantMsg<M>,
+        permit: Option<Permit<M>>,
+    ) {
+        self.waiting.push_back(Waiting {
+            msg,
+            permit,
+            since: Instant::now(),
+        });
+        if !self.expiry_scheduled {
+            self.expiry_scheduled = true;
+            myself.send_after(self.shared.config.lease_timeout, || Envelope::ExpireWaiting);
+        }
+    }
+
+    fn expire_waiting(&mut self, myself: &ActorRef<Envelope<M>>) {
+        self.expiry_scheduled = false;
+        let timeout = self.shared.config.lease_timeout;
+        let now = Instant::now();
+        let holder = self.lease.as_ref().map(|l| l.transaction);
+        while let Some(front) = self.waiting.front() {
+            let waited = now.duration_since(front.since);
+            if waited < timeout {
+                break;
+            }
+            let Some(waiting) = self.waiting.pop_front() else {
+                break;
+            };
+            waiting.msg.fail(Error::LeaseTimeout {
+                tenant: self.shared.id.clone(),
+                transaction: holder.unwrap_or_default(),
+                waited,
+            });
+        }
+        if let Some(front) = self.waiting.front() {
+            self.expiry_scheduled = true;
+            let left = timeout.saturating_sub(now.duration_since(front.since));
+            myself.send_after(left, || Envelope::ExpireWaiting);
+        }
+    }
+
+    /// Runs the writes that waited for the lease, in order, until one of them
+    /// takes the lease again.
+    async fn resume_waiting(&mut self, myself: &ActorRef<Envelope<M>>) -> Result<(), Panicked> {
+        while self.lease.is_none() {
+            let Some(waiting) = self.waiting.pop_front() else {
+                break;
+            };
+            let result = self.dispatch(myself, waiting.msg).await;
+            drop(waiting.permit);
+            result?;
+        }
+        self.answer_drains();
+        Ok(())
+    }
+
+    fn answer_drains(&mut self) {
+        if self.lease.is_none() && self.waiting.is_empty() {
+            for reply in self.drains.drain(..) {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    async fn start_transaction(
+        &mut self,
+        myself: &ActorRef<Envelope<M>>,
+        plan: crate::transaction::TransactionPlan<M>,
+        reply: RpcReplyPort<Result<crate::transaction::TransactionReport, Error>>,
+    ) {
+        if let Err(e) = plan.validate() {
+            let _ = reply.send(Err(e.into()));
+            return;
+        }
+        let transaction = self.timeline.begin_transaction();
+        metrics::snapshot_created(SnapshotKind::Checkpoint);
+        self.lease = Some(Lease {
+            transaction,
+            policy: plan.policy.clone(),
+        });
+        self.publish();
+        let step_timeout = plan.step_timeout.unwrap_or(self.shared.config.step_timeout);
+        let args = TransactionArgs {
+            shared: Arc::clone(&self.shared),
+            transaction,
+            plan,
+            step_timeout,
+            reply,
+        };
+        if let Err(e) = Actor::spawn(None, TransactionActor::new(), args).await {
+            // The plan and the reply port went with the failed spawn (the
+            // caller sees `Unavailable`); give the lease back.
+            warn!(tenant = %self.shared.id, error = %e, "could not start a transaction actor");
+            let _ = myself.send_message(Envelope::Lease(LeaseMsg::Abandon { transaction }));
+        }
+    }
+
+    async fn lease_msg(
+        &mut self,
+        myself: &ActorRef<Envelope<M>>,
+        msg: LeaseMsg<M>,
+    ) -> Result<(), Panicked> {
+        match msg {
+            LeaseMsg::Step {
+                transaction,
+                step,
+                change,
+                reply,
+            } => {
+                if let Err(e) = self.holds_lease(transaction) {
+                    let _ = reply.send(Err(e));
+                    return Ok(());
+                }
+                let result = self.step(transaction, step, change);
+                self.answer(reply, result)
+            }
+            LeaseMsg::Finish {
+                transaction,
+                failed,
+                reply,
+            } => {
+                if let Err(e) = self.holds_lease(transaction) {
+                    let _ = reply.send(Err(e));
+                    return Ok(());
+                }
+                let result = self.finish(myself, transaction, failed).await;
+                match result {
+                    Ok(outcome) => {
+                        let _ = reply.send(Ok(outcome));
+                        Ok(())
+                    }
+                    Err(Panicked(message)) => {
+                        let _ = reply.send(Err(Error::Panicked {
+                            tenant: self.shared.id.clone(),
+                            message: message.clone(),
+                        }));
+                        Err(Panicked(message))
+                    }
+                }
+            }
+            LeaseMsg::Abandon { transaction } => {
+                if self.holds_lease(transaction).is_ok() {
+                    warn!(tenant = %self.shared.id, %transaction, "transaction abandoned; rolling back");
+                    self.finish(myself, transaction, true).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn holds_lease(&self, transaction: TransactionId) -> Result<(), Error> {
+        match &self.lease {
+            Some(lease) if lease.transaction == transaction => Ok(()),
+            _ => Err(Error::Unavailable {
+                tenant: self.shared.id.clone(),
+                reason: format!("transaction {transaction} does not hold the write lease"),
+            }),
+        }
+    }
+
+    fn step(
+        &mut self,
+        transaction: TransactionId,
+        step: rewind_core::SnapshotName,
+        change: Option<M::Change>,
+    ) -> Result<Result<StepRecord, Error>, Panicked> {
+        let started = Instant::now();
+        let revision = match change {
+            None => None,
+            Some(change) => match guarded(|| self.timeline.apply_step(transaction, &step, &change))
+            {
+                Err(panicked) => {
+                    metrics::transition(Outcome::Failed, started.elapsed());
+                    return Err(panicked);
+                }
+                Ok(Err(e)) => {
+                    metrics::transition(Outcome::Rejected, started.elapsed());
+                    return Ok(Err(self.tenant_error(e)));
+                }
+                Ok(Ok(commit)) => {
+                    metrics::transition(Outcome::Ok, started.elapsed());
+                    Some(commit.revision)
+                }
+            },
+        };
+        let checkpoint = match self.timeline.checkpoint(transaction, step.clone()) {
+            Ok(checkpoint) => checkpoint,
+            Err(e) => {
+                self.publish();
+                return Ok(Err(self.tenant_error(e)));
+            }
+        };
+        metrics::snapshot_created(SnapshotKind::Checkpoint);
+        self.publish();
+        Ok(Ok(StepRecord {
+            name: step,
+            revision,
+            checkpoint,
+        }))
+    }
+
+    /// Ends the lease holder's transaction: committed, or rolled back per its
+    /// policy. Then runs the writes that waited.
+    async fn finish(
+        &mut self,
+        myself: &ActorRef<Envelope<M>>,
+        transaction: TransactionId,
+        failed: bool,
+    ) -> Result<Option<RollbackOutcome>, Panicked> {
+        let policy = self
+            .lease
+            .as_ref()
+            .map(|l| l.policy.clone())
+            .unwrap_or_default();
+        let mut rollback = None;
+        let outcome = if failed {
+            let target = self.timeline.transaction_target(transaction, &policy);
+            match target {
+                Ok(target) => {
+                    let kind = target.kind();
+                    match self.rollback(|timeline| timeline.rollback(&target), kind)? {
+                        Ok(done) => {
+                            rollback = Some(done);
+                            TransactionOutcome::RolledBack
+                        }
+                        Err(_) => TransactionOutcome::Failed,
+                    }
+                }
+                Err(_) => TransactionOutcome::Failed,
+            }
+        } else {
+            TransactionOutcome::Committed
+        };
+        match self.timeline.finish_transaction(transaction, outcome) {
+            Ok(pruned) => metrics::pruned(&pruned),
+            Err(e) => warn!(tenant = %self.shared.id, error = %e, "finishing a transaction"),
+        }
+        metrics::transaction(outcome);
+        self.lease = None;
+        self.publish();
+        self.resume_waiting(myself).await?;
+        Ok(rollback)
+    }
+}
+
+/// Errors of a transition before they get the tenant attached.
+enum UpdateError {
+    Core(rewind_core::Error),
+    Refused(rewind_core::TenantId, crate::error::BoxError),
+}
+
+impl<E: Into<rewind_core::Error>> From<E> for UpdateError {
+    fn from(e: E) -> Self {
+        UpdateError::Core(e.into())
+    }
+}

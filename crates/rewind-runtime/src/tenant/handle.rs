@@ -1,0 +1,336 @@
+//! [`Tenant`]: the typed async handle a service uses.
+//!
+//! Writes are messages to the tenant actor. Reads — the head, a past state,
+//! diffs, history, snapshot lists, dry runs — are answered in the caller's
+//! task from the last published timeline: no message, no lock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{MessagingErr, RpcReplyPort};
+use rewind_core::{
+    Commit, Diff, Doc, Model, NamedOptions, Revision, RevisionInfo, RollbackOutcome,
+    RollbackPreview, RollbackTarget, SnapshotInfo, SnapshotName, StateRef, TenantId, Timeline,
+    Timestamp,
+};
+use tokio::sync::{broadcast, oneshot};
+
+use super::messages::{Envelope, TenantMsg, WriteOptions};
+use super::shared::{Permit, TenantShared};
+use crate::error::{BoxError, Error};
+use crate::transaction::{TransactionBuilder, TransactionPlan, TransactionReport};
+
+/// How long a request waits for a restarting tenant to come back.
+const RESTART_WAIT: Duration = Duration::from_secs(5);
+
+/// Sends `envelope` to the tenant's current actor, waiting out a restart.
+/// On failure the envelope comes back with the error, so its reply port can
+/// be answered.
+pub(crate) async fn deliver<M: Model>(
+    shared: &TenantShared<M>,
+    mut envelope: Envelope<M>,
+) -> Result<(), (Error, Envelope<M>)> {
+    let deadline = tokio::time::Instant::now() + RESTART_WAIT;
+    let mut changes = shared.slot_changed.subscribe();
+    loop {
+        changes.mark_unchanged();
+        match shared.route() {
+            Err(e) => return Err((e, envelope)),
+            Ok(Some(actor)) => match actor.send_message(envelope) {
+                Ok(()) => return Ok(()),
+                // The actor just died; the supervisor is restarting it.
+                Err(MessagingErr::SendErr(back)) => envelope = back,
+                Err(_) => unreachable!("send_message only returns SendErr with the message"),
+            },
+            Ok(None) => {}
+        }
+        if tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .is_err()
+        {
+            let reason = "it is restarting and did not come back in time".to_owned();
+            let tenant = shared.id.clone();
+            return Err((Error::Unavailable { tenant, reason }, envelope));
+        }
+    }
+}
+
+/// A handle to one tenant. Cheap to clone; stays valid across restarts of
+/// the tenant's actor.
+pub struct Tenant<M: Model = Doc> {
+    shared: Arc<TenantShared<M>>,
+}
+
+impl<M: Model> Clone for Tenant<M> {
+    fn clone(&self) -> Self {
+        Tenant {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<M: Model> std::fmt::Debug for Tenant<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tenant")
+            .field("id", &self.shared.id)
+            .field("revision", &self.revision())
+            .finish()
+    }
+}
+
+impl<M: Model> Tenant<M> {
+    pub(crate) fn new(shared: Arc<TenantShared<M>>) -> Self {
+        Tenant { shared }
+    }
+
+    /// The tenant id.
+    pub fn id(&self) -> &TenantId {
+        &self.shared.id
+    }
+
+    // ----- lock-free reads -----------------------------------------------
+
+    /// The current state: no message, no lock (an atomic load and an O(1)
+    /// clone).
+    pub fn current(&self) -> M {
+        self.shared.published.load().head().clone()
+    }
+
+    /// The current revision, lock-free.
+    pub fn revision(&self) -> Revision {
+        self.shared.published.load().revision()
+    }
+
+    /// The whole last published timeline, lock-free. It is immutable: later
+    /// writes publish a new one.
+    pub fn timeline(&self) -> Arc<Timeline<M>> {
+        self.shared.published.load_full()
+    }
+
+    /// The state at a reference, from the published timeline.
+    pub fn read_at(&self, at: &StateRef) -> Result<M, Error> {
+        self.shared
+            .published
+            .load()
+            .state_at(at)
+            .cloned()
+            .map_err(|e| Error::core(self.id(), e))
+    }
+
+    /// The differences between two references.
+    pub fn diff(&self, from: &StateRef, to: &StateRef) -> Result<Diff, Error> {
+        self.shared
+            .published
+            .load()
+            .diff(from, to)
+            .map_err(|e| Error::core(self.id(), e))
+    }
+
+    /// What a rollback would restore and change, without making it.
+    pub fn rollback_dry_run(&self, target: &RollbackTarget) -> Result<RollbackPreview, Error> {
+        self.shared
+            .published
+            .load()
+            .rollback_dry_run(target)
+            .map_err(|e| Error::core(self.id(), e))
+    }
+
+    /// The newest `limit` revisions of the history window, newest first.
+    pub fn history(&self, limit: usize) -> Vec<RevisionInfo> {
+        self.shared
+            .published
+            .load()
+            .history()
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Auto and named snapshots, oldest first.
+    pub fn snapshots(&self) -> Vec<SnapshotInfo> {
+        self.shared.published.load().snapshots()
+    }
+
+    /// Every new revision from now on. A receiver that falls more than 1024
+    /// revisions behind gets `RecvError::Lagged` with the count it missed.
+    pub fn watch(&self) -> broadcast::Receiver<RevisionInfo> {
+        self.shared.events.subscribe()
+    }
+
+    // ----- writes --------------------------------------------------------
+
+    /// Sends a request built around a reply port and awaits the answer.
+    pub(crate) async fn request<T: Send + 'static>(
+        &self,
+        build: impl FnOnce(RpcReplyPort<Result<T, Error>>) -> TenantMsg<M>,
+    ) -> Result<T, Error> {
+        let permit = Permit::acquire(&self.shared)?;
+        let (tx, rx) = oneshot::channel();
+        let envelope = Envelope::Request(build(tx.into()), Some(permit));
+        if let Err((error, _)) = deliver(&self.shared, envelope).await {
+            return Err(error);
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(Error::Unavailable {
+                tenant: self.shared.id.clone(),
+                reason: "the tenant restarted before handling the request; it was not applied"
+                    .into(),
+            })
+        })
+    }
+
+    /// Applies a change as a new revision.
+    pub async fn apply(&self, change: M::Change) -> Result<Commit, Error> {
+        self.apply_with(change, WriteOptions::default()).await
+    }
+
+    /// [`apply`](Self::apply) with author, message or an expected revision.
+    pub async fn apply_with(
+        &self,
+        change: M::Change,
+        options: WriteOptions,
+    ) -> Result<Commit, Error> {
+        self.request(|reply| TenantMsg::Apply {
+            change,
+            options,
+            reply,
+        })
+        .await
+    }
+
+    /// Replaces the whole state as a new revision.
+    pub async fn replace(&self, state: M) -> Result<Commit, Error> {
+        self.replace_with(state, WriteOptions::default()).await
+    }
+
+    /// [`replace`](Self::replace) with options.
+    pub async fn replace_with(&self, state: M, options: WriteOptions) -> Result<Commit, Error> {
+        self.request(|reply| TenantMsg::Replace {
+            state,
+            options,
+            reply,
+        })
+        .await
+    }
+
+    /// Computes a change from the current state with `f` and applies it, in
+    /// one step of the tenant actor (no other write can come between). `f`
+    /// runs under `catch_unwind`: a panic is answered with `Panicked` and the
+    /// tenant restarts from its last committed state.
+    pub async fn update<F, E>(&self, f: F) -> Result<Commit, Error>
+    where
+        F: FnOnce(&M) -> Result<M::Change, E> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.request(|reply| TenantMsg::Update {
+            update: Box::new(move |state| f(state).map_err(Into::into)),
+            options: WriteOptions::default(),
+            reply,
+        })
+        .await
+    }
+
+    /// Takes an auto snapshot of the head.
+    pub async fn snapshot(&self) -> Result<SnapshotInfo, Error> {
+        self.request(|reply| TenantMsg::Snapshot {
+            name: None,
+            options: NamedOptions::default(),
+            reply,
+        })
+        .await
+    }
+
+    /// Takes a named snapshot of the head (the seed's `create_snapshot`).
+    pub async fn snapshot_named(&self, name: &str) -> Result<SnapshotInfo, Error> {
+        self.snapshot_with(SnapshotName::new(name)?, NamedOptions::default())
+            .await
+    }
+
+    /// Takes a named snapshot with options (protected, replace).
+    pub async fn snapshot_with(
+        &self,
+        name: SnapshotName,
+        options: NamedOptions,
+    ) -> Result<SnapshotInfo, Error> {
+        self.request(|reply| TenantMsg::Snapshot {
+            name: Some(name),
+            options,
+            reply,
+        })
+        .await
+    }
+
+    /// Protects (never pruned) or unprotects a named snapshot.
+    pub async fn protect(&self, name: &str, protected: bool) -> Result<SnapshotInfo, Error> {
+        let name = SnapshotName::new(name)?;
+        self.request(|reply| TenantMsg::Protect {
+            name,
+            protected,
+            reply,
+        })
+        .await
+    }
+
+    /// Deletes an auto or unprotected named snapshot.
+    pub async fn delete_snapshot(&self, name: &str) -> Result<SnapshotInfo, Error> {
+        let name = SnapshotName::new(name)?;
+        self.request(|reply| TenantMsg::DeleteSnapshot { name, reply })
+            .await
+    }
+
+    /// Rolls back to `target` as a new revision, after a `pre-rollback` auto
+    /// snapshot of the present.
+    pub async fn rollback(&self, target: RollbackTarget) -> Result<RollbackOutcome, Error> {
+        self.rollback_with(target, WriteOptions::default()).await
+    }
+
+    /// [`rollback`](Self::rollback) with options.
+    pub async fn rollback_with(
+        &self,
+        target: RollbackTarget,
+        options: WriteOptions,
+    ) -> Result<RollbackOutcome, Error> {
+        self.request(|reply| TenantMsg::Rollback {
+            target,
+            options,
+            reply,
+        })
+        .await
+    }
+
+    /// The seed's `rollback_to_named_snapshot(name)`.
+    pub async fn rollback_to_named_snapshot(&self, name: &str) -> Result<RollbackOutcome, Error> {
+        self.rollback(RollbackTarget::Named(SnapshotName::new(name)?))
+            .await
+    }
+
+    /// The seed's `rollback_to_time(t)`: the newest snapshot at or before `t`.
+    pub async fn rollback_to_time(&self, at: Timestamp) -> Result<RollbackOutcome, Error> {
+        self.rollback(RollbackTarget::Time(at)).await
+    }
+
+    /// The seed's `rollback_to_latest_snapshot()`.
+    pub async fn rollback_to_latest_snapshot(&self) -> Result<RollbackOutcome, Error> {
+        self.rollback(RollbackTarget::Latest).await
+    }
+
+    /// Starts building a transaction on this tenant.
+    pub fn transaction(&self) -> TransactionBuilder<M> {
+        TransactionBuilder::new(self.clone())
+    }
+
+    /// Runs a transaction plan (see [`TransactionPlan`]).
+    pub async fn run_transaction(
+        &self,
+        plan: TransactionPlan<M>,
+    ) -> Result<TransactionReport, Error> {
+        self.request(|reply| TenantMsg::Transaction { plan, reply })
+            .await
+    }
+
+    /// Requests accepted and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight()
+    }
+}

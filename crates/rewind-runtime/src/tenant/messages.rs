@@ -1,0 +1,206 @@
+//! Messages a tenant actor understands.
+//!
+//! [`TenantMsg`] is the public protocol: another actor can do everything a
+//! [`Tenant`](crate::Tenant) handle does by sending these (through
+//! [`SupervisorMsg::Tenant`](crate::SupervisorMsg::Tenant)). Every reply is a
+//! `Result` carrying domain errors; the actor never fails because of them.
+
+use ractor::RpcReplyPort;
+use rewind_core::{
+    Commit, CommitMeta, Diff, Model, NamedOptions, Revision, RevisionInfo, RollbackOutcome,
+    RollbackPreview, RollbackTarget, SnapshotInfo, SnapshotName, StateRef, TransactionId,
+};
+
+use super::shared::Permit;
+use crate::error::{BoxError, Error};
+use crate::transaction::{StepRecord, TransactionPlan, TransactionReport};
+
+/// A closure computing a change from the current state; it runs inside the
+/// tenant actor, under `catch_unwind`.
+pub type UpdateFn<M> =
+    Box<dyn FnOnce(&M) -> Result<<M as Model>::Change, BoxError> + Send + 'static>;
+
+/// Options of a write.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Author and message recorded with the revision.
+    pub meta: CommitMeta,
+    /// Refuse the write with `RevisionMismatch` unless the head is at this
+    /// revision (optimistic concurrency, like HTTP `If-Match`).
+    pub expected_revision: Option<Revision>,
+}
+
+/// A request to one tenant.
+pub enum TenantMsg<M: Model> {
+    /// Apply a change as a new revision.
+    Apply {
+        /// The change.
+        change: M::Change,
+        /// Write options.
+        options: WriteOptions,
+        /// The committed revision.
+        reply: RpcReplyPort<Result<Commit, Error>>,
+    },
+    /// Replace the whole state as a new revision.
+    Replace {
+        /// The new state.
+        state: M,
+        /// Write options.
+        options: WriteOptions,
+        /// The committed revision.
+        reply: RpcReplyPort<Result<Commit, Error>>,
+    },
+    /// Compute a change from the current state with a closure, then apply it.
+    Update {
+        /// The closure.
+        update: UpdateFn<M>,
+        /// Write options.
+        options: WriteOptions,
+        /// The committed revision.
+        reply: RpcReplyPort<Result<Commit, Error>>,
+    },
+    /// Take a snapshot: named when `name` is given, else auto.
+    Snapshot {
+        /// The name, for a named snapshot.
+        name: Option<SnapshotName>,
+        /// Options of a named snapshot.
+        options: NamedOptions,
+        /// The snapshot taken.
+        reply: RpcReplyPort<Result<SnapshotInfo, Error>>,
+    },
+    /// Protect or unprotect a named snapshot.
+    Protect {
+        /// The snapshot.
+        name: SnapshotName,
+        /// Protect (`true`) or unprotect.
+        protected: bool,
+        /// The snapshot afterwards.
+        reply: RpcReplyPort<Result<SnapshotInfo, Error>>,
+    },
+    /// Delete an auto or unprotected named snapshot.
+    DeleteSnapshot {
+        /// The snapshot.
+        name: SnapshotName,
+        /// The deleted snapshot.
+        reply: RpcReplyPort<Result<SnapshotInfo, Error>>,
+    },
+    /// Roll back to a target (a new revision).
+    Rollback {
+        /// Where to.
+        target: RollbackTarget,
+        /// Write options.
+        options: WriteOptions,
+        /// What was done.
+        reply: RpcReplyPort<Result<RollbackOutcome, Error>>,
+    },
+    /// Compute what a rollback would do, without doing it.
+    RollbackDryRun {
+        /// Where to.
+        target: RollbackTarget,
+        /// What would be done.
+        reply: RpcReplyPort<Result<RollbackPreview, Error>>,
+    },
+    /// Read the state at a reference.
+    Read {
+        /// Which state.
+        at: StateRef,
+        /// The state.
+        reply: RpcReplyPort<Result<M, Error>>,
+    },
+    /// Diff two references.
+    Diff {
+        /// From.
+        from: StateRef,
+        /// To.
+        to: StateRef,
+        /// The diff.
+        reply: RpcReplyPort<Result<Diff, Error>>,
+    },
+    /// The newest `limit` revisions of the window, newest first.
+    History {
+        /// Most revisions to return.
+        limit: usize,
+        /// The revisions.
+        reply: RpcReplyPort<Result<Vec<RevisionInfo>, Error>>,
+    },
+    /// Auto and named snapshots, oldest first.
+    Snapshots {
+        /// The snapshots.
+        reply: RpcReplyPort<Result<Vec<SnapshotInfo>, Error>>,
+    },
+    /// Run a multi-step transaction holding the write lease.
+    Transaction {
+        /// The steps and rollback policy.
+        plan: TransactionPlan<M>,
+        /// The report, also when the transaction rolled back.
+        reply: RpcReplyPort<Result<TransactionReport, Error>>,
+    },
+}
+
+impl<M: Model> TenantMsg<M> {
+    /// Whether the request changes the timeline (and so waits for the write
+    /// lease while a transaction holds it).
+    pub(crate) fn is_write(&self) -> bool {
+        !matches!(
+            self,
+            TenantMsg::RollbackDryRun { .. }
+                | TenantMsg::Read { .. }
+                | TenantMsg::Diff { .. }
+                | TenantMsg::History { .. }
+                | TenantMsg::Snapshots { .. }
+        )
+    }
+
+    /// Answers the request with `error` without doing it.
+    pub(crate) fn fail(self, error: Error) {
+        // A caller that went away does not need the answer.
+        match self {
+            TenantMsg::Apply { reply, .. }
+            | TenantMsg::Replace { reply, .. }
+            | TenantMsg::Update { reply, .. } => drop(reply.send(Err(error))),
+            TenantMsg::Snapshot { reply, .. }
+            | TenantMsg::Protect { reply, .. }
+            | TenantMsg::DeleteSnapshot { reply, .. } => drop(reply.send(Err(error))),
+            TenantMsg::Rollback { reply, .. } => drop(reply.send(Err(error))),
+            TenantMsg::RollbackDryRun { reply, .. } => drop(reply.send(Err(error))),
+            TenantMsg::Read { reply, .. } => drop(reply.send(Err(error))),
+            TenantMsg::Diff { reply, .. } => drop(reply.send(Err(error))),
+            TenantMsg::History { reply, .. } => drop(reply.send(Err(error))),
+            TenantMsg::Snapshots { reply, .. } => drop(reply.send(Err(error))),
+            TenantMsg::Transaction { reply, .. } => drop(reply.send(Err(error))),
+        }
+    }
+}
+
+/// What the tenant actor receives: requests with their in-flight permit, and
+/// its own internal messages.
+pub(crate) enum Envelope<M: Model> {
+    Request(TenantMsg<M>, Option<Permit<M>>),
+    Lease(LeaseMsg<M>),
+    /// Auto snapshot interval tick.
+    Tick,
+    /// Check the deadlines of writes waiting for the lease.
+    ExpireWaiting,
+    /// Answered once every earlier request has been handled.
+    Drain(RpcReplyPort<()>),
+}
+
+/// The protocol between a transaction actor and its tenant, valid only for
+/// the transaction holding the lease.
+pub(crate) enum LeaseMsg<M: Model> {
+    /// Run a step: apply `change` (if any), then checkpoint as `step`.
+    Step {
+        transaction: TransactionId,
+        step: SnapshotName,
+        change: Option<M::Change>,
+        reply: RpcReplyPort<Result<StepRecord, Error>>,
+    },
+    /// End the transaction: committed, or rolled back per its policy.
+    Finish {
+        transaction: TransactionId,
+        failed: bool,
+        reply: RpcReplyPort<Result<Option<RollbackOutcome>, Error>>,
+    },
+    /// The transaction actor stopped without finishing: roll back per policy.
+    Abandon { transaction: TransactionId },
+}

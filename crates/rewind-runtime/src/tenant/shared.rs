@@ -1,0 +1,123 @@
+//! What a tenant publishes for lock-free readers and request routing.
+//!
+//! The actor is the only writer of `published`; the supervisor is the only
+//! writer of `slot`. Both hold immutable values swapped whole.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use ractor::ActorRef;
+use rewind_core::{Model, RevisionInfo, TenantId, Timeline};
+use tokio::sync::{broadcast, watch};
+
+use super::messages::Envelope;
+use crate::config::TenantConfig;
+use crate::error::Error;
+
+/// Capacity of the revision broadcast: a watcher that falls further behind
+/// is told how many revisions it missed.
+const WATCH_CAPACITY: usize = 1024;
+
+/// Where requests for a tenant go right now.
+pub(crate) enum Slot<M: Model> {
+    /// The actor serving the tenant.
+    Running(ActorRef<Envelope<M>>),
+    /// The actor failed and a new one is being started.
+    Restarting,
+    /// The tenant exceeded its restart intensity.
+    Failed {
+        restarts: u32,
+        period: std::time::Duration,
+    },
+    /// The tenant was deleted.
+    Deleted,
+    /// The runtime is shutting down.
+    ShutDown,
+}
+
+/// State shared between a tenant's actor, its handles and the supervisor.
+pub(crate) struct TenantShared<M: Model> {
+    pub(crate) id: TenantId,
+    pub(crate) config: TenantConfig,
+    /// The last committed timeline, replaced whole after every write.
+    pub(crate) published: ArcSwap<Timeline<M>>,
+    /// Where requests go; survives actor restarts.
+    pub(crate) slot: ArcSwap<Slot<M>>,
+    /// Bumped on every change of `slot`, so callers waiting out a restart
+    /// wake up.
+    pub(crate) slot_changed: watch::Sender<u64>,
+    /// Requests accepted and not yet answered (see [`Permit`]).
+    in_flight: AtomicUsize,
+    /// Every new revision, for watchers.
+    pub(crate) events: broadcast::Sender<RevisionInfo>,
+}
+
+impl<M: Model> TenantShared<M> {
+    pub(crate) fn new(id: TenantId, config: TenantConfig, timeline: Timeline<M>) -> Arc<Self> {
+        Arc::new(TenantShared {
+            id,
+            config,
+            published: ArcSwap::from_pointee(timeline),
+            slot: ArcSwap::from_pointee(Slot::Restarting),
+            slot_changed: watch::channel(0).0,
+            in_flight: AtomicUsize::new(0),
+            events: broadcast::channel(WATCH_CAPACITY).0,
+        })
+    }
+
+    pub(crate) fn set_slot(&self, slot: Slot<M>) {
+        self.slot.store(Arc::new(slot));
+        self.slot_changed.send_modify(|generation| *generation += 1);
+    }
+
+    /// The actor to send to, or the error that explains why there is none.
+    /// `Ok(None)` means a restart is under way.
+    pub(crate) fn route(&self) -> Result<Option<ActorRef<Envelope<M>>>, Error> {
+        match &**self.slot.load() {
+            Slot::Running(actor) => Ok(Some(actor.clone())),
+            Slot::Restarting => Ok(None),
+            Slot::Failed { restarts, period } => Err(Error::TenantFailed {
+                tenant: self.id.clone(),
+                restarts: *restarts,
+                period: *period,
+            }),
+            Slot::Deleted => Err(Error::TenantNotFound(self.id.clone())),
+            Slot::ShutDown => Err(Error::ShuttingDown),
+        }
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// One accepted request. Counted from acceptance until the permit is dropped
+/// — when the actor has answered, or the request was dropped unanswered.
+pub(crate) struct Permit<M: Model> {
+    shared: Arc<TenantShared<M>>,
+}
+
+impl<M: Model> Permit<M> {
+    /// Counts a new request, or answers `Overloaded` past `max_in_flight`.
+    pub(crate) fn acquire(shared: &Arc<TenantShared<M>>) -> Result<Self, Error> {
+        let limit = shared.config.max_in_flight;
+        let previous = shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        if previous >= limit {
+            shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(Error::Overloaded {
+                tenant: shared.id.clone(),
+                limit,
+            });
+        }
+        Ok(Permit {
+            shared: Arc::clone(shared),
+        })
+    }
+}
+
+impl<M: Model> Drop for Permit<M> {
+    fn drop(&mut self) {
+        self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,230 @@
+//! Building a transaction: named steps and a rollback policy.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use rewind_core::{InvalidInput, Model, RollbackPolicy, SnapshotName};
+
+use super::report::TransactionReport;
+use crate::error::{BoxError, Error};
+use crate::tenant::handle::Tenant;
+use crate::tenant::messages::UpdateFn;
+
+type EffectFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'static>>;
+
+/// What a step does.
+pub enum StepAction<M: Model> {
+    /// Apply this change.
+    Change(M::Change),
+    /// Compute a change from the current state (runs under `catch_unwind`).
+    Compute(UpdateFn<M>),
+    /// Run an async side effect that may fail; it changes no state. It runs
+    /// on its own task, so a panic in it is caught and it is cancelled when
+    /// the step times out.
+    Effect(Box<dyn FnOnce(M) -> EffectFuture + Send + 'static>),
+}
+
+impl<M: Model> std::fmt::Debug for StepAction<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepAction::Change(c) => f.debug_tuple("Change").field(c).finish(),
+            StepAction::Compute(_) => f.write_str("Compute(..)"),
+            StepAction::Effect(_) => f.write_str("Effect(..)"),
+        }
+    }
+}
+
+pub(crate) struct Step<M: Model> {
+    pub(crate) name: SnapshotName,
+    pub(crate) action: StepAction<M>,
+}
+
+/// The steps of a transaction, its rollback policy and step timeout.
+///
+/// Step names become checkpoint names: each must be a valid, unique
+/// [`SnapshotName`] other than `start` (the checkpoint taken before the
+/// first step). Invalid names are reported when the plan is run.
+pub struct TransactionPlan<M: Model> {
+    pub(crate) steps: Vec<Step<M>>,
+    pub(crate) policy: RollbackPolicy,
+    pub(crate) step_timeout: Option<Duration>,
+    invalid: Option<InvalidInput>,
+}
+
+impl<M: Model> Default for TransactionPlan<M> {
+    fn default() -> Self {
+        TransactionPlan {
+            steps: Vec::new(),
+            policy: RollbackPolicy::Start,
+            step_timeout: None,
+            invalid: None,
+        }
+    }
+}
+
+impl<M: Model> TransactionPlan<M> {
+    /// An empty plan rolling back to the start on failure.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a step of any kind.
+    pub fn action(mut self, name: impl AsRef<str>, action: StepAction<M>) -> Self {
+        match SnapshotName::new(name) {
+            Ok(name) => self.steps.push(Step { name, action }),
+            Err(e) => {
+                self.invalid.get_or_insert(e);
+            }
+        }
+        self
+    }
+
+    /// Adds a step applying `change`.
+    pub fn step(self, name: impl AsRef<str>, change: M::Change) -> Self {
+        self.action(name, StepAction::Change(change))
+    }
+
+    /// Adds a step computing its change from the current state.
+    pub fn compute<F, E>(self, name: impl AsRef<str>, f: F) -> Self
+    where
+        F: FnOnce(&M) -> Result<M::Change, E> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.action(
+            name,
+            StepAction::Compute(Box::new(move |state| f(state).map_err(Into::into))),
+        )
+    }
+
+    /// Adds an async side effect that may fail (sending notifications, say).
+    /// It receives the current state and changes nothing.
+    pub fn effect<F, Fut, E>(self, name: impl AsRef<str>, f: F) -> Self
+    where
+        F: FnOnce(M) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.action(
+            name,
+            StepAction::Effect(Box::new(move |state| {
+                Box::pin(async move { f(state).await.map_err(Into::into) })
+            })),
+        )
+    }
+
+    /// Where to roll back when a step fails (default: the start).
+    pub fn on_failure(mut self, policy: RollbackPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Limit on each step (default: the tenant's `step_timeout`).
+    pub fn step_timeout(mut self, timeout: Duration) -> Self {
+        self.step_timeout = Some(timeout);
+        self
+    }
+
+    /// Number of steps.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Whether the plan has no step.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Checks names: valid, unique, not `start`; a named rollback checkpoint
+    /// must be one of the steps.
+    pub(crate) fn validate(&self) -> Result<(), InvalidInput> {
+        if let Some(e) = &self.invalid {
+            return Err(e.clone());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for step in &self.steps {
+            if step.name.as_str() == rewind_core::START_CHECKPOINT {
+                return Err(InvalidInput::ReservedName {
+                    name: step.name.clone(),
+                    reason: "'start' names the checkpoint taken before the first step",
+                });
+            }
+            if !seen.insert(step.name.clone()) {
+                return Err(InvalidInput::Config(format!(
+                    "step name '{}' is used twice in the transaction",
+                    step.name
+                )));
+            }
+        }
+        if let RollbackPolicy::Checkpoint(name) = &self.policy {
+            if name.as_str() != rewind_core::START_CHECKPOINT && !seen.contains(name) {
+                return Err(InvalidInput::Config(format!(
+                    "rollback checkpoint '{name}' is not a step of the transaction"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A transaction being built for one tenant; [`run`](Self::run) it.
+pub struct TransactionBuilder<M: Model> {
+    tenant: Tenant<M>,
+    plan: TransactionPlan<M>,
+}
+
+impl<M: Model> TransactionBuilder<M> {
+    pub(crate) fn new(tenant: Tenant<M>) -> Self {
+        TransactionBuilder {
+            tenant,
+            plan: TransactionPlan::new(),
+        }
+    }
+
+    /// See [`TransactionPlan::step`].
+    pub fn step(mut self, name: impl AsRef<str>, change: M::Change) -> Self {
+        self.plan = self.plan.step(name, change);
+        self
+    }
+
+    /// See [`TransactionPlan::compute`].
+    pub fn compute<F, E>(mut self, name: impl AsRef<str>, f: F) -> Self
+    where
+        F: FnOnce(&M) -> Result<M::Change, E> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.plan = self.plan.compute(name, f);
+        self
+    }
+
+    /// See [`TransactionPlan::effect`].
+    pub fn effect<F, Fut, E>(mut self, name: impl AsRef<str>, f: F) -> Self
+    where
+        F: FnOnce(M) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.plan = self.plan.effect(name, f);
+        self
+    }
+
+    /// See [`TransactionPlan::on_failure`].
+    pub fn on_failure(mut self, policy: RollbackPolicy) -> Self {
+        self.plan = self.plan.on_failure(policy);
+        self
+    }
+
+    /// See [`TransactionPlan::step_timeout`].
+    pub fn step_timeout(mut self, timeout: Duration) -> Self {
+        self.plan = self.plan.step_timeout(timeout);
+        self
+    }
+
+    /// Runs the transaction. A failing step is not an `Err`: the report says
+    /// which step failed and what rollback was made. `Err` means the
+    /// transaction could not run (invalid plan, tenant unavailable, lease
+    /// timeout).
+    pub async fn run(self) -> Result<TransactionReport, Error> {
+        self.tenant.run_transaction(self.plan).await
+    }
+}

@@ -1,0 +1,75 @@
+//! What a transaction reports.
+
+use std::time::Duration;
+
+use rewind_core::{
+    Revision, RollbackOutcome, SnapshotInfo, SnapshotName, TransactionId, TransactionOutcome,
+};
+use serde::Serialize;
+
+/// One completed step.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StepRecord {
+    /// The step name (also its checkpoint's name).
+    pub name: SnapshotName,
+    /// The revision the step committed; `None` for an effect, which changes
+    /// no state.
+    pub revision: Option<Revision>,
+    /// The checkpoint taken after the step.
+    pub checkpoint: SnapshotInfo,
+}
+
+/// Why a step failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum FailureReason {
+    /// The step returned an error (or its change was refused).
+    Error(String),
+    /// The step panicked.
+    Panic(String),
+    /// The step did not finish within the step timeout.
+    Timeout(Duration),
+}
+
+impl std::fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailureReason::Error(e) => write!(f, "error: {e}"),
+            FailureReason::Panic(p) => write!(f, "panic: {p}"),
+            FailureReason::Timeout(d) => write!(f, "timed out after {d:?}"),
+        }
+    }
+}
+
+/// The failed step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StepFailure {
+    /// Its position in the plan (0-based).
+    pub index: usize,
+    /// Its name.
+    pub step: SnapshotName,
+    /// What went wrong.
+    pub reason: FailureReason,
+}
+
+/// The outcome of a transaction.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TransactionReport {
+    /// The transaction id; its checkpoints stay addressable by it.
+    pub transaction: TransactionId,
+    /// Committed, rolled back, or failed (rollback impossible).
+    pub outcome: TransactionOutcome,
+    /// The steps that completed, in order.
+    pub steps: Vec<StepRecord>,
+    /// The step that failed, if any.
+    pub failure: Option<StepFailure>,
+    /// The rollback made after the failure, if any.
+    pub rollback: Option<RollbackOutcome>,
+}
+
+impl TransactionReport {
+    /// Whether every step succeeded.
+    pub fn is_committed(&self) -> bool {
+        self.outcome == TransactionOutcome::Committed
+    }
+}
