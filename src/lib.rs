@@ -1,19 +1,55 @@
 //! rewind: a multi-tenant snapshot & rollback runtime for async Rust services.
 //!
+//! Each tenant is an actor owning an immutable state and its history:
+//! automatic snapshots in a bounded ring, named snapshots, transaction
+//! checkpoints. Roll back to a named snapshot, a point in time, the latest
+//! snapshot, a checkpoint or a revision; diff any two states; read the
+//! current state lock-free.
+//!
 //! This facade re-exports the crates of the workspace:
 //!
 //! - [`core`]: the pure model — persistent JSON documents, JSON Patch,
 //!   timelines with snapshots, retention, rollback and diff.
+//! - [`runtime`]: tenant actors, the supervisor, transactions, metrics.
 //!
 //! The [`prelude`] brings the names a service needs.
+//!
+//! # Example
+//!
+//! ```
+//! use rewind::prelude::*;
+//! use serde_json::json;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let runtime = Runtime::<Doc>::start().await?;
+//! let acme = runtime
+//!     .create_tenant("acme_corp", Doc::from_json(&json!({"version": "1.9.5"}))?)
+//!     .await?;
+//! acme.snapshot_named("pre_v2_deploy").await?;
+//! acme.apply(Patch::from_json(&json!([
+//!     {"op": "replace", "path": "/version", "value": "2.0.0"}
+//! ]))?)
+//! .await?;
+//! acme.rollback_to_named_snapshot("pre_v2_deploy").await?;
+//! assert_eq!(acme.current()["version"], "1.9.5");
+//! runtime.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub use rewind_core as core;
+pub use rewind_runtime as runtime;
 
 /// The names most services need.
 pub mod prelude {
     pub use rewind_core::{
         ChangeKind, Diff, Doc, Model, NamedOptions, Patch, Pointer, Revision, RollbackPolicy,
         RollbackTarget, SnapshotInfo, SnapshotKind, SnapshotName, StateRef, TenantId, Timeline,
-        TimelineConfig, Timestamp,
+        TimelineConfig, Timestamp, TransactionOutcome,
+    };
+    pub use rewind_runtime::{
+        AutoSnapshotPolicy, Error, RestartIntensity, Runtime, SupervisorMsg, Tenant, TenantConfig,
+        TenantMsg, TransactionPlan, TransactionReport, WriteOptions,
     };
 }
