@@ -314,12 +314,17 @@ impl<M: Model> Timeline<M> {
     /// Takes an auto snapshot of the head, pruning the oldest auto snapshot
     /// past `auto_limit`. Time: O(1).
     pub fn snapshot_auto(&mut self, trigger: AutoTrigger) -> SnapshotTaken {
+        let at = self.stamp();
+        self.snapshot_auto_at(trigger, at)
+    }
+
+    fn snapshot_auto_at(&mut self, trigger: AutoTrigger, at: Timestamp) -> SnapshotTaken {
         let seq = self.take_seq();
         let info = SnapshotInfo {
             name: SnapshotName::auto(seq),
             kind: SnapshotKind::Auto,
             revision: self.revision(),
-            created_at: self.stamp(),
+            created_at: at,
             protected: false,
             trigger: Some(trigger),
             transaction: None,
@@ -460,13 +465,15 @@ impl<M: Model> Timeline<M> {
         let state = state.clone();
         let diff = self.head().diff(&state)?;
         let from = self.revision();
-        let pre = self.snapshot_auto(AutoTrigger::PreRollback);
+        // One instant for the whole rollback, so a replay of it is exact.
+        let at = self.stamp();
+        let pre = self.snapshot_auto_at(AutoTrigger::PreRollback, at);
         let cause = Cause::Rollback {
             target: target.kind(),
             restored: restored.clone(),
             from,
         };
-        let commit = self.push_revision(state, cause, meta);
+        let commit = self.push_revision_at(state, cause, meta, at);
         Ok(RollbackOutcome {
             revision: commit.revision,
             restored,
@@ -483,7 +490,7 @@ impl<M: Model> Timeline<M> {
         let id = TransactionId(self.next_transaction);
         self.next_transaction += 1;
         let started_at = self.stamp();
-        let start = self.new_checkpoint(id, SnapshotName::trusted(START_CHECKPOINT));
+        let start = self.new_checkpoint(id, SnapshotName::trusted(START_CHECKPOINT), started_at);
         self.transactions.push_back(Transaction {
             id,
             start_revision: self.revision(),
@@ -525,7 +532,8 @@ impl<M: Model> Timeline<M> {
         {
             return Err(TimelineError::CheckpointExists { transaction, name });
         }
-        let checkpoint = self.new_checkpoint(transaction, name);
+        let at = self.stamp();
+        let checkpoint = self.new_checkpoint(transaction, name, at);
         let info = checkpoint.info.clone();
         self.transactions[index].checkpoints.push_back(checkpoint);
         Ok(info)
@@ -588,6 +596,8 @@ impl<M: Model> Timeline<M> {
     // ----- internals ---------------------------------------------------
 
     /// The next recorded time: the clock, but never before the last one.
+    /// Every mutation reads it exactly once, so replaying the mutation with a
+    /// clock set to the recorded instant reproduces it exactly.
     fn stamp(&mut self) -> Timestamp {
         let now = self.clock.now().max(self.last_at);
         self.last_at = now;
@@ -601,8 +611,18 @@ impl<M: Model> Timeline<M> {
     }
 
     fn push_revision(&mut self, state: M, cause: Cause, meta: CommitMeta) -> Commit {
-        let revision = self.revision().next();
         let at = self.stamp();
+        self.push_revision_at(state, cause, meta, at)
+    }
+
+    fn push_revision_at(
+        &mut self,
+        state: M,
+        cause: Cause,
+        meta: CommitMeta,
+        at: Timestamp,
+    ) -> Commit {
+        let revision = self.revision().next();
         self.history.push_back(Entry {
             info: RevisionInfo {
                 revision,
@@ -618,14 +638,19 @@ impl<M: Model> Timeline<M> {
         Commit { revision, at }
     }
 
-    fn new_checkpoint(&mut self, transaction: TransactionId, name: SnapshotName) -> Snapshot<M> {
+    fn new_checkpoint(
+        &mut self,
+        transaction: TransactionId,
+        name: SnapshotName,
+        at: Timestamp,
+    ) -> Snapshot<M> {
         let seq = self.take_seq();
         Snapshot {
             info: SnapshotInfo {
                 name,
                 kind: SnapshotKind::Checkpoint,
                 revision: self.revision(),
-                created_at: self.stamp(),
+                created_at: at,
                 protected: false,
                 trigger: None,
                 transaction: Some(transaction),

@@ -204,35 +204,20 @@ impl<M: Model> SupervisorState<M> {
         {
             failures.pop_front();
         }
-        let count = failures.len() as u32;
-        let started = if count > self.intensity.max_restarts {
-            error!(tenant = %id, failures = count, "restart intensity exceeded; tenant failed");
-            Err(Error::TenantFailed {
-                tenant: id.clone(),
-                restarts: count,
-                period: self.intensity.period,
-            })
+        let restarts = failures.len() as u32;
+        let period = self.intensity.period;
+        if restarts > self.intensity.max_restarts {
+            error!(tenant = %id, restarts, "restart intensity exceeded; the tenant is failed");
+            shared.set_slot(Slot::Failed { restarts, period });
         } else {
             metrics::tenant_restarted();
-            self.spawn(myself, &shared).await
-        };
-        if let Err(e) = &started {
-            if let Error::TenantFailed {
-                restarts, period, ..
-            } = e
-            {
-                shared.set_slot(Slot::Failed {
-                    restarts: *restarts,
-                    period: *period,
-                });
-            } else {
-                shared.set_slot(Slot::Failed {
-                    restarts: count,
-                    period: self.intensity.period,
-                });
+            match self.spawn(myself, &shared).await {
+                Ok(()) => info!(tenant = %id, "tenant restarted from its last committed state"),
+                Err(e) => {
+                    error!(tenant = %id, error = %e, "tenant could not be restarted");
+                    shared.set_slot(Slot::Failed { restarts, period });
+                }
             }
-        } else {
-            info!(tenant = %id, "tenant restarted from its last committed state");
         }
         for envelope in self.pending.remove(&id).unwrap_or_default() {
             forward(&shared, envelope);
@@ -300,11 +285,8 @@ impl<M: Model> SupervisorState<M> {
             metrics::snapshots_held(&shared.published.load().snapshot_counts(), -1.0);
         }
         metrics::tenants(-(tenants.len() as f64));
-        for (id, envelopes) in self.pending.drain() {
-            for envelope in envelopes {
-                fail(envelope, Error::ShuttingDown);
-            }
-            let _ = id;
+        for envelope in self.pending.drain().flat_map(|(_, pending)| pending) {
+            fail(envelope, Error::ShuttingDown);
         }
         tokio::spawn(async move {
             let mut draining = tokio::task::JoinSet::new();
