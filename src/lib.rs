@@ -38,6 +38,11 @@
 //! # }
 //! ```
 
+/// The README's code blocks, compiled and run as doctests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use rewind_core as core;
 pub use rewind_runtime as runtime;
 
