@@ -258,6 +258,13 @@ fn limits_that_cannot_work_are_rejected() {
             },
             "auto_limit",
         ),
+        (
+            TimelineConfig {
+                named_limit: 0,
+                ..TimelineConfig::default()
+            },
+            "named_limit",
+        ),
     ] {
         let err = Timeline::new(
             Doc::object(),

@@ -33,7 +33,8 @@ impl Default for TimelineConfig {
 
 impl TimelineConfig {
     /// Checks that the limits can work: the history window must hold at least
-    /// the head, and the auto ring at least the `pre-rollback` snapshot.
+    /// the head, the auto ring at least the `pre-rollback` snapshot, and the
+    /// named limit at least one snapshot.
     pub fn validate(&self) -> Result<(), InvalidInput> {
         if self.history_limit == 0 {
             return Err(InvalidInput::Config(
@@ -44,6 +45,11 @@ impl TimelineConfig {
             return Err(InvalidInput::Config(
                 "auto_limit must be at least 1 (every rollback keeps a pre-rollback snapshot)"
                     .into(),
+            ));
+        }
+        if self.named_limit == 0 {
+            return Err(InvalidInput::Config(
+                "named_limit must be at least 1".into(),
             ));
         }
         Ok(())
