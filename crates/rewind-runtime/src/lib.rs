@@ -14,6 +14,8 @@
 //! - `transaction/`: [`TransactionPlan`] / [`TransactionBuilder`], the
 //!   transaction actor holding the tenant's write lease, and the
 //!   [`TransactionReport`].
+//! - [`journal`]: the durability port ([`Journal`]) that `rewind-store`
+//!   implements.
 //! - [`metrics`]: metric names and buckets; [`config`](TenantConfig);
 //!   [`Error`].
 //!
@@ -44,6 +46,7 @@
 
 mod config;
 mod error;
+pub mod journal;
 pub mod metrics;
 mod runtime;
 mod supervisor;
@@ -52,6 +55,7 @@ mod transaction;
 
 pub use config::{AutoSnapshotPolicy, RestartIntensity, TenantConfig};
 pub use error::{BoxError, Error};
+pub use journal::{Durable, Entry, Image, ImageQuery, Journal, JournalError};
 pub use runtime::{Runtime, RuntimeBuilder};
 pub use supervisor::messages::SupervisorMsg;
 pub use tenant::handle::Tenant;
