@@ -266,6 +266,15 @@ impl Doc {
     pub fn apply_patch(&self, patch: &Patch) -> Result<Doc, crate::error::PatchError> {
         patch.apply_to(self, DEFAULT_MAX_DEPTH)
     }
+
+    /// Applies a patch with no depth limit: for rebuilding stored states,
+    /// which were within limits when they were made.
+    pub(crate) fn apply_patch_unlimited(
+        &self,
+        patch: &Patch,
+    ) -> Result<Doc, crate::error::PatchError> {
+        patch.apply_to(self, usize::MAX)
+    }
 }
 
 fn numbers_equal(a: &Number, b: &Number) -> bool {

@@ -54,10 +54,10 @@ pub use model::Model;
 pub use name::{SnapshotName, TenantId};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use timeline::{
-    AutoTrigger, Cause, Commit, CommitMeta, NamedOptions, Pruned, Restored, RestoredKind,
+    AutoTrigger, Cause, Commit, CommitMeta, Executed, NamedOptions, Pruned, Restored, RestoredKind,
     RevisionInfo, RollbackOutcome, RollbackPolicy, RollbackPreview, RollbackTarget, SnapshotCounts,
     SnapshotInfo, SnapshotKind, SnapshotTaken, StateRef, TargetKind, Timeline, TimelineConfig,
-    TransactionInfo, TransactionOutcome, START_CHECKPOINT,
+    TimelineImage, TimelineOp, TransactionInfo, TransactionOutcome, START_CHECKPOINT,
 };
 
 /// The persistent collections `Doc` is built on.

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::diff::Diff;
 use crate::doc::{Doc, Patch, DEFAULT_MAX_DEPTH};
-use crate::error::{InvalidInput, PatchError};
+use crate::error::{Error, InvalidInput, PatchError};
 
 /// A state type that is cheap to clone (persistent collections inside) and
 /// changes only through data.
@@ -40,6 +40,21 @@ pub trait Model: Clone + Debug + Send + Sync + Serialize + DeserializeOwned + 's
     fn diff(&self, other: &Self) -> Result<Diff, InvalidInput> {
         Ok(Diff::between(&self.to_doc()?, &other.to_doc()?))
     }
+
+    /// Rebuilds a state from its [`to_doc`](Model::to_doc) form. The default
+    /// goes through serde.
+    fn from_doc(doc: &Doc) -> Result<Self, InvalidInput> {
+        serde_json::from_value(doc.to_json()).map_err(|e| InvalidInput::Json(e.to_string()))
+    }
+
+    /// Applies a patch made by [`diff`](Model::diff) to this state. Used to
+    /// store a timeline's states as a chain of diffs and rebuild them. The
+    /// default goes through the document form (no sharing with `self`);
+    /// [`Doc`] patches in place, sharing every untouched subtree.
+    fn apply_diff(&self, patch: &Patch) -> Result<Self, Error> {
+        let doc = self.to_doc()?.apply_patch_unlimited(patch)?;
+        Ok(Self::from_doc(&doc)?)
+    }
 }
 
 impl Model for Doc {
@@ -58,5 +73,13 @@ impl Model for Doc {
 
     fn diff(&self, other: &Doc) -> Result<Diff, InvalidInput> {
         Ok(Diff::between(self, other))
+    }
+
+    fn from_doc(doc: &Doc) -> Result<Doc, InvalidInput> {
+        Ok(doc.clone())
+    }
+
+    fn apply_diff(&self, patch: &Patch) -> Result<Doc, Error> {
+        Ok(self.apply_patch_unlimited(patch)?)
     }
 }

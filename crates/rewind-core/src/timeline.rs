@@ -7,6 +7,8 @@
 //! the timeline exactly as it was (all checks happen before the first write).
 
 mod config;
+mod image;
+mod op;
 mod record;
 mod reference;
 
@@ -23,6 +25,8 @@ use crate::name::SnapshotName;
 use crate::time::{Clock, SystemClock, Timestamp};
 
 pub use config::TimelineConfig;
+pub use image::TimelineImage;
+pub use op::{Executed, TimelineOp};
 pub use record::{
     AutoTrigger, Cause, Commit, CommitMeta, Pruned, Restored, RestoredKind, RevisionInfo,
     RollbackOutcome, RollbackPreview, SnapshotCounts, SnapshotInfo, SnapshotKind, SnapshotTaken,
@@ -152,6 +156,17 @@ impl<M: Model> Timeline<M> {
     /// The limits in force.
     pub fn config(&self) -> &TimelineConfig {
         &self.config
+    }
+
+    /// The newest instant recorded: after a mutation, the instant it
+    /// recorded (a journal stores it with the mutation to replay it exactly).
+    pub fn last_at(&self) -> Timestamp {
+        self.last_at
+    }
+
+    /// Reads time from `clock` from now on (after a replay, say).
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
     }
 
     /// The current state. Time: O(1).
