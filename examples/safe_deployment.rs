@@ -1,0 +1,209 @@
+//! Real-World Workflow: Safe Deployment (product guide). A stable v1.9.5,
+//! a pre-deployment snapshot, the v2.0.0 deploy, a health check that finds
+//! memory usage too high, and the emergency rollback — timed — back to
+//! v1.9.5, with the failed deploy kept in history for offline investigation.
+//!
+//! Run with `cargo run --example safe_deployment`. It checks its own story
+//! and exits non-zero if the behaviour is wrong.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Result};
+use rewind::core::{Cause, CommitMeta, RestoredKind};
+use rewind::prelude::*;
+use serde_json::json;
+
+/// The guide promises "Service restored in <100ms".
+const ROLLBACK_PROMISE: Duration = Duration::from_millis(100);
+/// Memory usage above which the deploy is unhealthy.
+const MEMORY_LIMIT_PCT: i64 = 90;
+
+/// The guide's monitoring panel: each metric is OK or not.
+fn health_check(state: &Doc) -> Vec<(&'static str, String, bool)> {
+    let metrics = &state["metrics"];
+    let response = metrics["response_time_ms"].as_i64().unwrap_or(i64::MAX);
+    let errors = metrics["error_rate_pct"].as_f64().unwrap_or(f64::MAX);
+    let memory = metrics["memory_usage_pct"].as_i64().unwrap_or(i64::MAX);
+    vec![
+        ("Response time", format!("{response} ms"), response <= 250),
+        ("Error rate", format!("{errors}%"), errors <= 1.0),
+        (
+            "Memory usage",
+            format!("{memory}%"),
+            memory <= MEMORY_LIMIT_PCT,
+        ),
+    ]
+}
+
+fn healthy(state: &Doc) -> bool {
+    health_check(state).iter().all(|(_, _, ok)| *ok)
+}
+
+fn print_health(state: &Doc) {
+    for (metric, value, ok) in health_check(state) {
+        let mark = if ok { "✅" } else { "❌" };
+        let note = if ok { "OK" } else { "HIGH!" };
+        println!("  {mark} {metric}: {value} ({note})");
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let runtime = Runtime::<Doc>::start().await?;
+    let service = runtime
+        .create_tenant(
+            "checkout",
+            Doc::from_json(&json!({
+                "version": "1.9.5",
+                "features": {"new_ui": false, "smart_cache": false},
+                "sessions": {"active": 1200, "store": "v1"},
+                "metrics": {"response_time_ms": 120, "error_rate_pct": 0.1, "memory_usage_pct": 61}
+            }))?,
+        )
+        .await?;
+
+    println!("Step 1: Pre-Deployment Snapshot");
+    println!(
+        "  current state: v{} (stable)",
+        service.current()["version"].as_str().unwrap_or("?")
+    );
+    ensure!(healthy(&service.current()), "v1.9.5 must start healthy");
+    let pre = service.snapshot_named("pre_v2_deploy").await?;
+    println!(
+        "  📸 create_snapshot(\"pre_v2_deploy\") pins revision {}",
+        pre.revision
+    );
+    let stable = service.current();
+
+    println!("\nStep 2: Deploy v2.0.0");
+    let deploy = service
+        .apply_with(
+            Patch::from_json(&json!([
+                // Update version
+                {"op": "replace", "path": "/version", "value": "2.0.0"},
+                // Enable new features
+                {"op": "replace", "path": "/features/new_ui", "value": true},
+                {"op": "replace", "path": "/features/smart_cache", "value": true},
+                // Migrate data structures: the session store moves to v2
+                {"op": "move", "from": "/sessions/active", "path": "/sessions/live"},
+                {"op": "replace", "path": "/sessions/store", "value": "v2"},
+                // What monitoring will observe after the rollout
+                {"op": "replace", "path": "/metrics/memory_usage_pct", "value": 95}
+            ]))?,
+            WriteOptions {
+                meta: CommitMeta {
+                    author: Some("deploy-bot".into()),
+                    message: Some("deploy v2.0.0".into()),
+                },
+                expected_revision: Some(service.revision()),
+            },
+        )
+        .await?;
+    println!(
+        "  apply_transition(deploy_v2_0_0) -> revision {}",
+        deploy.revision
+    );
+    println!("  state: {}", service.current());
+
+    println!("\nStep 3: Monitor & Verify");
+    let deployed = service.current();
+    print_health(&deployed);
+    if healthy(&deployed) {
+        bail!("the v2.0.0 health check was expected to fail on memory usage");
+    }
+
+    println!("\nStep 4: Emergency Rollback");
+    println!("  ⚠️  High memory usage detected!");
+    let started = Instant::now();
+    let rollback = service.rollback_to_named_snapshot("pre_v2_deploy").await?;
+    let elapsed = started.elapsed();
+    println!(
+        "  🔄 rollback_to_named_snapshot(\"pre_v2_deploy\") -> revision {} in {} µs",
+        rollback.revision,
+        elapsed.as_micros()
+    );
+    print_health(&service.current());
+    ensure!(
+        elapsed < ROLLBACK_PROMISE,
+        "service must be restored in < {ROLLBACK_PROMISE:?}, took {elapsed:?}"
+    );
+    ensure!(
+        service.current() == stable,
+        "the state must be exactly the pre-deploy one"
+    );
+    ensure!(
+        service.current()["version"] == "1.9.5" && healthy(&service.current()),
+        "v1.9.5 must be back and healthy"
+    );
+    ensure!(
+        rollback.restored.kind == RestoredKind::Named && rollback.restored.revision == pre.revision,
+        "the rollback restores the pre_v2_deploy snapshot: {:?}",
+        rollback.restored
+    );
+    println!(
+        "  ✅ Service restored: v{}",
+        service.current()["version"].as_str().unwrap_or("?")
+    );
+
+    println!("\n📝 Investigate the memory issue offline:");
+    let history = service.history(10);
+    for info in &history {
+        let what = match &info.cause {
+            Cause::Initial => "initial".to_owned(),
+            Cause::Change => "change".to_owned(),
+            Cause::Rollback { restored, from, .. } => {
+                format!(
+                    "rollback from revision {from} to revision {}",
+                    restored.revision
+                )
+            }
+            other => format!("{other:?}"),
+        };
+        let by = match (&info.meta.message, &info.meta.author) {
+            (Some(message), Some(author)) => format!(": {message} (by {author})"),
+            (Some(message), None) => format!(": {message}"),
+            _ => String::new(),
+        };
+        println!("  revision {}: {what}{by}", info.revision);
+    }
+    ensure!(
+        history.iter().any(|info| info.revision == deploy.revision
+            && info.cause == Cause::Change
+            && info.meta.message.as_deref() == Some("deploy v2.0.0")),
+        "the failed deploy stays in history"
+    );
+    let failed = service.read_at(&StateRef::Revision(deploy.revision))?;
+    ensure!(
+        failed == deployed && failed["metrics"]["memory_usage_pct"] == 95,
+        "the failed deploy's state is still readable"
+    );
+    ensure!(
+        service.read_at(&StateRef::Snapshot(rollback.pre_rollback.name.clone()))? == deployed,
+        "the pre-rollback snapshot holds the failed deploy"
+    );
+    let what_changed = service.diff(
+        &StateRef::Snapshot(SnapshotName::new("pre_v2_deploy")?),
+        &StateRef::Revision(deploy.revision),
+    )?;
+    println!(
+        "  what v2.0.0 changed (snapshot '{}' of the failed state kept):",
+        rollback.pre_rollback.name
+    );
+    for line in what_changed.to_string().lines() {
+        println!("    {line}");
+    }
+    ensure!(
+        what_changed
+            .numeric_changes()
+            .any(
+                |(path, old, new)| path.to_string() == "/metrics/memory_usage_pct"
+                    && old.as_i64() == Some(61)
+                    && new.as_i64() == Some(95)
+            ),
+        "the diff shows memory usage 61 → 95"
+    );
+
+    runtime.shutdown().await?;
+    println!("\nsafe deployment checked ✔");
+    Ok(())
+}
