@@ -125,6 +125,15 @@ impl Error {
         }
     }
 
+    /// The model's own error, when the model refused a change: for
+    /// [`Doc`](rewind_core::Doc), `err.rejected::<PatchError>()`.
+    pub fn rejected<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match self.timeline_error() {
+            Some(TimelineError::Rejected(rejected)) => rejected.downcast_ref::<E>(),
+            _ => None,
+        }
+    }
+
     /// Whether this is a [`TimelineError::SnapshotNotFound`].
     pub fn is_snapshot_not_found(&self) -> bool {
         matches!(

@@ -62,6 +62,46 @@ pub enum Cause {
     },
 }
 
+impl fmt::Display for Cause {
+    /// `initial`, `change`, `replace`, `rollback to named 'v1' (revision 4)
+    /// from 9`, `step 'set_config' of transaction 2`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Initial => f.write_str("initial"),
+            Cause::Change => f.write_str("change"),
+            Cause::Replace => f.write_str("replace"),
+            Cause::Rollback {
+                target,
+                restored,
+                from,
+            } => {
+                write!(f, "rollback ({target}) to {restored} from {from}")
+            }
+            Cause::TransactionStep { transaction, step } => {
+                write!(f, "step '{step}' of transaction {transaction}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for RevisionInfo {
+    /// `revision 7 at 2026-03-14T14:30:00Z: change — deploy v2 (by ops)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "revision {} at {}: {}",
+            self.revision, self.at, self.cause
+        )?;
+        if let Some(message) = &self.meta.message {
+            write!(f, " — {message}")?;
+        }
+        if let Some(author) = &self.meta.author {
+            write!(f, " (by {author})")?;
+        }
+        Ok(())
+    }
+}
+
 /// One revision of the history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevisionInfo {
@@ -243,6 +283,23 @@ pub struct Restored {
     pub revision: Revision,
 }
 
+impl fmt::Display for Restored {
+    /// `named 'v2.0.0' (revision 4)`, `revision 12`, `checkpoint 'config_set'
+    /// of transaction 3 (revision 8)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.name, self.kind) {
+            (_, RestoredKind::Revision) | (None, _) => write!(f, "revision {}", self.revision),
+            (Some(name), RestoredKind::Checkpoint) => write!(
+                f,
+                "checkpoint '{name}' of transaction {} (revision {})",
+                self.transaction.unwrap_or_default(),
+                self.revision
+            ),
+            (Some(name), kind) => write!(f, "{kind} '{name}' (revision {})", self.revision),
+        }
+    }
+}
+
 /// The kind of thing a rollback restored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -255,6 +312,17 @@ pub enum RestoredKind {
     Checkpoint,
     /// A revision of the history window.
     Revision,
+}
+
+impl fmt::Display for RestoredKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RestoredKind::Auto => "auto",
+            RestoredKind::Named => "named",
+            RestoredKind::Checkpoint => "checkpoint",
+            RestoredKind::Revision => "revision",
+        })
+    }
 }
 
 impl From<SnapshotKind> for RestoredKind {
@@ -330,4 +398,32 @@ pub struct TransactionInfo {
     pub outcome: Option<TransactionOutcome>,
     /// Its checkpoints, oldest (`start`) first.
     pub checkpoints: Vec<SnapshotInfo>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_reads_well() {
+        let info = RevisionInfo {
+            revision: Revision(9),
+            at: Timestamp::EPOCH,
+            cause: Cause::Rollback {
+                target: TargetKind::Named,
+                restored: Restored {
+                    kind: RestoredKind::Named,
+                    name: Some(SnapshotName::new("v2.0.0").unwrap()),
+                    transaction: None,
+                    revision: Revision(4),
+                },
+                from: Revision(8),
+            },
+            meta: CommitMeta::message("emergency"),
+        };
+        assert_eq!(
+            info.to_string(),
+            "revision 9 at 1970-01-01T00:00:00Z: rollback (named) to named 'v2.0.0' (revision 4) from 8 — emergency"
+        );
+    }
 }

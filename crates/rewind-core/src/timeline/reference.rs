@@ -30,6 +30,13 @@ pub enum StateRef {
     AsOf(Timestamp),
 }
 
+impl StateRef {
+    /// A snapshot by name, validating the name.
+    pub fn snapshot(name: &str) -> Result<StateRef, crate::error::InvalidInput> {
+        Ok(StateRef::Snapshot(SnapshotName::new(name)?))
+    }
+}
+
 impl fmt::Display for StateRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -68,6 +75,11 @@ pub enum RollbackTarget {
 }
 
 impl RollbackTarget {
+    /// A named snapshot target, validating the name.
+    pub fn named(name: &str) -> Result<RollbackTarget, crate::error::InvalidInput> {
+        Ok(RollbackTarget::Named(SnapshotName::new(name)?))
+    }
+
     /// Which of the five kinds of target this is.
     pub fn kind(&self) -> TargetKind {
         match self {
