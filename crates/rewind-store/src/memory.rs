@@ -1,0 +1,136 @@
+//! [`MemoryJournal`]: the journal of the `memory` mode and of tests.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use rewind_core::TenantId;
+use rewind_runtime::journal::{Durable, Entry, Image, ImageQuery, Journal, JournalError};
+
+use crate::sequence;
+
+/// A [`Journal`] held in memory: every write is "durable" as soon as it is
+/// stored, and everything is lost with the process.
+///
+/// It follows the same rules as [`SqliteJournal`](crate::SqliteJournal)
+/// (sequence checks, atomic batches, `highest_seq` never lowered), and serves
+/// as the reference the conformance tests hold both against. A std `Mutex`
+/// guards the data; it is held only inside these synchronous methods.
+#[derive(Debug, Default)]
+pub struct MemoryJournal {
+    tenants: Mutex<BTreeMap<TenantId, TenantLog>>,
+}
+
+/// One tenant's records.
+#[derive(Debug, Default)]
+struct TenantLog {
+    entries: BTreeMap<u64, Entry>,
+    images: BTreeMap<u64, Image>,
+    /// Highest seq ever stored as an entry or image; deletions leave it.
+    highest: u64,
+}
+
+impl MemoryJournal {
+    /// An empty journal.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<TenantId, TenantLog>> {
+        // Every mutation validates before it changes anything, so a panic in
+        // another thread cannot have left the map half-updated.
+        self.tenants.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Journal for MemoryJournal {
+    /// Time: O(n log m) for n entries into logs of m entries.
+    fn append(&self, entries: Vec<Entry>) -> Durable {
+        let mut tenants = self.lock();
+        let checked = sequence::check_batch(&entries, |tenant| {
+            Ok(tenants.get(tenant).map_or(0, |log| log.highest))
+        });
+        if let Err(error) = checked {
+            return Durable::ready(Err(error));
+        }
+        for entry in entries {
+            let log = tenants.entry(entry.tenant.clone()).or_default();
+            log.highest = log.highest.max(entry.seq);
+            log.entries.insert(entry.seq, entry);
+        }
+        Durable::ready(Ok(()))
+    }
+
+    fn save_image(&self, image: Image) -> Durable {
+        let mut tenants = self.lock();
+        let log = tenants.entry(image.tenant.clone()).or_default();
+        log.highest = log.highest.max(image.seq);
+        log.images.insert(image.seq, image);
+        Durable::ready(Ok(()))
+    }
+
+    fn flush(&self) -> Durable {
+        Durable::ready(Ok(()))
+    }
+
+    fn tenants(&self) -> Result<Vec<TenantId>, JournalError> {
+        Ok(self
+            .lock()
+            .iter()
+            .filter(|(_, log)| !log.entries.is_empty() || !log.images.is_empty())
+            .map(|(tenant, _)| tenant.clone())
+            .collect())
+    }
+
+    fn read(&self, tenant: &TenantId, from: u64, to: u64) -> Result<Vec<Entry>, JournalError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        Ok(self.lock().get(tenant).map_or_else(Vec::new, |log| {
+            log.entries
+                .range(from..=to)
+                .map(|(_, e)| e.clone())
+                .collect()
+        }))
+    }
+
+    fn highest_seq(&self, tenant: &TenantId) -> Result<u64, JournalError> {
+        Ok(self.lock().get(tenant).map_or(0, |log| log.highest))
+    }
+
+    fn delete_up_to(&self, tenant: &TenantId, to: u64) -> Result<(), JournalError> {
+        if let Some(log) = self.lock().get_mut(tenant) {
+            log.entries = log.entries.split_off(&to.saturating_add(1));
+            if to == u64::MAX {
+                log.entries.clear();
+            }
+        }
+        Ok(())
+    }
+
+    fn load_image(
+        &self,
+        tenant: &TenantId,
+        query: &ImageQuery,
+    ) -> Result<Option<Image>, JournalError> {
+        let tenants = self.lock();
+        let Some(log) = tenants.get(tenant) else {
+            return Ok(None);
+        };
+        let mut images = log.images.values();
+        let found = match query {
+            ImageQuery::Latest => images.next_back(),
+            ImageQuery::Named(name) => images.rev().find(|i| i.name.as_deref() == Some(name)),
+            ImageQuery::AtOrBefore(at) => {
+                images.filter(|i| i.at <= *at).max_by_key(|i| (i.at, i.seq))
+            }
+        };
+        Ok(found.cloned())
+    }
+
+    fn delete_image(&self, tenant: &TenantId, seq: u64) -> Result<(), JournalError> {
+        if let Some(log) = self.lock().get_mut(tenant) {
+            log.images.remove(&seq);
+        }
+        Ok(())
+    }
+}

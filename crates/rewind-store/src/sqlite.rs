@@ -1,0 +1,271 @@
+//! [`SqliteJournal`]: the journal on an embedded SQLite file.
+
+mod reader;
+mod schema;
+mod tables;
+mod writer;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rewind_core::TenantId;
+use rewind_runtime::journal::{Durable, Entry, Image, ImageQuery, Journal, JournalError};
+use tokio::sync::oneshot;
+
+use reader::Reader;
+use writer::{Ack, Command, Writer};
+
+/// When [`SqliteJournal::append`](Journal::append) reports a write durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyncMode {
+    /// After the transaction holding it is committed and fsynced. No
+    /// acknowledged write is ever lost.
+    #[default]
+    Sync,
+    /// At once; the writer commits (and fsyncs) at least every `interval`.
+    /// A crash loses up to `interval` of acknowledged writes; a write the
+    /// journal refuses later (say, out of sequence) is reported by the next
+    /// [`flush`](Journal::flush).
+    Buffered {
+        /// Longest time an acknowledged write waits for its commit.
+        interval: Duration,
+    },
+}
+
+/// How a [`SqliteJournal`] commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// When writes are acknowledged.
+    pub mode: SyncMode,
+    /// Most records (entries and images) the writer puts in one transaction
+    /// (one fsync); 0 counts as 1. A single `append` batch larger than this
+    /// is still committed whole, in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for SqliteOptions {
+    /// `Sync` mode, up to 1024 records per commit.
+    fn default() -> Self {
+        SqliteOptions {
+            mode: SyncMode::Sync,
+            max_batch: 1024,
+        }
+    }
+}
+
+/// A [`Journal`] in one SQLite file (WAL mode, `synchronous=FULL`).
+///
+/// One dedicated writer thread owns the write connection. It takes every
+/// write queued since its last commit, of all tenants, into one transaction
+/// (each `append` batch in its own savepoint, so a refused batch stores
+/// nothing while the others commit), commits, then acknowledges each waiting
+/// caller: one fsync serves many writers (group commit). Reads use a second
+/// connection, which WAL lets run beside the writer; they see what is
+/// committed. Deletions go through the writer, after the writes queued before
+/// them, and block until committed.
+///
+/// Dropping the journal (or [`close`](SqliteJournal::close)) lets the writer
+/// commit what is queued, then stops it; both block until it has.
+///
+/// Costs: `append` and `save_image` only queue (O(1) for the caller); a
+/// commit is one fsync plus O(log n) per record. `read` is O(log n + k) for
+/// k entries, `highest_seq` and `load_image` O(log n) plus the tenant's
+/// images, `tenants` O(records). Reads verify a checksum: O(bytes read).
+pub struct SqliteJournal {
+    path: PathBuf,
+    mode: SyncMode,
+    /// The writer's queue; taken on drop, which tells the writer to stop.
+    commands: Option<mpsc::Sender<Command>>,
+    /// Joined on drop so the file is closed when the journal is gone.
+    writer: Option<JoinHandle<()>>,
+    reader: Reader,
+    /// Transactions the writer committed.
+    commits: Arc<AtomicU64>,
+}
+
+impl SqliteJournal {
+    /// The schema version this code writes, and the newest it can read.
+    pub const SCHEMA_VERSION: u32 = schema::VERSION;
+
+    /// Opens the journal at `path`, creating the file (not its directory) if
+    /// it does not exist.
+    ///
+    /// Errors: [`JournalError::SchemaTooNew`] if a newer rewind wrote the
+    /// file; [`JournalError::Storage`] naming the file if it cannot be opened
+    /// or is not a rewind journal (garbage, truncated, another database).
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, JournalError> {
+        let path = path.as_ref().to_path_buf();
+        let name: Arc<str> = path.display().to_string().into();
+        let connection = schema::open_writer(&path, &name)?;
+        let reader = Reader::open(&path, name.clone())?;
+        let commits = Arc::new(AtomicU64::new(0));
+        let (commands, queue) = mpsc::channel();
+        let writer = Writer::new(
+            connection,
+            name.clone(),
+            options.mode,
+            options.max_batch.max(1),
+            commits.clone(),
+        );
+        let writer = std::thread::Builder::new()
+            .name("rewind-journal-writer".into())
+            .spawn(move || writer.run(queue))
+            .map_err(|e| storage(&name, "starting the writer thread", e))?;
+        tracing::info!(path = %name, mode = ?options.mode, schema = schema::VERSION, "journal opened");
+        Ok(SqliteJournal {
+            path,
+            mode: options.mode,
+            commands: Some(commands),
+            writer: Some(writer),
+            reader,
+            commits,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many transactions the writer has committed: with group commit,
+    /// far fewer than the writes under concurrency.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Commits everything queued, stops the writer and closes the file.
+    /// Reports a failure of that last commit, or a `Buffered` write refused
+    /// since the last flush.
+    pub fn close(self) -> Result<(), JournalError> {
+        let (done, outcome) = mpsc::sync_channel(1);
+        if !self.send(Command::Close { done }) {
+            return Err(JournalError::Closed);
+        }
+        outcome.recv().unwrap_or(Err(JournalError::Closed))
+        // Drop joins the writer.
+    }
+
+    /// Queues `command`; false if the writer is gone.
+    fn send(&self, command: Command) -> bool {
+        self.commands
+            .as_ref()
+            .is_some_and(|commands| commands.send(command).is_ok())
+    }
+
+    /// Queues a write: `Sync` waits for its commit, `Buffered` does not.
+    fn write(&self, command: impl FnOnce(Ack) -> Command) -> Durable {
+        match self.mode {
+            SyncMode::Sync => {
+                let (done, durable) = oneshot::channel();
+                if self.send(command(Ack::Waiting(done))) {
+                    Durable::pending(durable)
+                } else {
+                    Durable::ready(Err(JournalError::Closed))
+                }
+            }
+            SyncMode::Buffered { .. } => {
+                if self.send(command(Ack::Given)) {
+                    Durable::ready(Ok(()))
+                } else {
+                    Durable::ready(Err(JournalError::Closed))
+                }
+            }
+        }
+    }
+
+    /// Queues a deletion and blocks until it is committed.
+    fn delete(
+        &self,
+        command: impl FnOnce(mpsc::SyncSender<Result<(), JournalError>>) -> Command,
+    ) -> Result<(), JournalError> {
+        let (done, outcome) = mpsc::sync_channel(1);
+        if !self.send(command(done)) {
+            return Err(JournalError::Closed);
+        }
+        outcome.recv().unwrap_or(Err(JournalError::Closed))
+    }
+}
+
+impl Journal for SqliteJournal {
+    fn append(&self, entries: Vec<Entry>) -> Durable {
+        if entries.is_empty() {
+            return Durable::ready(Ok(()));
+        }
+        self.write(|done| Command::Append { entries, done })
+    }
+
+    fn save_image(&self, image: Image) -> Durable {
+        self.write(|done| Command::SaveImage { image, done })
+    }
+
+    fn flush(&self) -> Durable {
+        let (done, durable) = oneshot::channel();
+        if self.send(Command::Flush { done }) {
+            Durable::pending(durable)
+        } else {
+            Durable::ready(Err(JournalError::Closed))
+        }
+    }
+
+    fn tenants(&self) -> Result<Vec<TenantId>, JournalError> {
+        self.reader.tenants()
+    }
+
+    fn read(&self, tenant: &TenantId, from: u64, to: u64) -> Result<Vec<Entry>, JournalError> {
+        self.reader.read(tenant, from, to)
+    }
+
+    fn highest_seq(&self, tenant: &TenantId) -> Result<u64, JournalError> {
+        self.reader.highest_seq(tenant)
+    }
+
+    fn delete_up_to(&self, tenant: &TenantId, to: u64) -> Result<(), JournalError> {
+        let tenant = tenant.clone();
+        self.delete(|done| Command::DeleteEntries { tenant, to, done })
+    }
+
+    fn load_image(
+        &self,
+        tenant: &TenantId,
+        query: &ImageQuery,
+    ) -> Result<Option<Image>, JournalError> {
+        self.reader.load_image(tenant, query)
+    }
+
+    fn delete_image(&self, tenant: &TenantId, seq: u64) -> Result<(), JournalError> {
+        let tenant = tenant.clone();
+        self.delete(|done| Command::DeleteImage { tenant, seq, done })
+    }
+}
+
+impl Drop for SqliteJournal {
+    fn drop(&mut self) {
+        // A closed queue is the writer's signal to commit what is left and
+        // stop; joining makes "dropped" mean "file closed".
+        drop(self.commands.take());
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!(path = %self.path.display(), "journal writer thread panicked");
+            }
+        }
+    }
+}
+
+impl fmt::Debug for SqliteJournal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteJournal")
+            .field("path", &self.path)
+            .field("mode", &self.mode)
+            .field("commits", &self.commits())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A storage failure naming the file and what was being done.
+fn storage(path: &str, doing: &str, error: impl fmt::Display) -> JournalError {
+    JournalError::Storage(format!("{path}: {doing}: {error}"))
+}

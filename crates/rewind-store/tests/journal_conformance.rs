@@ -1,0 +1,346 @@
+//! Journal conformance, after the Akka Persistence TCK: every property is
+//! one generic function, run against `MemoryJournal` and against
+//! `SqliteJournal` (in a scratch directory). The two must be
+//! indistinguishable through the `Journal` trait.
+
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
+use fixtures::{entries, entry, image, seqs, tenant};
+use rewind_core::Timestamp;
+use rewind_runtime::{ImageQuery, Journal, JournalError};
+
+/// Generates `memory::<property>` and `sqlite::<property>` for each property.
+macro_rules! conformance {
+    ($($property:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $property() {
+                    super::$property(&rewind_store::MemoryJournal::new()).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $property() {
+                    let dir = crate::fixtures::ScratchDir::new(stringify!($property));
+                    let options = rewind_store::SqliteOptions::default();
+                    let journal = rewind_store::SqliteJournal::open(dir.journal(), options)
+                        .expect("open journal");
+                    super::$property(&journal).await;
+                    journal.close().expect("close journal");
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    replays_by_range,
+    replays_after_delete,
+    highest_seq_survives_entry_and_image_deletion,
+    batches_are_atomic,
+    tenants_are_isolated,
+    loads_images_by_name_latest_and_time,
+    deletes_images,
+    lists_tenants_with_entries_or_images,
+    flush_completes,
+);
+
+async fn replays_by_range(journal: &impl Journal) {
+    let acme = tenant("acme");
+    journal.append(entries("acme", 1..=4)).await.unwrap();
+    journal.append(entries("acme", 5..=10)).await.unwrap();
+
+    assert_eq!(journal.read(&acme, 3, 7).unwrap(), entries("acme", 3..=7));
+    assert_eq!(
+        journal.read(&acme, 1, u64::MAX).unwrap(),
+        entries("acme", 1..=10)
+    );
+    assert_eq!(journal.read(&acme, 0, 2).unwrap(), entries("acme", 1..=2));
+    assert_eq!(journal.read(&acme, 8, 20).unwrap(), entries("acme", 8..=10));
+    assert_eq!(journal.read(&acme, 5, 5).unwrap(), entries("acme", 5..=5));
+    assert!(journal.read(&acme, 11, 20).unwrap().is_empty());
+    assert!(journal.read(&acme, 7, 3).unwrap().is_empty(), "from > to");
+    assert!(journal.read(&tenant("nobody"), 1, 10).unwrap().is_empty());
+    assert_eq!(journal.highest_seq(&acme).unwrap(), 10);
+    assert_eq!(journal.highest_seq(&tenant("nobody")).unwrap(), 0);
+}
+
+async fn replays_after_delete(journal: &impl Journal) {
+    let acme = tenant("acme");
+    journal.append(entries("acme", 1..=10)).await.unwrap();
+
+    journal.delete_up_to(&acme, 4).unwrap();
+    assert_eq!(
+        journal.read(&acme, 1, u64::MAX).unwrap(),
+        entries("acme", 5..=10)
+    );
+    assert_eq!(seqs(&journal.read(&acme, 3, 6).unwrap()), [5, 6]);
+
+    journal.delete_up_to(&acme, 2).unwrap(); // below what is gone: no-op
+    assert_eq!(
+        seqs(&journal.read(&acme, 1, u64::MAX).unwrap()),
+        [5, 6, 7, 8, 9, 10]
+    );
+
+    journal.delete_up_to(&acme, 10).unwrap();
+    assert!(journal.read(&acme, 1, u64::MAX).unwrap().is_empty());
+    // The sequence continues where it was.
+    journal.append(entries("acme", 11..=12)).await.unwrap();
+    assert_eq!(
+        journal.read(&acme, 1, u64::MAX).unwrap(),
+        entries("acme", 11..=12)
+    );
+}
+
+async fn highest_seq_survives_entry_and_image_deletion(journal: &impl Journal) {
+    let acme = tenant("acme");
+    journal.append(entries("acme", 1..=5)).await.unwrap();
+    journal
+        .save_image(image("acme", 5, 500, Some("v1")))
+        .await
+        .unwrap();
+
+    journal.delete_up_to(&acme, 5).unwrap();
+    assert_eq!(journal.highest_seq(&acme).unwrap(), 5);
+    journal.delete_image(&acme, 5).unwrap();
+    assert_eq!(journal.highest_seq(&acme).unwrap(), 5);
+
+    // A seq is never reused: the next entry must be 6.
+    let reused = journal.append(vec![entry("acme", 1)]).await;
+    assert!(
+        matches!(
+            reused,
+            Err(JournalError::OutOfSequence {
+                seq: 1,
+                highest: 5,
+                ..
+            })
+        ),
+        "{reused:?}"
+    );
+    journal.append(vec![entry("acme", 6)]).await.unwrap();
+    assert_eq!(journal.highest_seq(&acme).unwrap(), 6);
+
+    // An image counts as stored: a tenant known only by its image continues
+    // after it, and deleting the image does not lower that.
+    let imported = tenant("imported");
+    journal
+        .save_image(image("imported", 7, 700, None))
+        .await
+        .unwrap();
+    assert_eq!(journal.highest_seq(&imported).unwrap(), 7);
+    journal.delete_image(&imported, 7).unwrap();
+    assert_eq!(journal.highest_seq(&imported).unwrap(), 7);
+    journal.append(vec![entry("imported", 8)]).await.unwrap();
+}
+
+async fn batches_are_atomic(journal: &impl Journal) {
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    journal.append(vec![entry("acme", 1)]).await.unwrap();
+
+    // globex's entry is valid, acme's second is not: nothing is stored.
+    let batch = vec![entry("globex", 1), entry("acme", 2), entry("acme", 4)];
+    let refused = journal.append(batch).await;
+    match refused {
+        Err(JournalError::OutOfSequence {
+            tenant,
+            seq,
+            highest,
+        }) => {
+            assert_eq!((tenant.as_str(), seq, highest), ("acme", 4, 2));
+        }
+        other => panic!("expected OutOfSequence, got {other:?}"),
+    }
+    assert_eq!(seqs(&journal.read(&acme, 1, u64::MAX).unwrap()), [1]);
+    assert!(journal.read(&globex, 1, u64::MAX).unwrap().is_empty());
+    assert_eq!(journal.highest_seq(&acme).unwrap(), 1);
+    assert_eq!(journal.highest_seq(&globex).unwrap(), 0);
+    assert!(!journal.tenants().unwrap().contains(&globex));
+
+    // Other ways to break the sequence: a gap, a duplicate, a seq 0.
+    for bad in [
+        vec![entry("acme", 3)],
+        vec![entry("acme", 2), entry("acme", 2)],
+        vec![entry("globex", 0)],
+        vec![entry("acme", 1)],
+    ] {
+        let outcome = journal.append(bad.clone()).await;
+        assert!(
+            matches!(outcome, Err(JournalError::OutOfSequence { .. })),
+            "{bad:?} gave {outcome:?}"
+        );
+    }
+    assert_eq!(seqs(&journal.read(&acme, 1, u64::MAX).unwrap()), [1]);
+
+    // A valid interleaved batch of two tenants goes in whole.
+    let batch = vec![entry("globex", 1), entry("acme", 2), entry("globex", 2)];
+    journal.append(batch).await.unwrap();
+    assert_eq!(seqs(&journal.read(&acme, 1, u64::MAX).unwrap()), [1, 2]);
+    assert_eq!(
+        journal.read(&globex, 1, u64::MAX).unwrap(),
+        entries("globex", 1..=2)
+    );
+    // An empty batch is trivially durable.
+    journal.append(Vec::new()).await.unwrap();
+}
+
+async fn tenants_are_isolated(journal: &impl Journal) {
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    journal.append(entries("acme", 1..=3)).await.unwrap();
+    journal.append(entries("globex", 1..=3)).await.unwrap();
+    journal
+        .save_image(image("acme", 3, 30, Some("v1")))
+        .await
+        .unwrap();
+    journal
+        .save_image(image("globex", 3, 30, Some("v1")))
+        .await
+        .unwrap();
+
+    assert_eq!(journal.read(&acme, 1, 3).unwrap(), entries("acme", 1..=3));
+    assert_eq!(
+        journal.read(&globex, 1, 3).unwrap(),
+        entries("globex", 1..=3)
+    );
+
+    journal.delete_up_to(&acme, 3).unwrap();
+    journal.delete_image(&acme, 3).unwrap();
+    assert!(journal.read(&acme, 1, 3).unwrap().is_empty());
+    assert_eq!(
+        journal.read(&globex, 1, 3).unwrap(),
+        entries("globex", 1..=3)
+    );
+    assert_eq!(
+        journal.load_image(&globex, &ImageQuery::Latest).unwrap(),
+        Some(image("globex", 3, 30, Some("v1")))
+    );
+    assert_eq!(
+        journal.load_image(&acme, &ImageQuery::Latest).unwrap(),
+        None
+    );
+
+    journal.append(vec![entry("globex", 4)]).await.unwrap();
+    assert_eq!(journal.highest_seq(&acme).unwrap(), 3);
+    assert_eq!(journal.highest_seq(&globex).unwrap(), 4);
+}
+
+async fn loads_images_by_name_latest_and_time(journal: &impl Journal) {
+    let acme = tenant("acme");
+    journal.append(entries("acme", 1..=8)).await.unwrap();
+    for saved in [
+        image("acme", 2, 100, Some("v1")),
+        image("acme", 4, 200, None),
+        image("acme", 6, 300, Some("v1")),
+        image("acme", 8, 400, Some("v2")),
+    ] {
+        journal.save_image(saved).await.unwrap();
+    }
+    let load = |query: ImageQuery| {
+        journal
+            .load_image(&acme, &query)
+            .unwrap()
+            .map(|found| found.seq)
+    };
+    let at = Timestamp::from_unix_micros;
+
+    assert_eq!(
+        journal.load_image(&acme, &ImageQuery::Latest).unwrap(),
+        Some(image("acme", 8, 400, Some("v2"))),
+        "an image comes back whole"
+    );
+    assert_eq!(
+        load(ImageQuery::Named("v1".into())),
+        Some(6),
+        "newest of the name"
+    );
+    assert_eq!(load(ImageQuery::Named("v2".into())), Some(8));
+    assert_eq!(load(ImageQuery::Named("v3".into())), None);
+    assert_eq!(load(ImageQuery::AtOrBefore(at(250))), Some(4));
+    assert_eq!(load(ImageQuery::AtOrBefore(at(300))), Some(6), "inclusive");
+    assert_eq!(load(ImageQuery::AtOrBefore(at(10_000))), Some(8));
+    assert_eq!(load(ImageQuery::AtOrBefore(at(100))), Some(2));
+    assert_eq!(
+        load(ImageQuery::AtOrBefore(at(99))),
+        None,
+        "none before the first"
+    );
+    assert_eq!(
+        journal
+            .load_image(&tenant("nobody"), &ImageQuery::Latest)
+            .unwrap(),
+        None
+    );
+
+    // Saving again at the same seq replaces the image.
+    journal
+        .save_image(image("acme", 8, 450, Some("v2-final")))
+        .await
+        .unwrap();
+    assert_eq!(load(ImageQuery::Named("v2".into())), None);
+    assert_eq!(load(ImageQuery::Named("v2-final".into())), Some(8));
+}
+
+async fn deletes_images(journal: &impl Journal) {
+    let acme = tenant("acme");
+    journal.append(entries("acme", 1..=8)).await.unwrap();
+    for saved in [
+        image("acme", 2, 100, Some("v1")),
+        image("acme", 6, 300, Some("v1")),
+        image("acme", 8, 400, None),
+    ] {
+        journal.save_image(saved).await.unwrap();
+    }
+    let load = |query: ImageQuery| {
+        journal
+            .load_image(&acme, &query)
+            .unwrap()
+            .map(|found| found.seq)
+    };
+
+    journal.delete_image(&acme, 8).unwrap();
+    assert_eq!(load(ImageQuery::Latest), Some(6));
+    journal.delete_image(&acme, 6).unwrap();
+    assert_eq!(load(ImageQuery::Named("v1".into())), Some(2));
+    assert_eq!(
+        load(ImageQuery::AtOrBefore(Timestamp::from_unix_micros(350))),
+        Some(2)
+    );
+    journal.delete_image(&acme, 5).unwrap(); // no image there: nothing to do
+    journal.delete_image(&acme, 2).unwrap();
+    assert_eq!(load(ImageQuery::Latest), None);
+    // Entries are untouched.
+    assert_eq!(
+        journal.read(&acme, 1, u64::MAX).unwrap(),
+        entries("acme", 1..=8)
+    );
+}
+
+async fn lists_tenants_with_entries_or_images(journal: &impl Journal) {
+    assert!(journal.tenants().unwrap().is_empty());
+    journal.append(entries("globex", 1..=2)).await.unwrap();
+    journal
+        .save_image(image("acme", 1, 10, None))
+        .await
+        .unwrap(); // image only
+    journal.append(entries("initech", 1..=1)).await.unwrap();
+    assert_eq!(
+        journal.tenants().unwrap(),
+        [tenant("acme"), tenant("globex"), tenant("initech")],
+        "ordered by id"
+    );
+
+    journal.delete_up_to(&tenant("globex"), 2).unwrap();
+    journal.delete_image(&tenant("acme"), 1).unwrap();
+    assert_eq!(journal.tenants().unwrap(), [tenant("initech")]);
+}
+
+async fn flush_completes(journal: &impl Journal) {
+    journal.flush().await.unwrap();
+    journal.append(entries("acme", 1..=3)).await.unwrap();
+    journal.flush().await.unwrap();
+    assert_eq!(journal.highest_seq(&tenant("acme")).unwrap(), 3);
+}
