@@ -48,8 +48,8 @@ fn variant(label: &str) -> Result<Patch> {
     Ok(Patch::from_json(&ops)?)
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// Runs the story; an error means the behaviour is wrong.
+pub async fn run() -> Result<()> {
     let runtime = Runtime::<Doc>::start().await?;
     let app = runtime
         .create_tenant(
@@ -143,4 +143,9 @@ async fn main() -> Result<()> {
     runtime.shutdown().await?;
     println!("\nA/B testing checked ✔");
     Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    run().await
 }

@@ -242,8 +242,8 @@ async fn ask_operator<T: Send + 'static>(
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// Runs the story; an error means the behaviour is wrong.
+pub async fn run() -> Result<()> {
     let runtime = Runtime::<Doc>::start().await?;
     let (operator, operator_task) = Actor::spawn(None, Operator, runtime.supervisor()).await?;
 
@@ -361,4 +361,9 @@ async fn main() -> Result<()> {
     runtime.shutdown().await?;
     println!("\nactor messaging checked ✔");
     Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    run().await
 }

@@ -30,8 +30,8 @@ enum Snap {
     None,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// Runs the story; an error means the behaviour is wrong.
+pub async fn run() -> Result<()> {
     let runtime = Runtime::<Doc>::start().await?;
     let app = runtime
         .create_tenant(
@@ -210,4 +210,9 @@ async fn main() -> Result<()> {
     runtime.shutdown().await?;
     println!("\nnamed rollback checked ✔");
     Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    run().await
 }

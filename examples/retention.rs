@@ -43,8 +43,8 @@ fn protected() -> NamedOptions {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// Runs the story; an error means the behaviour is wrong.
+pub async fn run() -> Result<()> {
     // The auto snapshot policy is off, so the ring holds only the snapshots
     // this example takes.
     let quiet = TenantConfig {
@@ -194,4 +194,9 @@ async fn main() -> Result<()> {
     runtime.shutdown().await?;
     println!("\nretention checked ✔");
     Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    run().await
 }

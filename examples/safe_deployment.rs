@@ -47,8 +47,8 @@ fn print_health(state: &Doc) {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// Runs the story; an error means the behaviour is wrong.
+pub async fn run() -> Result<()> {
     let runtime = Runtime::<Doc>::start().await?;
     let service = runtime
         .create_tenant(
@@ -206,4 +206,9 @@ async fn main() -> Result<()> {
     runtime.shutdown().await?;
     println!("\nsafe deployment checked ✔");
     Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    run().await
 }

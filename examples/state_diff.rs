@@ -9,8 +9,8 @@ use anyhow::{ensure, Result};
 use rewind::prelude::*;
 use serde_json::json;
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// Runs the story; an error means the behaviour is wrong.
+pub async fn run() -> Result<()> {
     let runtime = Runtime::<Doc>::start().await?;
     let tenant = runtime
         .create_tenant(
@@ -104,4 +104,9 @@ async fn main() -> Result<()> {
     runtime.shutdown().await?;
     println!("\nstate diff checked ✔");
     Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    run().await
 }

@@ -30,8 +30,8 @@ fn sharing(a: &Doc, b: &Doc) -> Result<(usize, Vec<String>)> {
     Ok((shared, new))
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// Runs the story; an error means the behaviour is wrong.
+pub async fn run() -> Result<()> {
     let runtime = Runtime::<Doc>::start().await?;
     let values: Map<String, Value> = (1..=100)
         .map(|i| (format!("key_{i}"), Value::String(format!("value_{i}"))))
@@ -131,4 +131,9 @@ async fn main() -> Result<()> {
     runtime.shutdown().await?;
     println!("\nstructural sharing checked ✔");
     Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    run().await
 }

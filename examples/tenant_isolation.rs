@@ -59,8 +59,8 @@ fn show(tenant: &Tenant<Doc>) {
     println!("  Snapshots: {}", snapshots.join("  "));
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// Runs the story; an error means the behaviour is wrong.
+pub async fn run() -> Result<()> {
     let runtime = Runtime::<Doc>::start().await?;
     let acme = build(
         &runtime,
@@ -208,4 +208,9 @@ async fn main() -> Result<()> {
     runtime.shutdown().await?;
     println!("\ntenant isolation checked ✔");
     Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    run().await
 }

@@ -101,8 +101,8 @@ fn describe(cause: &Cause) -> String {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// Runs the story; an error means the behaviour is wrong.
+pub async fn run() -> Result<()> {
     let clock = ManualClock::new(at("13:50")?);
     let runtime = Runtime::<Doc>::builder()
         .clock(Arc::new(clock.clone()))
@@ -315,4 +315,9 @@ async fn main() -> Result<()> {
     runtime.shutdown().await?;
     println!("\ntime-travel debugging checked ✔");
     Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    run().await
 }

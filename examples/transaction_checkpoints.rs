@@ -57,8 +57,8 @@ async fn send_notifications(state: Doc) -> Result<(), String> {
     ))
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// Runs the story; an error means the behaviour is wrong.
+pub async fn run() -> Result<()> {
     let runtime = Runtime::<Doc>::start().await?;
     let initial = doc(json!({
         "sessions": {},
@@ -260,4 +260,9 @@ async fn main() -> Result<()> {
     runtime.shutdown().await?;
     println!("all four rollback options checked ✔");
     Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    run().await
 }

@@ -121,8 +121,8 @@ fn show(inventory: &Inventory) -> String {
     format!("v{} {{{}}}", inventory.version, items.join(", "))
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// Runs the story; an error means the behaviour is wrong.
+pub async fn run() -> Result<()> {
     let runtime = Runtime::<Inventory>::start().await?;
     let warehouse = runtime
         .create_tenant("warehouse_eu", Inventory::default())
@@ -231,4 +231,9 @@ async fn main() -> Result<()> {
     runtime.shutdown().await?;
     println!("\ntyped state checked ✔");
     Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    run().await
 }
