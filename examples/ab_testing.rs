@@ -49,7 +49,7 @@ fn variant(label: &str) -> Result<Patch> {
 }
 
 /// Runs the story; an error means the behaviour is wrong.
-pub async fn run() -> Result<()> {
+pub(crate) async fn run() -> Result<()> {
     let runtime = Runtime::<Doc>::start().await?;
     let app = runtime
         .create_tenant(

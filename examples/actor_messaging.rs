@@ -243,7 +243,7 @@ async fn ask_operator<T: Send + 'static>(
 }
 
 /// Runs the story; an error means the behaviour is wrong.
-pub async fn run() -> Result<()> {
+pub(crate) async fn run() -> Result<()> {
     let runtime = Runtime::<Doc>::start().await?;
     let (operator, operator_task) = Actor::spawn(None, Operator, runtime.supervisor()).await?;
 

@@ -44,7 +44,7 @@ fn protected() -> NamedOptions {
 }
 
 /// Runs the story; an error means the behaviour is wrong.
-pub async fn run() -> Result<()> {
+pub(crate) async fn run() -> Result<()> {
     // The auto snapshot policy is off, so the ring holds only the snapshots
     // this example takes.
     let quiet = TenantConfig {

@@ -48,7 +48,7 @@ fn print_health(state: &Doc) {
 }
 
 /// Runs the story; an error means the behaviour is wrong.
-pub async fn run() -> Result<()> {
+pub(crate) async fn run() -> Result<()> {
     let runtime = Runtime::<Doc>::start().await?;
     let service = runtime
         .create_tenant(

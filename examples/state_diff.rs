@@ -10,7 +10,7 @@ use rewind::prelude::*;
 use serde_json::json;
 
 /// Runs the story; an error means the behaviour is wrong.
-pub async fn run() -> Result<()> {
+pub(crate) async fn run() -> Result<()> {
     let runtime = Runtime::<Doc>::start().await?;
     let tenant = runtime
         .create_tenant(

@@ -31,7 +31,7 @@ fn sharing(a: &Doc, b: &Doc) -> Result<(usize, Vec<String>)> {
 }
 
 /// Runs the story; an error means the behaviour is wrong.
-pub async fn run() -> Result<()> {
+pub(crate) async fn run() -> Result<()> {
     let runtime = Runtime::<Doc>::start().await?;
     let values: Map<String, Value> = (1..=100)
         .map(|i| (format!("key_{i}"), Value::String(format!("value_{i}"))))

@@ -60,7 +60,7 @@ fn show(tenant: &Tenant<Doc>) {
 }
 
 /// Runs the story; an error means the behaviour is wrong.
-pub async fn run() -> Result<()> {
+pub(crate) async fn run() -> Result<()> {
     let runtime = Runtime::<Doc>::start().await?;
     let acme = build(
         &runtime,

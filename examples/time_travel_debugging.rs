@@ -102,7 +102,7 @@ fn describe(cause: &Cause) -> String {
 }
 
 /// Runs the story; an error means the behaviour is wrong.
-pub async fn run() -> Result<()> {
+pub(crate) async fn run() -> Result<()> {
     let clock = ManualClock::new(at("13:50")?);
     let runtime = Runtime::<Doc>::builder()
         .clock(Arc::new(clock.clone()))

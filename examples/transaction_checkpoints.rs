@@ -58,7 +58,7 @@ async fn send_notifications(state: Doc) -> Result<(), String> {
 }
 
 /// Runs the story; an error means the behaviour is wrong.
-pub async fn run() -> Result<()> {
+pub(crate) async fn run() -> Result<()> {
     let runtime = Runtime::<Doc>::start().await?;
     let initial = doc(json!({
         "sessions": {},

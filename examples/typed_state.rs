@@ -122,7 +122,7 @@ fn show(inventory: &Inventory) -> String {
 }
 
 /// Runs the story; an error means the behaviour is wrong.
-pub async fn run() -> Result<()> {
+pub(crate) async fn run() -> Result<()> {
     let runtime = Runtime::<Inventory>::start().await?;
     let warehouse = runtime
         .create_tenant("warehouse_eu", Inventory::default())
