@@ -250,6 +250,11 @@ impl<M: Model> SupervisorState<M> {
     }
 
     fn delete(&mut self, id: TenantId, reply: ractor::RpcReplyPort<Result<(), Error>>) {
+        if self.shutting_down {
+            // The shutdown already drains every tenant.
+            let _ = reply.send(Err(Error::ShuttingDown));
+            return;
+        }
         let mut removed = None;
         self.registry.rcu(|registry| {
             let mut registry = Registry::clone(registry);
@@ -260,13 +265,15 @@ impl<M: Model> SupervisorState<M> {
             let _ = reply.send(Err(Error::TenantNotFound(id)));
             return;
         };
-        let slot = shared.slot.load_full();
-        shared.set_slot(Slot::Deleted);
+        let draining = shared.running();
+        shared.set_slot(Slot::Deleted {
+            draining: draining.clone(),
+        });
         metrics::tenants(-1.0);
         metrics::snapshots_held(&shared.published.load().snapshot_counts(), -1.0);
         info!(tenant = %id, "tenant deleted");
         tokio::spawn(async move {
-            if let Slot::Running(actor) = &*slot {
+            if let Some(actor) = &draining {
                 drain_and_stop(actor).await;
             }
             let _ = reply.send(Ok(()));
@@ -274,14 +281,21 @@ impl<M: Model> SupervisorState<M> {
     }
 
     fn shutdown(&mut self, myself: ActorRef<SupervisorMsg<M>>, reply: ractor::RpcReplyPort<()>) {
+        if self.shutting_down {
+            // Dropping the reply tells the caller `ShuttingDown`; the first
+            // shutdown is draining.
+            drop(reply);
+            return;
+        }
         self.shutting_down = true;
-        let tenants = self.registry.swap(Arc::new(Registry::new()));
+        // Tenants stay registered, so a lookup after shutdown finds them and
+        // is answered `ShuttingDown`, not `TenantNotFound`.
+        let tenants = self.registry.load_full();
         let mut actors = Vec::new();
         for shared in tenants.values() {
-            if let Slot::Running(actor) = &**shared.slot.load() {
-                actors.push(actor.clone());
-            }
-            shared.set_slot(Slot::ShutDown);
+            let draining = shared.running();
+            actors.extend(draining.clone());
+            shared.set_slot(Slot::ShutDown { draining });
             metrics::snapshots_held(&shared.published.load().snapshot_counts(), -1.0);
         }
         metrics::tenants(-(tenants.len() as f64));

@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rewind_core::{
     AutoTrigger, Commit, Model, Revision, RollbackOutcome, RollbackPolicy, SnapshotKind,
     SnapshotTaken, Timeline, TransactionId, TransactionOutcome,
@@ -35,10 +35,10 @@ impl<M> TenantActor<M> {
     }
 }
 
-/// A transaction holding the write lease.
+/// A transaction holding the write lease. Its rollback policy comes with
+/// `Finish` / `Abandon`: this record does not survive a restart.
 struct Lease {
     transaction: TransactionId,
-    policy: RollbackPolicy,
 }
 
 /// A write waiting for the lease.
@@ -50,6 +50,8 @@ struct Waiting<M: Model> {
 
 pub(crate) struct TenantState<M: Model> {
     shared: Arc<TenantShared<M>>,
+    /// This actor, to take itself out of routing when it is about to fail.
+    actor: ActorId,
     /// The timeline; published after every change.
     timeline: Timeline<M>,
     lease: Option<Lease>,
@@ -92,7 +94,7 @@ impl<M: Model> Actor for TenantActor<M> {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         shared: Arc<TenantShared<M>>,
     ) -> Result<Self::State, ActorProcessingErr> {
         let timeline = Timeline::clone(&shared.published.load());
@@ -103,10 +105,7 @@ impl<M: Model> Actor for TenantActor<M> {
             .into_iter()
             .rev()
             .find(|t| t.outcome.is_none())
-            .map(|t| Lease {
-                transaction: t.id,
-                policy: RollbackPolicy::Start,
-            });
+            .map(|t| Lease { transaction: t.id });
         let last_auto = timeline
             .snapshots()
             .iter()
@@ -116,6 +115,7 @@ impl<M: Model> Actor for TenantActor<M> {
         Ok(TenantState {
             last_published: timeline.revision(),
             shared,
+            actor: myself.get_id(),
             timeline,
             lease,
             waiting: VecDeque::new(),
@@ -187,6 +187,7 @@ impl<M: Model> Actor for TenantActor<M> {
             }
         };
         result.map_err(|Panicked(message)| {
+            state.shared.mark_restarting(state.actor);
             warn!(tenant = %state.shared.id, %message, "user code panicked; restarting the tenant");
             ActorProcessingErr::from(format!("user code panicked: {message}"))
         })
@@ -362,13 +363,21 @@ impl<M: Model> TenantState<M> {
                 Ok(())
             }
             Err(Panicked(message)) => {
-                let _ = reply.send(Err(Error::Panicked {
-                    tenant: self.shared.id.clone(),
-                    message: message.clone(),
-                }));
+                self.answer_panicked(reply, &message);
                 Err(Panicked(message))
             }
         }
+    }
+
+    /// Answers `Panicked`. This actor fails right after; it first leaves
+    /// routing, so a request the caller sends on seeing this answer waits
+    /// for the restarted actor instead of landing in this dying mailbox.
+    fn answer_panicked<T>(&self, reply: RpcReplyPort<Result<T, Error>>, message: &str) {
+        self.shared.mark_restarting(self.actor);
+        let _ = reply.send(Err(Error::Panicked {
+            tenant: self.shared.id.clone(),
+            message: message.to_owned(),
+        }));
     }
 
     /// A change that makes a new revision: check, run (guarded), record
@@ -569,10 +578,8 @@ impl<M: Model> TenantState<M> {
         }
         let transaction = self.timeline.begin_transaction();
         metrics::snapshot_created(SnapshotKind::Checkpoint);
-        self.lease = Some(Lease {
-            transaction,
-            policy: plan.policy.clone(),
-        });
+        self.lease = Some(Lease { transaction });
+        let policy = plan.policy.clone();
         self.publish();
         let step_timeout = plan.step_timeout.unwrap_or(self.shared.config.step_timeout);
         let args = TransactionArgs {
@@ -586,7 +593,10 @@ impl<M: Model> TenantState<M> {
             // The plan and the reply port went with the failed spawn (the
             // caller sees `Unavailable`); give the lease back.
             warn!(tenant = %self.shared.id, error = %e, "could not start a transaction actor");
-            let _ = myself.send_message(Envelope::Lease(LeaseMsg::Abandon { transaction }));
+            let _ = myself.send_message(Envelope::Lease(LeaseMsg::Abandon {
+                transaction,
+                policy,
+            }));
         }
     }
 
@@ -612,31 +622,32 @@ impl<M: Model> TenantState<M> {
             LeaseMsg::Finish {
                 transaction,
                 failed,
+                policy,
                 reply,
             } => {
                 if let Err(e) = self.holds_lease(transaction) {
                     let _ = reply.send(Err(e));
                     return Ok(());
                 }
-                let result = self.finish(myself, transaction, failed).await;
+                let result = self.finish(myself, transaction, failed, &policy).await;
                 match result {
                     Ok(outcome) => {
                         let _ = reply.send(Ok(outcome));
                         Ok(())
                     }
                     Err(Panicked(message)) => {
-                        let _ = reply.send(Err(Error::Panicked {
-                            tenant: self.shared.id.clone(),
-                            message: message.clone(),
-                        }));
+                        self.answer_panicked(reply, &message);
                         Err(Panicked(message))
                     }
                 }
             }
-            LeaseMsg::Abandon { transaction } => {
+            LeaseMsg::Abandon {
+                transaction,
+                policy,
+            } => {
                 if self.holds_lease(transaction).is_ok() {
                     warn!(tenant = %self.shared.id, %transaction, "transaction abandoned; rolling back");
-                    self.finish(myself, transaction, true).await?;
+                    self.finish(myself, transaction, true, &policy).await?;
                 }
                 Ok(())
             }
@@ -701,15 +712,11 @@ impl<M: Model> TenantState<M> {
         myself: &ActorRef<Envelope<M>>,
         transaction: TransactionId,
         failed: bool,
+        policy: &RollbackPolicy,
     ) -> Result<Option<RollbackOutcome>, Panicked> {
-        let policy = self
-            .lease
-            .as_ref()
-            .map(|l| l.policy.clone())
-            .unwrap_or_default();
         let mut rollback = None;
         let outcome = if failed {
-            let target = self.timeline.transaction_target(transaction, &policy);
+            let target = self.timeline.transaction_target(transaction, policy);
             match target {
                 Ok(target) => {
                     let kind = target.kind();

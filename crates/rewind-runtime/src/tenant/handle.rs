@@ -24,17 +24,24 @@ use crate::transaction::{TransactionBuilder, TransactionPlan, TransactionReport}
 const RESTART_WAIT: Duration = Duration::from_secs(5);
 
 /// Sends `envelope` to the tenant's current actor, waiting out a restart.
-/// On failure the envelope comes back with the error, so its reply port can
-/// be answered.
+/// Lease messages also reach an actor that is draining before a delete or a
+/// shutdown. On failure the envelope comes back with the error, so its reply
+/// port can be answered.
 pub(crate) async fn deliver<M: Model>(
     shared: &TenantShared<M>,
     mut envelope: Envelope<M>,
 ) -> Result<(), (Error, Envelope<M>)> {
     let deadline = tokio::time::Instant::now() + RESTART_WAIT;
     let mut changes = shared.slot_changed.subscribe();
+    let lease = matches!(envelope, Envelope::Lease(_));
     loop {
         changes.mark_unchanged();
-        match shared.route() {
+        let route = if lease {
+            shared.route_lease()
+        } else {
+            shared.route()
+        };
+        match route {
             Err(e) => return Err((e, envelope)),
             Ok(Some(actor)) => match actor.send_message(envelope) {
                 Ok(()) => return Ok(()),

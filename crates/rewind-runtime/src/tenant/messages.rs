@@ -8,7 +8,8 @@
 use ractor::RpcReplyPort;
 use rewind_core::{
     Commit, CommitMeta, Diff, Model, NamedOptions, Revision, RevisionInfo, RollbackOutcome,
-    RollbackPreview, RollbackTarget, SnapshotInfo, SnapshotName, StateRef, TransactionId,
+    RollbackPolicy, RollbackPreview, RollbackTarget, SnapshotInfo, SnapshotName, StateRef,
+    TransactionId,
 };
 
 use super::shared::Permit;
@@ -195,12 +196,19 @@ pub(crate) enum LeaseMsg<M: Model> {
         change: Option<M::Change>,
         reply: RpcReplyPort<Result<StepRecord, Error>>,
     },
-    /// End the transaction: committed, or rolled back per its policy.
+    /// End the transaction: committed, or rolled back per `policy`. The
+    /// policy travels with the message because a tenant restarted during the
+    /// transaction no longer knows it.
     Finish {
         transaction: TransactionId,
         failed: bool,
+        policy: RollbackPolicy,
         reply: RpcReplyPort<Result<Option<RollbackOutcome>, Error>>,
     },
-    /// The transaction actor stopped without finishing: roll back per policy.
-    Abandon { transaction: TransactionId },
+    /// The transaction actor stopped without finishing: roll back per
+    /// `policy`.
+    Abandon {
+        transaction: TransactionId,
+        policy: RollbackPolicy,
+    },
 }

@@ -1,13 +1,15 @@
 //! What a tenant publishes for lock-free readers and request routing.
 //!
-//! The actor is the only writer of `published`; the supervisor is the only
-//! writer of `slot`. Both hold immutable values swapped whole.
+//! The actor is the only writer of `published`; the supervisor writes
+//! `slot`, except that an actor about to fail after a panic turns its own
+//! `Running` slot into `Restarting` (see [`TenantShared::mark_restarting`]).
+//! Both hold immutable values swapped whole.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use ractor::ActorRef;
+use ractor::{ActorId, ActorRef};
 use rewind_core::{Model, RevisionInfo, TenantId, Timeline};
 use tokio::sync::{broadcast, watch};
 
@@ -30,10 +32,15 @@ pub(crate) enum Slot<M: Model> {
         restarts: u32,
         period: std::time::Duration,
     },
-    /// The tenant was deleted.
-    Deleted,
-    /// The runtime is shutting down.
-    ShutDown,
+    /// The tenant was deleted. `draining` is its actor while it finishes
+    /// what it accepted before; only lease messages still go there.
+    Deleted {
+        draining: Option<ActorRef<Envelope<M>>>,
+    },
+    /// The runtime is shutting down; `draining` as for `Deleted`.
+    ShutDown {
+        draining: Option<ActorRef<Envelope<M>>>,
+    },
 }
 
 /// State shared between a tenant's actor, its handles and the supervisor.
@@ -71,6 +78,28 @@ impl<M: Model> TenantShared<M> {
         self.slot_changed.send_modify(|generation| *generation += 1);
     }
 
+    /// Takes the actor `failing` out of routing before it fails: requests
+    /// then wait for its restart instead of being sent to a mailbox that is
+    /// about to be dropped. Any other slot (a newer actor, deleted, shut
+    /// down) is left alone.
+    pub(crate) fn mark_restarting(&self, failing: ActorId) {
+        let previous = self.slot.rcu(|slot| match &**slot {
+            Slot::Running(actor) if actor.get_id() == failing => Arc::new(Slot::Restarting),
+            _ => Arc::clone(slot),
+        });
+        if matches!(&*previous, Slot::Running(actor) if actor.get_id() == failing) {
+            self.slot_changed.send_modify(|generation| *generation += 1);
+        }
+    }
+
+    /// The running actor, if any.
+    pub(crate) fn running(&self) -> Option<ActorRef<Envelope<M>>> {
+        match &**self.slot.load() {
+            Slot::Running(actor) => Some(actor.clone()),
+            _ => None,
+        }
+    }
+
     /// The actor to send to, or the error that explains why there is none.
     /// `Ok(None)` means a restart is under way.
     pub(crate) fn route(&self) -> Result<Option<ActorRef<Envelope<M>>>, Error> {
@@ -82,8 +111,23 @@ impl<M: Model> TenantShared<M> {
                 restarts: *restarts,
                 period: *period,
             }),
-            Slot::Deleted => Err(Error::TenantNotFound(self.id.clone())),
-            Slot::ShutDown => Err(Error::ShuttingDown),
+            Slot::Deleted { .. } => Err(Error::TenantNotFound(self.id.clone())),
+            Slot::ShutDown { .. } => Err(Error::ShuttingDown),
+        }
+    }
+
+    /// Where a transaction's lease messages go: like [`route`](Self::route),
+    /// but a tenant that is being deleted or shut down still takes them, so
+    /// the transaction it drains can finish and give the lease back.
+    pub(crate) fn route_lease(&self) -> Result<Option<ActorRef<Envelope<M>>>, Error> {
+        match &**self.slot.load() {
+            Slot::Deleted {
+                draining: Some(actor),
+            }
+            | Slot::ShutDown {
+                draining: Some(actor),
+            } => Ok(Some(actor.clone())),
+            _ => self.route(),
         }
     }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use rewind_core::{Model, RollbackOutcome, TransactionId, TransactionOutcome};
+use rewind_core::{Model, RollbackOutcome, RollbackPolicy, TransactionId, TransactionOutcome};
 use tokio::sync::oneshot;
 use tokio::time::{timeout_at, Instant};
 
@@ -51,15 +51,17 @@ pub(crate) struct TransactionState<M: Model> {
 struct LeaseGuard<M: Model> {
     shared: Arc<TenantShared<M>>,
     transaction: TransactionId,
+    policy: RollbackPolicy,
     finished: bool,
 }
 
 impl<M: Model> Drop for LeaseGuard<M> {
     fn drop(&mut self) {
         if !self.finished {
-            if let Ok(Some(actor)) = self.shared.route() {
+            if let Ok(Some(actor)) = self.shared.route_lease() {
                 let _ = actor.send_message(Envelope::Lease(LeaseMsg::Abandon {
                     transaction: self.transaction,
+                    policy: self.policy.clone(),
                 }));
             }
         }
@@ -81,6 +83,7 @@ impl<M: Model> Actor for TransactionActor<M> {
             guard: LeaseGuard {
                 shared: Arc::clone(&args.shared),
                 transaction: args.transaction,
+                policy: args.plan.policy.clone(),
                 finished: false,
             },
             args: Some(args),
@@ -133,6 +136,7 @@ async fn run<M: Model>(
     step_timeout: Duration,
     guard: &mut LeaseGuard<M>,
 ) -> Result<TransactionReport, Error> {
+    let policy = plan.policy.clone();
     let mut steps = Vec::with_capacity(plan.steps.len());
     let mut failure = None;
     for (index, step) in plan.steps.into_iter().enumerate() {
@@ -153,6 +157,7 @@ async fn run<M: Model>(
     let rollback: Option<RollbackOutcome> = call(shared, |reply| LeaseMsg::Finish {
         transaction,
         failed,
+        policy,
         reply,
     })
     .await?;
