@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use rewind_core::{InvalidInput, Revision, TenantId, TimelineError, TransactionId};
 
+use crate::journal::JournalError;
+
 /// A boxed error from user code (update closures, transaction effects).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -92,6 +94,23 @@ pub enum Error {
         tenant: TenantId,
         /// What happened.
         reason: String,
+    },
+    /// The journal could not make the change durable; it was not applied.
+    #[error("journal failed for tenant '{tenant}', the change was not applied: {source}")]
+    Journal {
+        /// The tenant.
+        tenant: TenantId,
+        /// What the journal said.
+        source: JournalError,
+    },
+    /// The tenant's journal could not be recovered at start; it serves
+    /// nothing until the data is repaired.
+    #[error("tenant '{tenant}' could not be recovered from the journal: {source}")]
+    Unrecoverable {
+        /// The tenant.
+        tenant: TenantId,
+        /// Why.
+        source: JournalError,
     },
     /// The runtime is shutting down and takes no new requests.
     #[error("the runtime is shutting down")]

@@ -175,8 +175,11 @@ pub trait Journal: Send + Sync + 'static {
     fn delete_up_to(&self, tenant: &TenantId, to: u64) -> Result<(), JournalError>;
 
     /// Loads one image of the tenant.
-    fn load_image(&self, tenant: &TenantId, query: &ImageQuery)
-        -> Result<Option<Image>, JournalError>;
+    fn load_image(
+        &self,
+        tenant: &TenantId,
+        query: &ImageQuery,
+    ) -> Result<Option<Image>, JournalError>;
 
     /// Deletes the tenant's image at `seq`.
     fn delete_image(&self, tenant: &TenantId, seq: u64) -> Result<(), JournalError>;

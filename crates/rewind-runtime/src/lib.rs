@@ -45,6 +45,7 @@
 //! ```
 
 mod config;
+mod durability;
 mod error;
 pub mod journal;
 pub mod metrics;
@@ -56,7 +57,7 @@ mod transaction;
 pub use config::{AutoSnapshotPolicy, RestartIntensity, TenantConfig};
 pub use error::{BoxError, Error};
 pub use journal::{Durable, Entry, Image, ImageQuery, Journal, JournalError};
-pub use runtime::{Runtime, RuntimeBuilder};
+pub use runtime::{RecoveryReport, Runtime, RuntimeBuilder, DEFAULT_IMAGE_EVERY};
 pub use supervisor::messages::SupervisorMsg;
 pub use tenant::handle::Tenant;
 pub use tenant::messages::{TenantMsg, UpdateFn, WriteOptions};

@@ -37,6 +37,11 @@ pub const JOURNAL_COMMIT_DURATION_SECONDS: &str = "rewind_journal_commit_duratio
 /// Histogram of records per journal commit.
 pub const JOURNAL_BATCH_RECORDS: &str = "rewind_journal_batch_records";
 
+/// Counter of tenants read back from the journal at start.
+pub const RECOVERED_TENANTS_TOTAL: &str = "rewind_recovered_tenants_total";
+/// Counter of journal entries replayed at start.
+pub const RECOVERED_ENTRIES_TOTAL: &str = "rewind_recovered_entries_total";
+
 /// Buckets for `*_duration_seconds` histograms: 1 µs to 10 s.
 pub const DURATION_BUCKETS: &[f64] = &[
     0.000_001,
@@ -98,6 +103,11 @@ pub fn describe() {
         "Time to commit and fsync one journal batch"
     );
     describe_histogram!(JOURNAL_BATCH_RECORDS, "Records per journal commit");
+    describe_counter!(
+        RECOVERED_TENANTS_TOTAL,
+        "Tenants read back from the journal"
+    );
+    describe_counter!(RECOVERED_ENTRIES_TOTAL, "Journal entries replayed at start");
 }
 
 /// Outcome label of a transition or rollback.
@@ -169,6 +179,11 @@ pub(crate) fn transaction(outcome: TransactionOutcome) {
 
 pub(crate) fn tenants(delta: f64) {
     gauge!(TENANTS).increment(delta);
+}
+
+pub(crate) fn recovered(tenants: u64, entries: u64) {
+    counter!(RECOVERED_TENANTS_TOTAL).increment(tenants);
+    counter!(RECOVERED_ENTRIES_TOTAL).increment(entries);
 }
 
 pub(crate) fn tenant_restarted() {

@@ -1,6 +1,8 @@
 //! [`Runtime`]: starts the supervisor and hands out tenants.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use ractor::{Actor, ActorRef, RpcReplyPort};
@@ -8,10 +10,33 @@ use rewind_core::{Clock, Doc, Model, Revision, SystemClock, TenantId};
 use tokio::sync::oneshot;
 
 use crate::config::{RestartIntensity, TenantConfig};
+use crate::durability;
 use crate::error::Error;
+use crate::journal::{Journal, JournalError};
+use crate::metrics;
 use crate::supervisor::actor::{Registry, SupervisorActor, SupervisorArgs};
 use crate::supervisor::messages::SupervisorMsg;
 use crate::tenant::handle::Tenant;
+use crate::tenant::shared::{Journaling, TenantShared};
+
+/// Default for [`RuntimeBuilder::image_every`].
+pub const DEFAULT_IMAGE_EVERY: u64 = 1000;
+
+/// What recovery from the journal did at start.
+#[derive(Clone, Debug, Default)]
+pub struct RecoveryReport {
+    /// Tenants restored.
+    pub tenants: usize,
+    /// Journal entries replayed (after each tenant's newest image).
+    pub entries: u64,
+    /// Transactions a crash interrupted, rolled back to their start.
+    pub interrupted_transactions: usize,
+    /// Tenants that could not be restored, with why; they answer
+    /// `Unrecoverable` and the other tenants serve normally.
+    pub failures: Vec<(TenantId, JournalError)>,
+    /// How long recovery took.
+    pub elapsed: Duration,
+}
 
 /// A running rewind runtime: a supervisor and its tenants.
 ///
@@ -19,6 +44,8 @@ use crate::tenant::handle::Tenant;
 pub struct Runtime<M: Model = Doc> {
     supervisor: ActorRef<SupervisorMsg<M>>,
     registry: Arc<ArcSwap<Registry<M>>>,
+    unrecoverable: Arc<HashMap<TenantId, JournalError>>,
+    recovery: Arc<RecoveryReport>,
 }
 
 impl<M: Model> Clone for Runtime<M> {
@@ -26,6 +53,8 @@ impl<M: Model> Clone for Runtime<M> {
         Runtime {
             supervisor: self.supervisor.clone(),
             registry: Arc::clone(&self.registry),
+            unrecoverable: Arc::clone(&self.unrecoverable),
+            recovery: Arc::clone(&self.recovery),
         }
     }
 }
@@ -35,6 +64,8 @@ pub struct RuntimeBuilder<M: Model = Doc> {
     defaults: TenantConfig,
     intensity: RestartIntensity,
     clock: Arc<dyn Clock>,
+    journal: Option<Arc<dyn Journal>>,
+    image_every: u64,
     _model: std::marker::PhantomData<fn() -> M>,
 }
 
@@ -44,6 +75,8 @@ impl<M: Model> Default for RuntimeBuilder<M> {
             defaults: TenantConfig::default(),
             intensity: RestartIntensity::default(),
             clock: Arc::new(SystemClock),
+            journal: None,
+            image_every: DEFAULT_IMAGE_EVERY,
             _model: std::marker::PhantomData,
         }
     }
@@ -69,15 +102,45 @@ impl<M: Model> RuntimeBuilder<M> {
         self
     }
 
-    /// Starts the supervisor. Must run inside a tokio runtime.
+    /// Makes every change durable in `journal` before it is acknowledged,
+    /// and restores every tenant from it at start. Without a journal the
+    /// runtime keeps everything in memory.
+    pub fn journal(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Stores an image of a tenant's timeline every this many journal
+    /// entries (default [`DEFAULT_IMAGE_EVERY`]), so recovery replays at most
+    /// that many entries per tenant.
+    pub fn image_every(mut self, entries: u64) -> Self {
+        self.image_every = entries.max(1);
+        self
+    }
+
+    /// Restores every tenant from the journal (if any), then starts the
+    /// supervisor. Must run inside a tokio runtime.
     pub async fn start(self) -> Result<Runtime<M>, Error> {
         self.defaults.validate()?;
+        let journaling = self.journal.map(|journal| Journaling {
+            journal,
+            image_every: self.image_every,
+        });
+        let (recovered, report) = match &journaling {
+            Some(journaling) => recover_all(journaling, &self.clock).await?,
+            None => (Vec::new(), RecoveryReport::default()),
+        };
+        let unrecoverable: Arc<HashMap<TenantId, JournalError>> =
+            Arc::new(report.failures.iter().cloned().collect());
         let registry = Arc::new(ArcSwap::from_pointee(Registry::new()));
         let args = SupervisorArgs {
             registry: Arc::clone(&registry),
             defaults: self.defaults,
             intensity: self.intensity,
             clock: self.clock,
+            journaling,
+            recovered,
+            unrecoverable: Arc::clone(&unrecoverable),
         };
         let (supervisor, _) = Actor::spawn(None, SupervisorActor::new(), args)
             .await
@@ -88,8 +151,102 @@ impl<M: Model> RuntimeBuilder<M> {
         Ok(Runtime {
             supervisor,
             registry,
+            unrecoverable,
+            recovery: Arc::new(report),
         })
     }
+}
+
+/// Reads every tenant back from the journal, on a blocking thread.
+async fn recover_all<M: Model>(
+    journaling: &Journaling,
+    clock: &Arc<dyn Clock>,
+) -> Result<(Vec<Arc<TenantShared<M>>>, RecoveryReport), Error> {
+    let journal = Arc::clone(&journaling.journal);
+    let clock = Arc::clone(clock);
+    let started = Instant::now();
+    let (restored, mut report) = tokio::task::spawn_blocking(move || {
+        let tenants = journal.tenants().map_err(|source| Error::Journal {
+            tenant: TenantId::new("journal").expect("valid id"),
+            source,
+        })?;
+        let total = tenants.len();
+        let mut report = RecoveryReport::default();
+        let mut restored = Vec::new();
+        for (done, id) in tenants.into_iter().enumerate() {
+            match durability::recover::<M>(&*journal, &id, &clock) {
+                Ok(Some(tenant)) => {
+                    report.entries += tenant.replayed;
+                    restored.push((id, tenant));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(tenant = %id, error = %e, "tenant not recovered");
+                    report.failures.push((id, e));
+                }
+            }
+            if (done + 1) % 100 == 0 || done + 1 == total {
+                let secs = started.elapsed().as_secs_f64().max(1e-9);
+                tracing::info!(
+                    tenants = done + 1,
+                    total,
+                    entries = report.entries,
+                    entries_per_sec = (report.entries as f64 / secs) as u64,
+                    "recovering from the journal"
+                );
+            }
+        }
+        Ok::<_, Error>((restored, report))
+    })
+    .await
+    .map_err(|e| Error::Unavailable {
+        tenant: TenantId::new("journal").expect("valid id"),
+        reason: format!("recovery stopped: {e}"),
+    })??;
+    let mut shared = Vec::with_capacity(restored.len());
+    for (id, mut tenant) in restored {
+        let mut seq = tenant.seq;
+        let closing = durability::close_interrupted(&id, &mut tenant.timeline, &mut seq);
+        match closing {
+            Ok(entries) if entries.is_empty() => {}
+            Ok(entries) => {
+                report.interrupted_transactions += entries.len() / 2;
+                let appended = journaling.journal.append(entries).await;
+                if let Err(source) = appended {
+                    report.failures.push((id, source));
+                    continue;
+                }
+            }
+            Err(e) => {
+                let source = JournalError::Corrupt {
+                    tenant: id.to_string(),
+                    seq,
+                    reason: format!("an interrupted transaction cannot be closed: {e}"),
+                };
+                report.failures.push((id, source));
+                continue;
+            }
+        }
+        shared.push(TenantShared::new(
+            id,
+            tenant.config,
+            tenant.timeline,
+            Some(journaling.clone()),
+            seq,
+            tenant.image_seq.unwrap_or(0),
+        ));
+    }
+    report.tenants = shared.len();
+    report.elapsed = started.elapsed();
+    metrics::recovered(report.tenants as u64, report.entries);
+    tracing::info!(
+        tenants = report.tenants,
+        entries = report.entries,
+        failures = report.failures.len(),
+        elapsed_ms = report.elapsed.as_millis() as u64,
+        "recovery finished"
+    );
+    Ok((shared, report))
 }
 
 impl<M: Model> Runtime<M> {
@@ -140,11 +297,21 @@ impl<M: Model> Runtime<M> {
     /// The tenant with this id: a lock-free lookup.
     pub fn tenant(&self, id: &str) -> Result<Tenant<M>, Error> {
         let id = TenantId::new(id)?;
-        self.registry
-            .load()
-            .get(&id)
-            .map(|shared| Tenant::new(Arc::clone(shared)))
-            .ok_or(Error::TenantNotFound(id))
+        if let Some(shared) = self.registry.load().get(&id) {
+            return Ok(Tenant::new(Arc::clone(shared)));
+        }
+        match self.unrecoverable.get(&id) {
+            Some(source) => Err(Error::Unrecoverable {
+                tenant: id,
+                source: source.clone(),
+            }),
+            None => Err(Error::TenantNotFound(id)),
+        }
+    }
+
+    /// What recovery from the journal did at start (empty without one).
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
     }
 
     /// The tenant with this id, created with `initial()` and the default

@@ -17,12 +17,14 @@ use tracing::{error, info, warn};
 
 use super::messages::SupervisorMsg;
 use crate::config::{RestartIntensity, TenantConfig};
+use crate::durability;
 use crate::error::Error;
+use crate::journal::JournalError;
 use crate::metrics;
 use crate::tenant::actor::TenantActor;
 use crate::tenant::handle::Tenant;
 use crate::tenant::messages::Envelope;
-use crate::tenant::shared::{Permit, Slot, TenantShared};
+use crate::tenant::shared::{Journaling, Permit, Slot, TenantShared};
 
 /// Every live tenant by id. Replaced whole on each change.
 pub(crate) type Registry<M> = OrdMap<TenantId, Arc<TenantShared<M>>>;
@@ -40,6 +42,11 @@ pub(crate) struct SupervisorArgs<M: Model> {
     pub(crate) defaults: TenantConfig,
     pub(crate) intensity: RestartIntensity,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) journaling: Option<Journaling>,
+    /// Tenants read back from the journal, to start.
+    pub(crate) recovered: Vec<Arc<TenantShared<M>>>,
+    /// Tenants whose journal could not be read back.
+    pub(crate) unrecoverable: Arc<HashMap<TenantId, JournalError>>,
 }
 
 pub(crate) struct SupervisorState<M: Model> {
@@ -54,6 +61,11 @@ pub(crate) struct SupervisorState<M: Model> {
     /// Requests routed while a tenant was being restarted.
     pending: HashMap<TenantId, Vec<Envelope<M>>>,
     shutting_down: bool,
+    journaling: Option<Journaling>,
+    unrecoverable: Arc<HashMap<TenantId, JournalError>>,
+    /// Deletions still draining or journaling; the id cannot be reused
+    /// until they finish.
+    deleting: HashMap<TenantId, tokio::task::JoinHandle<()>>,
 }
 
 impl<M: Model> Actor for SupervisorActor<M> {
@@ -63,10 +75,10 @@ impl<M: Model> Actor for SupervisorActor<M> {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: SupervisorArgs<M>,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(SupervisorState {
+        let mut state = SupervisorState {
             registry: args.registry,
             defaults: args.defaults,
             intensity: args.intensity,
@@ -75,7 +87,14 @@ impl<M: Model> Actor for SupervisorActor<M> {
             failures: HashMap::new(),
             pending: HashMap::new(),
             shutting_down: false,
-        })
+            journaling: args.journaling,
+            unrecoverable: args.unrecoverable,
+            deleting: HashMap::new(),
+        };
+        for shared in args.recovered {
+            state.register(&myself, shared).await?;
+        }
+        Ok(state)
     }
 
     async fn handle(
@@ -146,18 +165,68 @@ impl<M: Model> SupervisorState<M> {
         if self.registry.load().contains_key(&id) {
             return Err(Error::TenantExists(id));
         }
+        if let Some(source) = self.unrecoverable.get(&id) {
+            return Err(Error::Unrecoverable {
+                tenant: id,
+                source: source.clone(),
+            });
+        }
+        if let Some(deleting) = self.deleting.get(&id) {
+            if !deleting.is_finished() {
+                return Err(Error::Unavailable {
+                    tenant: id,
+                    reason: "it is still being deleted; retry shortly".into(),
+                });
+            }
+            self.deleting.remove(&id);
+        }
         let config = config.unwrap_or(self.defaults);
         config.validate()?;
         let timeline = Timeline::new(initial, config.timeline, Arc::clone(&self.clock))?;
-        let counts = timeline.snapshot_counts();
-        let shared = TenantShared::new(id.clone(), config, timeline);
+        let mut seq = 0;
+        if let Some(journaling) = &self.journaling {
+            // A new tenant (or one re-created after a delete) continues the
+            // id's journal sequence: seqs are never reused.
+            let journal_error = |source| Error::Journal {
+                tenant: id.clone(),
+                source,
+            };
+            seq = journaling.journal.highest_seq(&id).map_err(journal_error)? + 1;
+            let entry =
+                durability::create_entry(&id, seq, &config, timeline.head(), timeline.last_at());
+            journaling
+                .journal
+                .append(vec![entry])
+                .await
+                .map_err(journal_error)?;
+        }
+        let shared = TenantShared::new(
+            id.clone(),
+            config,
+            timeline,
+            self.journaling.clone(),
+            seq,
+            0,
+        );
+        self.register(myself, Arc::clone(&shared)).await?;
+        info!(tenant = %id, "tenant created");
+        Ok(Tenant::new(shared))
+    }
+
+    /// Starts a tenant's actor and makes it findable.
+    async fn register(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg<M>>,
+        shared: Arc<TenantShared<M>>,
+    ) -> Result<(), Error> {
         self.spawn(myself, &shared).await?;
+        let counts = shared.published.load().snapshot_counts();
+        let id = shared.id.clone();
         self.registry
             .rcu(|registry| registry.update(id.clone(), Arc::clone(&shared)));
         metrics::tenants(1.0);
         metrics::snapshots_held(&counts, 1.0);
-        info!(tenant = %id, "tenant created");
-        Ok(Tenant::new(shared))
+        Ok(())
     }
 
     async fn spawn(
@@ -272,12 +341,27 @@ impl<M: Model> SupervisorState<M> {
         metrics::tenants(-1.0);
         metrics::snapshots_held(&shared.published.load().snapshot_counts(), -1.0);
         info!(tenant = %id, "tenant deleted");
-        tokio::spawn(async move {
+        let journaling = self.journaling.clone();
+        let task = tokio::spawn(async move {
             if let Some(actor) = &draining {
                 drain_and_stop(actor).await;
             }
-            let _ = reply.send(Ok(()));
+            let mut result = Ok(());
+            if let Some(journaling) = journaling {
+                // After the drain nothing else writes this tenant's journal.
+                let seq = shared.durable_seq() + 1;
+                let entry =
+                    durability::delete_entry(&shared.id, seq, shared.published.load().last_at());
+                if let Err(source) = journaling.journal.append(vec![entry]).await {
+                    result = Err(Error::Journal {
+                        tenant: shared.id.clone(),
+                        source,
+                    });
+                }
+            }
+            let _ = reply.send(result);
         });
+        self.deleting.insert(id, task);
     }
 
     fn shutdown(&mut self, myself: ActorRef<SupervisorMsg<M>>, reply: ractor::RpcReplyPort<()>) {

@@ -1,9 +1,11 @@
 //! The tenant actor: the one writer of a tenant's timeline.
 //!
-//! The handler decodes a message, calls the core, publishes the new timeline
-//! and replies. Domain errors go back in the reply; the handler returns `Err`
-//! (which makes the supervisor restart the tenant from its last published
-//! timeline) only after user code panicked.
+//! The handler decodes a message, runs it on the timeline as
+//! [`TimelineOp`]s, makes them durable in the journal (when there is one),
+//! publishes the new timeline and replies — in that order, so nothing is
+//! acknowledged or visible before it is durable. Domain errors go back in the
+//! reply; the handler returns `Err` (which makes the supervisor restart the
+//! tenant from its last published timeline) only after user code panicked.
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
@@ -12,8 +14,9 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rewind_core::{
-    AutoTrigger, Commit, Model, Revision, RollbackOutcome, RollbackPolicy, SnapshotKind,
-    SnapshotTaken, Timeline, TransactionId, TransactionOutcome,
+    AutoTrigger, Commit, CommitMeta, Executed, Model, Revision, RollbackOutcome, RollbackPolicy,
+    RollbackTarget, SnapshotInfo, SnapshotKind, SnapshotTaken, Timeline, TimelineOp, TransactionId,
+    TransactionOutcome,
 };
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -21,7 +24,9 @@ use tracing::{debug_span, warn};
 
 use super::messages::{Envelope, LeaseMsg, TenantMsg, WriteOptions};
 use super::shared::{Permit, TenantShared};
+use crate::durability;
 use crate::error::Error;
+use crate::journal::{Entry, Journal};
 use crate::metrics::{self, Outcome};
 use crate::transaction::actor::{TransactionActor, TransactionArgs};
 use crate::transaction::StepRecord;
@@ -67,6 +72,14 @@ pub(crate) struct TenantState<M: Model> {
     /// Newest revision sent to watchers.
     last_published: Revision,
     ticker: Option<JoinHandle<()>>,
+    /// Seq of the newest journal entry made (durable or not).
+    seq: u64,
+    /// Entries of ops run since the last commit, not yet durable.
+    unsaved: Vec<Entry>,
+    /// Storing the newest image and pruning what it covers; awaited before
+    /// a drain is answered, so a stopped tenant leaves no journal work
+    /// behind.
+    image_task: Option<JoinHandle<()>>,
 }
 
 /// User code panicked: the reply was sent, the actor must restart.
@@ -112,7 +125,11 @@ impl<M: Model> Actor for TenantActor<M> {
             .rev()
             .find(|s| s.kind == SnapshotKind::Auto)
             .map_or(Revision::ZERO, |s| s.revision);
+        let seq = shared.durable_seq();
         Ok(TenantState {
+            seq,
+            unsaved: Vec::new(),
+            image_task: None,
             last_published: timeline.revision(),
             shared,
             actor: myself.get_id(),
@@ -171,8 +188,17 @@ impl<M: Model> Actor for TenantActor<M> {
                     && state.timeline.revision() != state.last_auto
                     && state.lease.is_none()
                 {
-                    state.policy_snapshot();
-                    state.publish();
+                    let taken = state.policy_snapshot();
+                    match state.commit().await {
+                        Ok(()) => {
+                            if let Some(taken) = taken {
+                                state.record_snapshot(&taken);
+                            }
+                        }
+                        Err(e) => {
+                            warn!(tenant = %state.shared.id, error = %e, "policy snapshot not saved")
+                        }
+                    }
                 }
                 Ok(())
             }
@@ -181,6 +207,9 @@ impl<M: Model> Actor for TenantActor<M> {
                 Ok(())
             }
             Envelope::Drain(reply) => {
+                if let Some(task) = state.image_task.take() {
+                    let _ = task.await;
+                }
                 state.drains.push(reply);
                 state.answer_drains();
                 Ok(())
@@ -223,9 +252,9 @@ impl<M: Model> TenantState<M> {
                 options,
                 reply,
             } => {
-                let result = self.transition(&options, |timeline, meta| {
-                    timeline.apply_with(&change, meta).map_err(Into::into)
-                });
+                let result = self
+                    .transition(&options, |_, meta| Ok(TimelineOp::Apply { change, meta }))
+                    .await;
                 self.answer(reply, result)
             }
             TenantMsg::Replace {
@@ -233,9 +262,9 @@ impl<M: Model> TenantState<M> {
                 options,
                 reply,
             } => {
-                let result = self.transition(&options, |timeline, meta| {
-                    Ok(timeline.replace_with(state, meta))
-                });
+                let result = self
+                    .transition(&options, |_, meta| Ok(TimelineOp::Replace { state, meta }))
+                    .await;
                 self.answer(reply, result)
             }
             TenantMsg::Update {
@@ -244,11 +273,13 @@ impl<M: Model> TenantState<M> {
                 reply,
             } => {
                 let tenant = self.shared.id.clone();
-                let result = self.transition(&options, |timeline, meta| {
-                    let change = update(timeline.head())
-                        .map_err(|source| UpdateError::Refused(tenant, source))?;
-                    timeline.apply_with(&change, meta).map_err(Into::into)
-                });
+                let result = self
+                    .transition(&options, |timeline, meta| {
+                        let change = update(timeline.head())
+                            .map_err(|source| UpdateError::Refused(tenant, source))?;
+                        Ok(TimelineOp::Apply { change, meta })
+                    })
+                    .await;
                 self.answer(reply, result)
             }
             TenantMsg::Snapshot {
@@ -256,19 +287,23 @@ impl<M: Model> TenantState<M> {
                 options,
                 reply,
             } => {
-                let _span = debug_span!("rewind.snapshot", tenant = %self.shared.id).entered();
-                let taken = match name {
-                    None => Ok(self.timeline.snapshot_auto(AutoTrigger::Requested)),
-                    Some(name) => self
-                        .timeline
-                        .snapshot_named(name, options)
-                        .map_err(|e| self.tenant_error(e)),
+                let op = match name {
+                    None => TimelineOp::SnapshotAuto {
+                        trigger: AutoTrigger::Requested,
+                    },
+                    Some(name) => TimelineOp::SnapshotNamed { name, options },
                 };
-                let result = taken.map(|taken| {
-                    self.record_snapshot(&taken);
-                    self.publish();
-                    taken.snapshot
-                });
+                let result = match self.run(op) {
+                    Ok(Executed::Snapshot(taken)) => match self.commit().await {
+                        Ok(()) => {
+                            self.record_snapshot(&taken);
+                            Ok(taken.snapshot)
+                        }
+                        Err(e) => Err(e),
+                    },
+                    Ok(_) => unreachable!("a snapshot op takes a snapshot"),
+                    Err(e) => Err(self.tenant_error(e)),
+                };
                 let _ = reply.send(result);
                 Ok(())
             }
@@ -278,23 +313,17 @@ impl<M: Model> TenantState<M> {
                 reply,
             } => {
                 let result = self
-                    .timeline
-                    .protect(&name, protected)
-                    .map_err(|e| self.tenant_error(e));
-                if result.is_ok() {
-                    self.publish();
-                }
+                    .change_snapshot(TimelineOp::Protect { name, protected })
+                    .await;
                 let _ = reply.send(result);
                 Ok(())
             }
             TenantMsg::DeleteSnapshot { name, reply } => {
                 let result = self
-                    .timeline
-                    .delete_snapshot(&name)
-                    .map_err(|e| self.tenant_error(e));
+                    .change_snapshot(TimelineOp::DeleteSnapshot { name })
+                    .await;
                 if let Ok(deleted) = &result {
                     metrics::snapshot_deleted(deleted.kind);
-                    self.publish();
                 }
                 let _ = reply.send(result);
                 Ok(())
@@ -309,10 +338,7 @@ impl<M: Model> TenantState<M> {
                         metrics::rollback(target.kind(), Outcome::Rejected, Default::default());
                         Ok(Err(e))
                     }
-                    Ok(()) => self.rollback(
-                        |timeline| timeline.rollback_with(&target, options.meta),
-                        target.kind(),
-                    ),
+                    Ok(()) => self.rollback(target, options.meta).await,
                 };
                 self.answer(reply, result)
             }
@@ -380,23 +406,127 @@ impl<M: Model> TenantState<M> {
         }));
     }
 
-    /// A change that makes a new revision: check, run (guarded), record
-    /// metrics, take a policy snapshot if due, publish.
-    fn transition(
+    /// Runs `op` on the timeline (user code guarded) and, with a journal,
+    /// queues its entry for the next [`commit`](Self::commit).
+    fn run(&mut self, op: TimelineOp<M>) -> Result<Executed, rewind_core::Error> {
+        let done = self.timeline.execute(&op)?;
+        if let Some(journaling) = &self.shared.journaling {
+            let _ = journaling;
+            self.seq += 1;
+            let at = self.timeline.last_at();
+            self.unsaved
+                .push(durability::op_entry(&self.shared.id, self.seq, &op, at));
+        }
+        Ok(done)
+    }
+
+    /// Makes the ops run since the last commit durable, then publishes. If
+    /// the journal fails, the timeline goes back to the last published one:
+    /// nothing unacknowledged stays.
+    async fn commit(&mut self) -> Result<(), Error> {
+        if !self.unsaved.is_empty() {
+            let entries = std::mem::take(&mut self.unsaved);
+            let journaling = self
+                .shared
+                .journaling
+                .clone()
+                .expect("entries are only made with a journal");
+            if let Err(source) = journaling.journal.append(entries).await {
+                self.timeline = Timeline::clone(&self.shared.published.load());
+                self.seq = self.shared.durable_seq();
+                return Err(Error::Journal {
+                    tenant: self.shared.id.clone(),
+                    source,
+                });
+            }
+            self.shared.set_durable_seq(self.seq);
+            if self.seq >= self.shared.image_seq() + journaling.image_every {
+                self.store_image(journaling.journal);
+            }
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Stores an image of the timeline at the current seq; once it is
+    /// durable, the entries it covers and the previous image are deleted.
+    fn store_image(&mut self, journal: Arc<dyn Journal>) {
+        if self.image_task.as_ref().is_some_and(|t| !t.is_finished()) {
+            // The previous image is still being stored; the next commit
+            // tries again.
+            return;
+        }
+        let image = match durability::image(
+            &self.shared.id,
+            self.seq,
+            &self.shared.config,
+            &self.timeline,
+        ) {
+            Ok(image) => image,
+            Err(e) => {
+                warn!(tenant = %self.shared.id, error = %e, "could not encode an image");
+                return;
+            }
+        };
+        let previous = self.shared.image_seq();
+        self.shared.set_image_seq(self.seq);
+        let (tenant, seq) = (self.shared.id.clone(), self.seq);
+        let durable = journal.save_image(image);
+        self.image_task = Some(tokio::spawn(async move {
+            if let Err(e) = durable.await {
+                warn!(%tenant, error = %e, "could not store an image");
+                return;
+            }
+            let pruned = tokio::task::spawn_blocking(move || {
+                journal.delete_up_to(&tenant, seq)?;
+                if previous > 0 {
+                    journal.delete_image(&tenant, previous)?;
+                }
+                Ok::<_, crate::journal::JournalError>(())
+            })
+            .await;
+            if let Ok(Err(e)) = pruned {
+                warn!(error = %e, "could not prune journal entries covered by an image");
+            }
+        }));
+    }
+
+    /// Protect, unprotect or delete a snapshot.
+    async fn change_snapshot(&mut self, op: TimelineOp<M>) -> Result<SnapshotInfo, Error> {
+        match self.run(op) {
+            Ok(Executed::SnapshotChanged(info)) => self.commit().await.map(|()| info),
+            Ok(_) => unreachable!("protect and delete change a snapshot"),
+            Err(e) => Err(self.tenant_error(e)),
+        }
+    }
+
+    /// A change that makes a new revision: check, build the op (user code,
+    /// guarded), run it (the model's apply, guarded), take a policy snapshot
+    /// if due, commit.
+    async fn transition(
         &mut self,
         options: &WriteOptions,
-        op: impl FnOnce(&mut Timeline<M>, rewind_core::CommitMeta) -> Result<Commit, UpdateError>,
+        build: impl FnOnce(&Timeline<M>, CommitMeta) -> Result<TimelineOp<M>, UpdateError>,
     ) -> Result<Result<Commit, Error>, Panicked> {
         let span =
             debug_span!("rewind.apply", tenant = %self.shared.id, revision = tracing::field::Empty);
-        let _entered = span.enter();
         let started = Instant::now();
         if let Err(e) = self.check_expected(options) {
             metrics::transition(Outcome::Rejected, started.elapsed());
             return Ok(Err(e));
         }
         let meta = options.meta.clone();
-        let result = match guarded(|| op(&mut self.timeline, meta)) {
+        let result = {
+            let _entered = span.enter();
+            guarded(|| {
+                let op = build(&self.timeline, meta)?;
+                match self.run(op)? {
+                    Executed::Commit(commit) => Ok(commit),
+                    _ => unreachable!("apply and replace commit a revision"),
+                }
+            })
+        };
+        let result = match result {
             Ok(result) => result,
             Err(panicked) => {
                 metrics::transition(Outcome::Failed, started.elapsed());
@@ -406,9 +536,20 @@ impl<M: Model> TenantState<M> {
         Ok(match result {
             Ok(commit) => {
                 span.record("revision", commit.revision.get());
-                self.after_commit();
-                metrics::transition(Outcome::Ok, started.elapsed());
-                Ok(commit)
+                let taken = self.policy_snapshot_due();
+                match self.commit().await {
+                    Ok(()) => {
+                        if let Some(taken) = taken {
+                            self.record_snapshot(&taken);
+                        }
+                        metrics::transition(Outcome::Ok, started.elapsed());
+                        Ok(commit)
+                    }
+                    Err(e) => {
+                        metrics::transition(Outcome::Failed, started.elapsed());
+                        Err(e)
+                    }
+                }
             }
             Err(e) => {
                 metrics::transition(Outcome::Rejected, started.elapsed());
@@ -420,52 +561,72 @@ impl<M: Model> TenantState<M> {
         })
     }
 
-    fn rollback(
+    async fn rollback(
         &mut self,
-        op: impl FnOnce(&mut Timeline<M>) -> Result<RollbackOutcome, rewind_core::Error>,
-        target: rewind_core::TargetKind,
+        target: RollbackTarget,
+        meta: CommitMeta,
     ) -> Result<Result<RollbackOutcome, Error>, Panicked> {
-        let span = debug_span!("rewind.rollback", tenant = %self.shared.id, target = target.as_str(), revision = tracing::field::Empty);
-        let _entered = span.enter();
+        let kind = target.kind();
+        let span = debug_span!("rewind.rollback", tenant = %self.shared.id, target = kind.as_str(), revision = tracing::field::Empty);
         let started = Instant::now();
-        let result = match guarded(|| op(&mut self.timeline)) {
+        let result = {
+            let _entered = span.enter();
+            guarded(|| self.run(TimelineOp::Rollback { target, meta }))
+        };
+        let result = match result {
             Ok(result) => result,
             Err(panicked) => {
-                metrics::rollback(target, Outcome::Failed, started.elapsed());
+                metrics::rollback(kind, Outcome::Failed, started.elapsed());
                 return Err(panicked);
             }
         };
         Ok(match result {
-            Ok(outcome) => {
+            Ok(Executed::Rollback(outcome)) => {
                 span.record("revision", outcome.revision.get());
-                metrics::snapshot_created(SnapshotKind::Auto);
-                metrics::pruned(&outcome.pruned);
-                self.last_auto = outcome.pre_rollback.revision;
-                self.publish();
-                metrics::rollback(target, Outcome::Ok, started.elapsed());
-                Ok(outcome)
+                match self.commit().await {
+                    Ok(()) => {
+                        metrics::snapshot_created(SnapshotKind::Auto);
+                        metrics::pruned(&outcome.pruned);
+                        self.last_auto = outcome.pre_rollback.revision;
+                        metrics::rollback(kind, Outcome::Ok, started.elapsed());
+                        Ok(*outcome)
+                    }
+                    Err(e) => {
+                        metrics::rollback(kind, Outcome::Failed, started.elapsed());
+                        Err(e)
+                    }
+                }
             }
+            Ok(_) => unreachable!("a rollback op rolls back"),
             Err(e) => {
-                metrics::rollback(target, Outcome::Rejected, started.elapsed());
+                metrics::rollback(kind, Outcome::Rejected, started.elapsed());
                 Err(self.tenant_error(e))
             }
         })
     }
 
-    fn after_commit(&mut self) {
-        if let Some(every) = self.shared.config.auto_snapshot.every_revisions {
-            if self.lease.is_none()
-                && self.timeline.revision().get() >= self.last_auto.get().saturating_add(every)
-            {
-                self.policy_snapshot();
-            }
+    /// Takes the policy's auto snapshot if `every_revisions` is due.
+    fn policy_snapshot_due(&mut self) -> Option<SnapshotTaken> {
+        let every = self.shared.config.auto_snapshot.every_revisions?;
+        let due = self.lease.is_none()
+            && self.timeline.revision().get() >= self.last_auto.get().saturating_add(every);
+        if due {
+            self.policy_snapshot()
+        } else {
+            None
         }
-        self.publish();
     }
 
-    fn policy_snapshot(&mut self) {
-        let taken = self.timeline.snapshot_auto(AutoTrigger::Policy);
-        self.record_snapshot(&taken);
+    fn policy_snapshot(&mut self) -> Option<SnapshotTaken> {
+        match self.run(TimelineOp::SnapshotAuto {
+            trigger: AutoTrigger::Policy,
+        }) {
+            Ok(Executed::Snapshot(taken)) => {
+                self.last_auto = taken.snapshot.revision;
+                Some(taken)
+            }
+            _ => None,
+        }
     }
 
     fn record_snapshot(&mut self, taken: &SnapshotTaken) {
@@ -576,11 +737,17 @@ impl<M: Model> TenantState<M> {
             let _ = reply.send(Err(e.into()));
             return;
         }
-        let transaction = self.timeline.begin_transaction();
+        let transaction = match self.run(TimelineOp::BeginTransaction) {
+            Ok(Executed::Begun(transaction)) => transaction,
+            _ => unreachable!("a transaction can always begin"),
+        };
+        if let Err(e) = self.commit().await {
+            let _ = reply.send(Err(e));
+            return;
+        }
         metrics::snapshot_created(SnapshotKind::Checkpoint);
         self.lease = Some(Lease { transaction });
         let policy = plan.policy.clone();
-        self.publish();
         let step_timeout = plan.step_timeout.unwrap_or(self.shared.config.step_timeout);
         let args = TransactionArgs {
             shared: Arc::clone(&self.shared),
@@ -616,7 +783,7 @@ impl<M: Model> TenantState<M> {
                     let _ = reply.send(Err(e));
                     return Ok(());
                 }
-                let result = self.step(transaction, step, change);
+                let result = self.step(transaction, step, change).await;
                 self.answer(reply, result)
             }
             LeaseMsg::Finish {
@@ -664,45 +831,57 @@ impl<M: Model> TenantState<M> {
         }
     }
 
-    fn step(
+    async fn step(
         &mut self,
         transaction: TransactionId,
         step: rewind_core::SnapshotName,
         change: Option<M::Change>,
     ) -> Result<Result<StepRecord, Error>, Panicked> {
         let started = Instant::now();
-        let revision = match change {
-            None => None,
-            Some(change) => match guarded(|| self.timeline.apply_step(transaction, &step, &change))
-            {
-                Err(panicked) => {
-                    metrics::transition(Outcome::Failed, started.elapsed());
-                    return Err(panicked);
-                }
-                Ok(Err(e)) => {
+        let mut revision = None;
+        if let Some(change) = change {
+            let op = TimelineOp::ApplyStep {
+                transaction,
+                step: step.clone(),
+                change,
+            };
+            match guarded(|| self.run(op))? {
+                Err(e) => {
                     metrics::transition(Outcome::Rejected, started.elapsed());
                     return Ok(Err(self.tenant_error(e)));
                 }
-                Ok(Ok(commit)) => {
-                    metrics::transition(Outcome::Ok, started.elapsed());
-                    Some(commit.revision)
-                }
-            },
-        };
-        let checkpoint = match self.timeline.checkpoint(transaction, step.clone()) {
-            Ok(checkpoint) => checkpoint,
-            Err(e) => {
-                self.publish();
-                return Ok(Err(self.tenant_error(e)));
+                Ok(Executed::Commit(commit)) => revision = Some(commit.revision),
+                Ok(_) => unreachable!("a step commits a revision"),
             }
-        };
-        metrics::snapshot_created(SnapshotKind::Checkpoint);
-        self.publish();
-        Ok(Ok(StepRecord {
-            name: step,
-            revision,
-            checkpoint,
-        }))
+        }
+        let checkpoint = self.run(TimelineOp::Checkpoint {
+            transaction,
+            name: step.clone(),
+        });
+        let committed = self.commit().await;
+        if revision.is_some() {
+            let outcome = if committed.is_ok() {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            };
+            metrics::transition(outcome, started.elapsed());
+        }
+        if let Err(e) = committed {
+            return Ok(Err(e));
+        }
+        Ok(match checkpoint {
+            Ok(Executed::Checkpoint(checkpoint)) => {
+                metrics::snapshot_created(SnapshotKind::Checkpoint);
+                Ok(StepRecord {
+                    name: step,
+                    revision,
+                    checkpoint,
+                })
+            }
+            Ok(_) => unreachable!("a checkpoint op records a checkpoint"),
+            Err(e) => Err(self.tenant_error(e)),
+        })
     }
 
     /// Ends the lease holder's transaction: committed, or rolled back per its
@@ -718,28 +897,34 @@ impl<M: Model> TenantState<M> {
         let outcome = if failed {
             let target = self.timeline.transaction_target(transaction, policy);
             match target {
-                Ok(target) => {
-                    let kind = target.kind();
-                    match self.rollback(|timeline| timeline.rollback(&target), kind)? {
-                        Ok(done) => {
-                            rollback = Some(done);
-                            TransactionOutcome::RolledBack
-                        }
-                        Err(_) => TransactionOutcome::Failed,
+                Ok(target) => match self.rollback(target, CommitMeta::default()).await? {
+                    Ok(done) => {
+                        rollback = Some(done);
+                        TransactionOutcome::RolledBack
                     }
-                }
+                    Err(_) => TransactionOutcome::Failed,
+                },
                 Err(_) => TransactionOutcome::Failed,
             }
         } else {
             TransactionOutcome::Committed
         };
-        match self.timeline.finish_transaction(transaction, outcome) {
-            Ok(pruned) => metrics::pruned(&pruned),
+        let finished = self.run(TimelineOp::FinishTransaction {
+            transaction,
+            outcome,
+        });
+        match self.commit().await {
+            Ok(()) => {
+                if let Ok(Executed::Finished(pruned)) = finished {
+                    metrics::pruned(&pruned);
+                }
+            }
+            // The transaction stays open in the journal; recovery rolls it
+            // back to its start.
             Err(e) => warn!(tenant = %self.shared.id, error = %e, "finishing a transaction"),
         }
         metrics::transaction(outcome);
         self.lease = None;
-        self.publish();
         self.resume_waiting(myself).await?;
         Ok(rollback)
     }

@@ -5,7 +5,7 @@
 //! `Running` slot into `Restarting` (see [`TenantShared::mark_restarting`]).
 //! Both hold immutable values swapped whole.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, watch};
 use super::messages::Envelope;
 use crate::config::TenantConfig;
 use crate::error::Error;
+use crate::journal::Journal;
 
 /// Capacity of the revision broadcast: a watcher that falls further behind
 /// is told how many revisions it missed.
@@ -43,6 +44,14 @@ pub(crate) enum Slot<M: Model> {
     },
 }
 
+/// A tenant's link to the journal.
+#[derive(Clone)]
+pub(crate) struct Journaling {
+    pub(crate) journal: Arc<dyn Journal>,
+    /// Store an image of the timeline every this many entries.
+    pub(crate) image_every: u64,
+}
+
 /// State shared between a tenant's actor, its handles and the supervisor.
 pub(crate) struct TenantShared<M: Model> {
     pub(crate) id: TenantId,
@@ -58,11 +67,29 @@ pub(crate) struct TenantShared<M: Model> {
     in_flight: AtomicUsize,
     /// Every new revision, for watchers.
     pub(crate) events: broadcast::Sender<RevisionInfo>,
+    /// Where the tenant's mutations are made durable; `None` in memory mode.
+    pub(crate) journaling: Option<Journaling>,
+    /// Seq of the last journal entry known durable; `published` reflects
+    /// exactly the entries up to it. Written only by the tenant's actor (and
+    /// by the supervisor before the actor exists).
+    durable_seq: AtomicU64,
+    /// Seq of the newest image stored (0: none). Written only by the actor.
+    image_seq: AtomicU64,
 }
 
 impl<M: Model> TenantShared<M> {
-    pub(crate) fn new(id: TenantId, config: TenantConfig, timeline: Timeline<M>) -> Arc<Self> {
+    pub(crate) fn new(
+        id: TenantId,
+        config: TenantConfig,
+        timeline: Timeline<M>,
+        journaling: Option<Journaling>,
+        durable_seq: u64,
+        image_seq: u64,
+    ) -> Arc<Self> {
         Arc::new(TenantShared {
+            journaling,
+            durable_seq: AtomicU64::new(durable_seq),
+            image_seq: AtomicU64::new(image_seq),
             id,
             config,
             published: ArcSwap::from_pointee(timeline),
@@ -129,6 +156,22 @@ impl<M: Model> TenantShared<M> {
             } => Ok(Some(actor.clone())),
             _ => self.route(),
         }
+    }
+
+    pub(crate) fn durable_seq(&self) -> u64 {
+        self.durable_seq.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_durable_seq(&self, seq: u64) {
+        self.durable_seq.store(seq, Ordering::Release);
+    }
+
+    pub(crate) fn image_seq(&self) -> u64 {
+        self.image_seq.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_image_seq(&self, seq: u64) {
+        self.image_seq.store(seq, Ordering::Release);
     }
 
     pub(crate) fn in_flight(&self) -> usize {
