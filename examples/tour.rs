@@ -19,6 +19,9 @@ mod actor_messaging;
 #[path = "named_rollback.rs"]
 mod named_rollback;
 #[allow(dead_code)]
+#[path = "restart_recovery.rs"]
+mod restart_recovery;
+#[allow(dead_code)]
 #[path = "retention.rs"]
 mod retention;
 #[allow(dead_code)]
@@ -77,6 +80,11 @@ async fn main() -> Result<()> {
     )
     .await?;
     story("Typed state", typed_state::run()).await?;
+    story(
+        "Restart and recovery on the embedded SQLite journal",
+        restart_recovery::run(),
+    )
+    .await?;
     println!("\nall stories checked ✔");
     Ok(())
 }

@@ -11,6 +11,8 @@
 //! - [`core`]: the pure model — persistent JSON documents, JSON Patch,
 //!   timelines with snapshots, retention, rollback and diff.
 //! - [`runtime`]: tenant actors, the supervisor, transactions, metrics.
+//! - [`store`]: durable journals — embedded SQLite (group commit, crash
+//!   recovery) and in-memory.
 //!
 //! The [`prelude`] brings the names a service needs.
 //!
@@ -45,6 +47,7 @@ pub struct ReadmeDoctests;
 
 pub use rewind_core as core;
 pub use rewind_runtime as runtime;
+pub use rewind_store as store;
 
 /// The names most services need.
 pub mod prelude {
@@ -54,7 +57,8 @@ pub mod prelude {
         TimelineConfig, Timestamp, TransactionOutcome,
     };
     pub use rewind_runtime::{
-        AutoSnapshotPolicy, Error, RestartIntensity, Runtime, SupervisorMsg, Tenant, TenantConfig,
-        TenantMsg, TransactionPlan, TransactionReport, WriteOptions,
+        AutoSnapshotPolicy, Error, Journal, RestartIntensity, Runtime, SupervisorMsg, Tenant,
+        TenantConfig, TenantMsg, TransactionPlan, TransactionReport, WriteOptions,
     };
+    pub use rewind_store::{MemoryJournal, SqliteJournal, SqliteOptions, SyncMode};
 }
