@@ -25,7 +25,7 @@ use tracing::{debug_span, warn};
 use super::messages::{Envelope, LeaseMsg, TenantMsg, WriteOptions};
 use super::shared::{Permit, TenantShared};
 use crate::durability;
-use crate::error::Error;
+use crate::error::{panic_message, Error};
 use crate::journal::{Entry, Journal};
 use crate::metrics::{self, Outcome};
 use crate::transaction::actor::{TransactionActor, TransactionArgs};
@@ -84,16 +84,6 @@ pub(crate) struct TenantState<M: Model> {
 
 /// User code panicked: the reply was sent, the actor must restart.
 struct Panicked(String);
-
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-text payload".to_owned()
-    }
-}
 
 /// Runs user code, turning a panic into [`Panicked`].
 fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, Panicked> {
@@ -410,8 +400,7 @@ impl<M: Model> TenantState<M> {
     /// queues its entry for the next [`commit`](Self::commit).
     fn run(&mut self, op: TimelineOp<M>) -> Result<Executed, rewind_core::Error> {
         let done = self.timeline.execute(&op)?;
-        if let Some(journaling) = &self.shared.journaling {
-            let _ = journaling;
+        if self.shared.journaling.is_some() {
             self.seq += 1;
             let at = self.timeline.last_at();
             self.unsaved

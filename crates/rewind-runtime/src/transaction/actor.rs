@@ -19,7 +19,7 @@ use tokio::time::{timeout_at, Instant};
 
 use super::plan::{Step, StepAction, TransactionPlan};
 use super::report::{FailureReason, StepFailure, StepRecord, TransactionReport};
-use crate::error::Error;
+use crate::error::{panic_message, Error};
 use crate::tenant::handle::deliver;
 use crate::tenant::messages::{Envelope, LeaseMsg};
 use crate::tenant::shared::TenantShared;
@@ -192,7 +192,7 @@ async fn run_step<M: Model>(
             match catch_unwind(AssertUnwindSafe(|| compute(&state))) {
                 Ok(Ok(change)) => Some(change),
                 Ok(Err(e)) => return Err(FailureReason::Error(e.to_string())),
-                Err(panic) => return Err(FailureReason::Panic(panic_text(panic))),
+                Err(panic) => return Err(FailureReason::Panic(panic_message(panic))),
             }
         }
         StepAction::Effect(effect) => {
@@ -202,7 +202,7 @@ async fn run_step<M: Model>(
                 Ok(Ok(Ok(()))) => None,
                 Ok(Ok(Err(e))) => return Err(FailureReason::Error(e.to_string())),
                 Ok(Err(join)) if join.is_panic() => {
-                    return Err(FailureReason::Panic(panic_text(join.into_panic())))
+                    return Err(FailureReason::Panic(panic_message(join.into_panic())))
                 }
                 Ok(Err(join)) => return Err(FailureReason::Error(join.to_string())),
                 Err(_) => {
@@ -226,15 +226,5 @@ async fn run_step<M: Model>(
             other => FailureReason::Error(other.to_string()),
         }),
         Err(_) => Err(FailureReason::Timeout(step_timeout)),
-    }
-}
-
-fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-text payload".to_owned()
     }
 }
