@@ -445,26 +445,26 @@ impl<M: Model> TenantState<M> {
             // tries again.
             return;
         }
-        let image = match durability::image(
-            &self.shared.id,
-            self.seq,
-            &self.shared.config,
-            &self.timeline,
-        ) {
-            Ok(image) => image,
-            Err(e) => {
-                warn!(tenant = %self.shared.id, error = %e, "could not encode an image");
-                return;
-            }
-        };
         let previous = self.shared.image_seq();
         self.shared.set_image_seq(self.seq);
-        let (tenant, seq) = (self.shared.id.clone(), self.seq);
-        let durable = journal.save_image(image);
+        let (tenant, seq, config) = (self.shared.id.clone(), self.seq, self.shared.config);
+        // The clone is O(1) and immutable: the image is encoded off the
+        // actor, which goes on serving.
+        let timeline = self.timeline.clone();
         self.image_task = Some(tokio::spawn(async move {
-            if let Err(e) = durable.await {
-                warn!(%tenant, error = %e, "could not store an image");
-                return;
+            let stored = tokio::task::spawn_blocking(move || {
+                let image = durability::image(&tenant, seq, &config, &timeline)
+                    .map_err(|e| format!("could not encode an image: {e}"))?;
+                Ok::<_, String>((tenant, image))
+            })
+            .await;
+            let (tenant, image) = match stored {
+                Ok(Ok(encoded)) => encoded,
+                Ok(Err(e)) => return warn!("{e}"),
+                Err(e) => return warn!(error = %e, "image encoding stopped"),
+            };
+            if let Err(e) = journal.save_image(image).await {
+                return warn!(%tenant, error = %e, "could not store an image");
             }
             let pruned = tokio::task::spawn_blocking(move || {
                 journal.delete_up_to(&tenant, seq)?;
