@@ -52,6 +52,7 @@ CREATE TABLE highest_seq (
 /// Opens (or creates) the journal file for writing: checks it is a rewind
 /// journal of a known version, then sets WAL mode and `synchronous=FULL`.
 pub(super) fn open_writer(path: &Path, name: &str) -> Result<Connection, JournalError> {
+    refuse_short_file(path, name)?;
     let connection = Connection::open(path).map_err(|e| storage(name, "opening", e))?;
     connection
         .busy_timeout(BUSY_TIMEOUT)
@@ -101,6 +102,29 @@ pub(super) fn open_writer(path: &Path, name: &str) -> Result<Connection, Journal
         tracing::info!(path = name, version = VERSION, "journal created");
     }
     Ok(connection)
+}
+
+/// Smallest SQLite database file that is not empty: one page of the
+/// smallest page size.
+const MIN_DATABASE_BYTES: u64 = 512;
+
+/// Refuses a file too short to be a SQLite database but not empty. SQLite
+/// itself reports a 1-byte file as empty (its marker for a new database on
+/// some file systems) and would turn it into a new, empty journal: a journal
+/// cut down to its first byte would come back with every tenant gone and no
+/// error. A missing or empty file is a new journal.
+fn refuse_short_file(path: &Path, name: &str) -> Result<(), JournalError> {
+    match std::fs::metadata(path) {
+        Ok(metadata) if (1..MIN_DATABASE_BYTES).contains(&metadata.len()) => Err(storage(
+            name,
+            "checking the file",
+            format!(
+                "{} bytes is too short for a SQLite database (truncated, or not a journal)",
+                metadata.len()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Opens the connection that serves reads beside the writer.
