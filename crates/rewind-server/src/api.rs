@@ -1,0 +1,173 @@
+//! [`Api`]: the HTTP/JSON API over a [`Runtime`], as an axum [`Router`].
+//!
+//! One file per resource under `api/`; `access.rs` holds the extractors
+//! that authorize a request (every handler names its access in its
+//! arguments, so none can forget it) and `input.rs` those that read bodies,
+//! queries and `If-Match` within the [`Limits`].
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post, put};
+use axum::{middleware, Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use rewind_core::Doc;
+use rewind_runtime::{Runtime, TenantConfig};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::auth::Tokens;
+use crate::error::ApiError;
+use crate::http_metrics;
+use crate::limits::Limits;
+
+mod access;
+mod diff;
+mod history;
+mod input;
+mod rollback;
+mod snapshots;
+mod state;
+mod tenants;
+mod transactions;
+mod watch_events;
+
+/// How an [`Api`] authenticates, limits and configures tenants.
+#[derive(Clone, Debug, Default)]
+pub struct ApiConfig {
+    /// Bearer tokens; none configured means no authentication.
+    pub tokens: Tokens,
+    /// Request and quota limits.
+    pub limits: Limits,
+    /// Configuration of tenants created through the API; its
+    /// `timeline.named_limit` is replaced by `limits.max_snapshots`.
+    pub tenant: TenantConfig,
+    /// The Prometheus recorder `/metrics` renders (see
+    /// [`install_metrics_recorder`](crate::install_metrics_recorder));
+    /// without one `/metrics` is empty.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// The API: cheap to clone, every clone serves the same runtime.
+#[derive(Clone)]
+pub struct Api {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    runtime: Runtime<Doc>,
+    tokens: Tokens,
+    limits: Limits,
+    /// Tenants are created with this configuration.
+    tenant: TenantConfig,
+    metrics: Option<PrometheusHandle>,
+    /// Tenant creations in progress: counted against `max_tenants` with the
+    /// tenants that exist, so concurrent creations cannot overshoot it.
+    creating: AtomicUsize,
+    /// Becomes `true` when the server stops: open watch streams end, so a
+    /// graceful shutdown does not wait for them forever.
+    closing: watch::Sender<bool>,
+}
+
+impl Api {
+    /// An API over `runtime`. Errors if the limits or the tenant
+    /// configuration cannot work.
+    pub fn new(runtime: Runtime<Doc>, config: ApiConfig) -> Result<Api, String> {
+        config.limits.validate()?;
+        let mut tenant = config.tenant;
+        tenant.timeline.named_limit = config.limits.max_snapshots;
+        tenant.validate().map_err(|e| e.to_string())?;
+        Ok(Api {
+            shared: Arc::new(Shared {
+                runtime,
+                tokens: config.tokens,
+                limits: config.limits,
+                tenant,
+                metrics: config.metrics,
+                creating: AtomicUsize::new(0),
+                closing: watch::channel(false).0,
+            }),
+        })
+    }
+
+    /// The runtime served.
+    pub fn runtime(&self) -> &Runtime<Doc> {
+        &self.shared.runtime
+    }
+
+    /// Ends every open watch stream and refuses new ones; call it when the
+    /// server begins a graceful shutdown.
+    pub fn close_streams(&self) {
+        self.shared.closing.send_replace(true);
+    }
+
+    /// The router of every route of the API.
+    pub fn router(&self) -> Router {
+        let tenant = "/v1/tenants/{t}";
+        Router::new()
+            .route("/healthz", get(healthz))
+            .route("/metrics", get(render_metrics))
+            .route("/v1/tenants", get(tenants::list))
+            .route(tenant, put(tenants::create).delete(tenants::delete))
+            .route(
+                &format!("{tenant}/state"),
+                get(state::get).put(state::replace).patch(state::patch),
+            )
+            .route(
+                &format!("{tenant}/snapshots"),
+                get(snapshots::list).post(snapshots::create),
+            )
+            .route(
+                &format!("{tenant}/snapshots/{{name}}"),
+                delete(snapshots::delete),
+            )
+            .route(&format!("{tenant}/rollback"), post(rollback::rollback))
+            .route(&format!("{tenant}/diff"), get(diff::diff))
+            .route(&format!("{tenant}/history"), get(history::history))
+            .route(&format!("{tenant}/transactions"), post(transactions::run))
+            .route(&format!("{tenant}/watch"), get(watch_events::watch))
+            .route_layer(middleware::from_fn(http_metrics::track))
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(DefaultBodyLimit::max(self.shared.limits.max_body_bytes))
+            .with_state(self.clone())
+    }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn render_metrics(axum::extract::State(api): axum::extract::State<Api>) -> impl IntoResponse {
+    let text = api
+        .shared
+        .metrics
+        .as_ref()
+        .map(PrometheusHandle::render)
+        .unwrap_or_default();
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    http_metrics::record_unmatched(StatusCode::NOT_FOUND);
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for '{}'", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on '{}'", uri.path()),
+    )
+}

@@ -1,0 +1,121 @@
+//! `GET`, `PUT` and `PATCH /v1/tenants/{t}/state`.
+
+use axum::extract::State;
+use axum::http::header::ETAG;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use rewind_core::{Doc, Revision, SnapshotName, StateRef, Timestamp};
+use rewind_runtime::{Error, Tenant, WriteOptions};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::access::TenantAccess;
+use super::input::{document, etag, if_match, patch as parse_patch, JsonBody, QueryParams};
+use super::Api;
+use crate::error::{patch_too_deep, ApiError};
+
+/// At most one of these selects a past state.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReadAt {
+    revision: Option<u64>,
+    snapshot: Option<String>,
+    as_of: Option<String>,
+}
+
+impl ReadAt {
+    fn reference(self) -> Result<StateRef, ApiError> {
+        match (self.revision, self.snapshot, self.as_of) {
+            (None, None, None) => Ok(StateRef::Head),
+            (Some(revision), None, None) => Ok(StateRef::Revision(Revision(revision))),
+            (None, Some(name), None) => SnapshotName::new(name)
+                .map(StateRef::Snapshot)
+                .map_err(|e| ApiError::input(&e)),
+            (None, None, Some(time)) => Timestamp::parse_rfc3339(&time)
+                .map(StateRef::AsOf)
+                .map_err(|e| ApiError::input(&e)),
+            _ => Err(ApiError::invalid(
+                "give at most one of ?revision, ?snapshot and ?as_of",
+            )),
+        }
+    }
+}
+
+/// The document at the head or at a past reference, with `ETag:
+/// "<revision>"` of the revision it is. Reading changes nothing.
+pub(super) async fn get(
+    TenantAccess(tenant): TenantAccess,
+    QueryParams(at): QueryParams<ReadAt>,
+) -> Result<Response, ApiError> {
+    let at = at.reference()?;
+    let (doc, revision) = read(&tenant, &at)?;
+    Ok(([(ETAG, etag(revision))], Json(doc)).into_response())
+}
+
+/// The state and revision at `at`, from one published timeline.
+pub(super) fn read(tenant: &Tenant<Doc>, at: &StateRef) -> Result<(Doc, Revision), ApiError> {
+    let timeline = tenant.timeline();
+    let found = timeline
+        .state_at(at)
+        .cloned()
+        .and_then(|doc| Ok((doc, timeline.revision_at(at)?)));
+    found.map_err(|e| {
+        ApiError::from(Error::Core {
+            tenant: tenant.id().clone(),
+            source: e.into(),
+        })
+    })
+}
+
+/// Replaces the document (the body) as a new revision -> `{"revision"}`.
+pub(super) async fn replace(
+    TenantAccess(tenant): TenantAccess,
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let expected_revision = if_match(&headers)?;
+    let doc = document(&body.required()?, &api.shared.limits)?;
+    let options = WriteOptions {
+        expected_revision,
+        ..WriteOptions::default()
+    };
+    let commit = tenant.replace_with(doc, options).await?;
+    Ok(committed(commit.revision))
+}
+
+/// Applies an RFC 6902 patch (the body) as a new revision -> `{"revision"}`.
+/// A patch that fails is 422 and changes nothing.
+pub(super) async fn patch(
+    TenantAccess(tenant): TenantAccess,
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let limits = &api.shared.limits;
+    let expected_revision = if_match(&headers)?;
+    let patch = parse_patch(&body.required()?, limits)?;
+    // The depth limit on the result, checked against the head this request
+    // sees (the model bounds depth at 128 in any case). Other failures are
+    // left to the tenant, which applies the patch to its actual head.
+    if let Err(e) = patch.apply_to(&tenant.current(), limits.max_depth) {
+        if patch_too_deep(&e) {
+            return Err(ApiError::too_large(e.to_string()));
+        }
+    }
+    let options = WriteOptions {
+        expected_revision,
+        ..WriteOptions::default()
+    };
+    let commit = tenant.apply_with(patch, options).await?;
+    Ok(committed(commit.revision))
+}
+
+fn committed(revision: Revision) -> Response {
+    (
+        [(ETAG, etag(revision))],
+        Json(json!({ "revision": revision })),
+    )
+        .into_response()
+}

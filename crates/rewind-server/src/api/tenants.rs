@@ -1,0 +1,89 @@
+//! `GET /v1/tenants`, `PUT /v1/tenants/{t}`, `DELETE /v1/tenants/{t}`
+//! (admin only).
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use rewind_core::Doc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::access::{Admin, AdminOf};
+use super::input::{document, JsonBody};
+use super::Api;
+use crate::error::ApiError;
+
+/// `{"tenants": [{"tenant", "revision"}]}`, ordered by id.
+pub(super) async fn list(_: Admin, State(api): State<Api>) -> Json<Value> {
+    let tenants: Vec<Value> = api
+        .shared
+        .runtime
+        .tenants()
+        .into_iter()
+        .map(|(tenant, revision)| json!({"tenant": tenant, "revision": revision}))
+        .collect();
+    Json(json!({ "tenants": tenants }))
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTenant {
+    /// The initial state (default `{}`).
+    state: Option<Value>,
+}
+
+/// Body `{"state"?}` -> 201 `{"tenant", "revision": 0}`; 409 if it exists,
+/// 429 past `max_tenants`.
+pub(super) async fn create(
+    AdminOf(id): AdminOf,
+    State(api): State<Api>,
+    body: JsonBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let request: CreateTenant = body.parse_or_default()?;
+    let initial = match &request.state {
+        Some(state) => document(state, &api.shared.limits)?,
+        None => Doc::object(),
+    };
+    let shared = &api.shared;
+    let max = shared.limits.max_tenants;
+    // Creations in progress count as tenants: of two concurrent creators the
+    // later one counts the earlier, so together they never exceed `max`.
+    let pending = shared.creating.fetch_add(1, Ordering::SeqCst);
+    let _done = Decrement(&shared.creating);
+    if shared.runtime.tenants().len() + pending >= max {
+        if shared.runtime.tenant(id.as_str()).is_ok() {
+            return Err(rewind_runtime::Error::TenantExists(id).into());
+        }
+        return Err(ApiError::quota(format!(
+            "tenant '{id}' not created: the server holds its limit of {max} tenants"
+        )));
+    }
+    let tenant = shared
+        .runtime
+        .create_tenant_with(id, initial, Some(shared.tenant))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"tenant": tenant.id(), "revision": tenant.revision()})),
+    ))
+}
+
+/// Gives back a creation slot however the creation ends.
+struct Decrement<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Decrement<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// 204 once the tenant and its history are gone.
+pub(super) async fn delete(
+    AdminOf(id): AdminOf,
+    State(api): State<Api>,
+) -> Result<StatusCode, ApiError> {
+    api.shared.runtime.delete_tenant(id.as_str()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

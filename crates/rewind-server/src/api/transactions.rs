@@ -1,0 +1,90 @@
+//! `POST /v1/tenants/{t}/transactions`.
+
+use axum::extract::State;
+use axum::Json;
+use rewind_core::{Doc, RollbackPolicy};
+use rewind_runtime::TransactionPlan;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::access::TenantAccess;
+use super::input::{patch, JsonBody};
+use super::Api;
+use crate::error::ApiError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransactionRequest {
+    steps: Vec<Step>,
+    /// `"start"` (default), `"last_checkpoint"` or `{"checkpoint": NAME}`.
+    #[serde(default)]
+    on_failure: RollbackPolicy,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Step {
+    name: String,
+    patch: Value,
+}
+
+/// Runs the steps under the tenant's write lease, a checkpoint after each;
+/// when one fails, rolls back per `on_failure`. A failed step is not an
+/// error of the request: the answer says what happened.
+///
+/// -> `{"transaction", "outcome", "steps": [{"name", "revision",
+/// "checkpoint"}], "failed_step"?, "error"?, "rolled_back_to"?}`.
+pub(super) async fn run(
+    TenantAccess(tenant): TenantAccess,
+    State(api): State<Api>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let limits = &api.shared.limits;
+    let request: TransactionRequest = body.parse()?;
+    if request.steps.is_empty() {
+        return Err(ApiError::invalid("a transaction needs at least one step"));
+    }
+    if request.steps.len() > limits.max_transaction_steps {
+        return Err(ApiError::too_large(format!(
+            "the transaction has {} steps; the limit is {}",
+            request.steps.len(),
+            limits.max_transaction_steps
+        )));
+    }
+    let mut plan = TransactionPlan::<Doc>::new().on_failure(request.on_failure);
+    for step in request.steps {
+        let change = patch(&step.patch, limits).map_err(|e| {
+            ApiError::new(
+                e.status,
+                e.code,
+                format!("step '{}': {}", step.name, e.message),
+            )
+        })?;
+        plan = plan.step(&step.name, change);
+    }
+    let report = tenant.run_transaction(plan).await?;
+
+    let steps: Vec<Value> = report
+        .steps
+        .iter()
+        .map(|step| {
+            json!({
+                "name": step.name,
+                "revision": step.revision,
+                "checkpoint": step.checkpoint,
+            })
+        })
+        .collect();
+    let mut body = Map::new();
+    body.insert("transaction".into(), json!(report.transaction));
+    body.insert("outcome".into(), json!(report.outcome));
+    body.insert("steps".into(), Value::Array(steps));
+    if let Some(failure) = &report.failure {
+        body.insert("failed_step".into(), json!(failure.step));
+        body.insert("error".into(), json!(failure.reason.to_string()));
+    }
+    if let Some(rollback) = &report.rollback {
+        body.insert("rolled_back_to".into(), json!(rollback.restored));
+    }
+    Ok(Json(Value::Object(body)))
+}

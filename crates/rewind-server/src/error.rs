@@ -1,0 +1,256 @@
+//! [`ApiError`]: every refusal of the API as `{"error": {"code", "message"}}`
+//! with its status. Runtime errors are mapped in one place,
+//! [`status_and_code`].
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use rewind_core::{InvalidInput, PatchError, PatchErrorKind, TimelineError};
+use rewind_runtime::Error;
+use serde_json::json;
+
+/// An error answered to a client: a status, a stable machine-readable code
+/// and a message a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The stable code (`invalid_request`, `tenant_not_found`, ...).
+    pub code: &'static str,
+    /// What went wrong, naming the object involved.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with this status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 `invalid_request`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// 401 `unauthorized`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 403 `forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 413 `payload_too_large`.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+    }
+
+    /// 429 `quota_exceeded`.
+    pub fn quota(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message)
+    }
+
+    /// Input rejected at the edge: 413 when it nests too deep, else 400.
+    pub fn input(error: &InvalidInput) -> Self {
+        match error {
+            InvalidInput::TooDeep { .. } => Self::too_large(error.to_string()),
+            _ => Self::invalid(error.to_string()),
+        }
+    }
+
+    /// A patch that cannot be parsed: 413 when a value nests too deep, else
+    /// 400 (RFC 5789: a malformed patch document is a bad request; one that
+    /// parses but cannot be applied is 422, see [`status_and_code`]).
+    pub fn malformed_patch(error: &PatchError) -> Self {
+        if patch_too_deep(error) {
+            Self::too_large(error.to_string())
+        } else {
+            Self::invalid(format!("malformed JSON Patch: {error}"))
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        let (status, code) = status_and_code(&error);
+        ApiError::new(status, code, error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Whether a patch failed only because a value or the result nests too deep.
+pub(crate) fn patch_too_deep(error: &PatchError) -> bool {
+    matches!(
+        error.kind,
+        PatchErrorKind::TooDeep { .. } | PatchErrorKind::Value(InvalidInput::TooDeep { .. })
+    )
+}
+
+/// The status and code of a runtime error: the one mapping from rewind's
+/// errors to the API's.
+///
+/// Beyond the codes of the contract: `snapshot_protected` (409, deleting a
+/// protected snapshot), `unavailable` (503, a tenant that failed too often,
+/// is restarting or cannot be recovered, or a runtime shutting down) and
+/// `internal` (500, the journal failed or the model panicked; nothing was
+/// applied).
+pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
+    use StatusCode as S;
+    match error {
+        Error::TenantNotFound(_) => (S::NOT_FOUND, "tenant_not_found"),
+        Error::TenantExists(_) => (S::CONFLICT, "tenant_exists"),
+        Error::RevisionMismatch { .. } => (S::PRECONDITION_FAILED, "revision_mismatch"),
+        Error::Overloaded { .. } | Error::LeaseTimeout { .. } => {
+            (S::SERVICE_UNAVAILABLE, "overloaded")
+        }
+        Error::TenantFailed { .. }
+        | Error::Unavailable { .. }
+        | Error::Unrecoverable { .. }
+        | Error::ShuttingDown => (S::SERVICE_UNAVAILABLE, "unavailable"),
+        Error::Invalid(input) => input_status(input),
+        Error::UpdateRefused { .. } => (S::UNPROCESSABLE_ENTITY, "patch_failed"),
+        Error::Core { source, .. } => match source {
+            rewind_core::Error::Input(input) => input_status(input),
+            rewind_core::Error::Patch(patch) => rejected_patch_status(patch),
+            rewind_core::Error::Timeline(timeline) => timeline_status(timeline),
+            _ => (S::BAD_REQUEST, "invalid_request"),
+        },
+        Error::Journal { .. } | Error::Panicked { .. } => (S::INTERNAL_SERVER_ERROR, "internal"),
+        _ => (S::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
+fn input_status(input: &InvalidInput) -> (StatusCode, &'static str) {
+    match input {
+        InvalidInput::TooDeep { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        _ => (StatusCode::BAD_REQUEST, "invalid_request"),
+    }
+}
+
+fn rejected_patch_status(patch: &PatchError) -> (StatusCode, &'static str) {
+    if patch_too_deep(patch) {
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    } else {
+        (StatusCode::UNPROCESSABLE_ENTITY, "patch_failed")
+    }
+}
+
+fn timeline_status(error: &TimelineError) -> (StatusCode, &'static str) {
+    use StatusCode as S;
+    use TimelineError as T;
+    match error {
+        T::SnapshotNotFound(_)
+        | T::NoSnapshotBefore(_)
+        | T::NoSnapshots
+        | T::TransactionNotFound(_)
+        | T::CheckpointNotFound { .. } => (S::NOT_FOUND, "snapshot_not_found"),
+        T::RevisionNotFound { .. } | T::TimeOutOfRange { .. } => {
+            (S::NOT_FOUND, "revision_not_found")
+        }
+        T::SnapshotExists(_) | T::CheckpointExists { .. } => (S::CONFLICT, "snapshot_exists"),
+        T::SnapshotProtected(_) => (S::CONFLICT, "snapshot_protected"),
+        T::QuotaExceeded(_) => (S::TOO_MANY_REQUESTS, "quota_exceeded"),
+        T::Rejected(rejected) => match rejected.downcast_ref::<PatchError>() {
+            Some(patch) => rejected_patch_status(patch),
+            None => (S::UNPROCESSABLE_ENTITY, "patch_failed"),
+        },
+        T::TransactionFinished(_) | T::NotProtectable(_) => (S::BAD_REQUEST, "invalid_request"),
+        _ => (S::BAD_REQUEST, "invalid_request"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rewind_core::{Revision, SnapshotName, TenantId};
+
+    fn tenant() -> TenantId {
+        TenantId::new("acme").unwrap()
+    }
+
+    fn core(error: TimelineError) -> Error {
+        Error::Core {
+            tenant: tenant(),
+            source: error.into(),
+        }
+    }
+
+    #[test]
+    fn contract_codes() {
+        let name = SnapshotName::new("v1").unwrap();
+        let cases = [
+            (Error::TenantNotFound(tenant()), 404, "tenant_not_found"),
+            (Error::TenantExists(tenant()), 409, "tenant_exists"),
+            (
+                Error::RevisionMismatch {
+                    tenant: tenant(),
+                    expected: Revision(1),
+                    actual: Revision(2),
+                },
+                412,
+                "revision_mismatch",
+            ),
+            (
+                Error::Overloaded {
+                    tenant: tenant(),
+                    limit: 1,
+                },
+                503,
+                "overloaded",
+            ),
+            (
+                core(TimelineError::SnapshotNotFound(name.clone())),
+                404,
+                "snapshot_not_found",
+            ),
+            (
+                core(TimelineError::SnapshotExists(name)),
+                409,
+                "snapshot_exists",
+            ),
+            (
+                core(TimelineError::RevisionNotFound {
+                    revision: Revision(9),
+                    oldest: Revision(0),
+                    head: Revision(1),
+                }),
+                404,
+                "revision_not_found",
+            ),
+            (
+                core(TimelineError::QuotaExceeded("full".into())),
+                429,
+                "quota_exceeded",
+            ),
+            (
+                Error::Invalid(InvalidInput::Config("x".into())),
+                400,
+                "invalid_request",
+            ),
+            (
+                Error::Invalid(InvalidInput::TooDeep { limit: 3 }),
+                413,
+                "payload_too_large",
+            ),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(
+                status_and_code(&error),
+                (StatusCode::from_u16(status).unwrap(), code),
+                "{error}"
+            );
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The server of rewind: the HTTP/JSON API of `rewind serve`, its
+//! authentication and limits, and Prometheus `/metrics`.
+//!
+//! # Layout
+//!
+//! - [`Api`] (`api.rs`, `api/`): the axum [`Router`](axum::Router) of every
+//!   route, one file per resource (`tenants`, `state`, `snapshots`,
+//!   `rollback`, `diff`, `history`, `transactions`, `watch_events`);
+//!   `api/access.rs` authorizes, `api/input.rs` reads requests within the
+//!   [`Limits`].
+//! - [`Tokens`] and [`Access`] (`auth.rs`): bearer tokens, admin or scoped
+//!   to one tenant.
+//! - [`ApiError`] and [`status_and_code`] (`error.rs`): the error body and
+//!   the one mapping from runtime errors to statuses and codes.
+//! - [`Limits`] (`limits.rs`).
+//! - `http_metrics.rs`: the Prometheus recorder and the HTTP request
+//!   metrics.
+//! - [`serve`] and [`check_listen`] (`serve.rs`), and the `rewind serve`
+//!   command ([`ServeArgs`], [`run_serve`], `serve/command.rs`).
+//!
+//! # Routes
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /healthz` | `{"status":"ok"}` (no token needed) |
+//! | `GET /metrics` | Prometheus text (no token needed) |
+//! | `GET /v1/tenants` | `{"tenants":[{"tenant","revision"}]}` (admin) |
+//! | `PUT /v1/tenants/{t}` | body `{"state"?}` → 201 `{"tenant","revision":0}` (admin) |
+//! | `DELETE /v1/tenants/{t}` | 204 (admin) |
+//! | `GET /v1/tenants/{t}/state` | the document, `ETag: "<revision>"`; `?revision=N` \| `?snapshot=NAME` \| `?as_of=TIME` |
+//! | `PUT`/`PATCH /v1/tenants/{t}/state` | document / RFC 6902 patch, `If-Match` → `{"revision"}` |
+//! | `GET`/`POST /v1/tenants/{t}/snapshots` | list / `{"name"?,"protected"?}` → 201 |
+//! | `DELETE /v1/tenants/{t}/snapshots/{name}` | 204 |
+//! | `POST /v1/tenants/{t}/rollback` | `{"to", "dry_run"?}` → `{"revision","restored","diff"}` |
+//! | `GET /v1/tenants/{t}/diff?from=REF&to=REF` | `{"from","to","summary","changes","patch"}` |
+//! | `GET /v1/tenants/{t}/history?limit=N` | `{"revisions":[...]}` newest first |
+//! | `POST /v1/tenants/{t}/transactions` | `{"steps":[{"name","patch"}],"on_failure"}` → report |
+//! | `GET /v1/tenants/{t}/watch` | server-sent events, one per new revision |
+//!
+//! Errors are `{"error":{"code","message"}}`: `invalid_request` 400,
+//! `unauthorized` 401, `forbidden` 403, `tenant_not_found` /
+//! `snapshot_not_found` / `revision_not_found` 404, `tenant_exists` /
+//! `snapshot_exists` / `snapshot_protected` 409, `revision_mismatch` 412,
+//! `payload_too_large` 413 (body, patch length, transaction steps and
+//! document depth), `patch_failed` 422, `quota_exceeded` 429, `overloaded`
+//! / `unavailable` 503, `internal` 500.
+//!
+//! # Example
+//!
+//! ```
+//! use rewind_core::Doc;
+//! use rewind_runtime::Runtime;
+//! use rewind_server::{Api, ApiConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let runtime = Runtime::<Doc>::start().await?;
+//! let api = Api::new(runtime.clone(), ApiConfig::default())?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let server = tokio::spawn(rewind_server::serve(listener, api, None, async {}));
+//! server.await??; // the shutdown future is already complete: it stops at once
+//! runtime.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod api;
+mod auth;
+mod error;
+mod http_metrics;
+mod limits;
+mod serve;
+
+pub use api::{Api, ApiConfig};
+pub use auth::{Access, Tokens};
+pub use error::{status_and_code, ApiError};
+pub use http_metrics::{
+    install_metrics_recorder, HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS,
+};
+pub use limits::Limits;
+pub use serve::command::{run as run_serve, ServeArgs, ADMIN_TOKEN_ENV, JOURNAL_FILE};
+pub use serve::{check_listen, serve};

@@ -1,0 +1,46 @@
+//! `rewind`: the rewind server and its command line.
+//!
+//! `rewind serve` serves the HTTP API (see the `rewind_server` crate docs
+//! for the routes): `cargo run --release -- serve --listen 127.0.0.1:7070
+//! --data ./rewind-data`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rewind_server::ServeArgs;
+
+/// rewind: multi-tenant snapshot & rollback runtime.
+#[derive(Parser)]
+#[command(name = "rewind", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (and /metrics) until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let outcome = match cli.command {
+        Command::Serve(args) => rewind_server::run_serve(args).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rewind: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
