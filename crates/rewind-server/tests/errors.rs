@@ -13,6 +13,8 @@ use tokio::sync::oneshot;
 
 const ACME: &str = "/v1/tenants/acme_corp";
 
+type Headers = &'static [(&'static str, &'static str)];
+
 async fn acme_with_snapshot() -> Server {
     let server = Server::with_acme().await;
     server
@@ -45,7 +47,7 @@ async fn error_body_shape() {
 async fn invalid_request() {
     let server = acme_with_snapshot().await;
     let patch = |p: &str| format!("{ACME}/{p}");
-    let cases: Vec<(&str, String, Option<&str>, &[(&str, &str)])> = vec![
+    let cases: Vec<(&str, String, Option<&str>, Headers)> = vec![
         // Tenant ids: charset and length.
         ("PUT", "/v1/tenants/bad%20id".into(), None, &[]),
         ("PUT", format!("/v1/tenants/{}", "x".repeat(65)), None, &[]),

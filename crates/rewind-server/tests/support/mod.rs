@@ -154,6 +154,31 @@ impl Server {
         }
     }
 
+    /// Sends a request and returns only the status, without reading the
+    /// body (a watch stream never ends).
+    pub async fn status_of(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> StatusCode {
+        let mut request = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = body.map_or_else(Body::empty, |text| Body::from(text.to_owned()));
+        let response = self
+            .app
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .expect("the router never fails");
+        response.status()
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.send("GET", path, None, &[]).await
     }
@@ -197,30 +222,28 @@ impl Server {
 
     /// Sends a request that must be refused with `status` and `code`, and
     /// checks that it changed nothing.
-    pub fn rejects<'a>(
-        &'a self,
-        method: &'a str,
-        path: &'a str,
-        body: Option<&'a str>,
-        headers: &'a [(&'a str, &'a str)],
+    pub async fn rejects(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
         status: u16,
-        code: &'a str,
-    ) -> impl std::future::Future<Output = Reply> + 'a {
-        async move {
-            let before = self.fingerprint();
-            let reply = self.send_text(method, path, body, headers).await;
-            assert_eq!(
-                (reply.status.as_u16(), reply.code()),
-                (status, code),
-                "{method} {path} {body:?}: {}",
-                reply.text
-            );
-            assert_eq!(
-                self.fingerprint(),
-                before,
-                "{method} {path} {body:?} was refused but changed something"
-            );
-            reply
-        }
+        code: &str,
+    ) -> Reply {
+        let before = self.fingerprint();
+        let reply = self.send_text(method, path, body, headers).await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.code()),
+            (status, code),
+            "{method} {path} {body:?}: {}",
+            reply.text
+        );
+        assert_eq!(
+            self.fingerprint(),
+            before,
+            "{method} {path} {body:?} was refused but changed something"
+        );
+        reply
     }
 }
