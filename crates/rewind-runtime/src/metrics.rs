@@ -186,6 +186,16 @@ pub(crate) fn recovered(tenants: u64, entries: u64) {
     counter!(RECOVERED_ENTRIES_TOTAL).increment(entries);
 }
 
+/// Makes the series without labels exist from the start (adding zero), so a
+/// scrape shows them before their first event and `increase()` sees the
+/// first one.
+pub(crate) fn register_series() {
+    counter!(TENANT_RESTARTS_TOTAL).increment(0);
+    counter!(RECOVERED_TENANTS_TOTAL).increment(0);
+    counter!(RECOVERED_ENTRIES_TOTAL).increment(0);
+    gauge!(TENANTS).increment(0.0);
+}
+
 pub(crate) fn tenant_restarted() {
     counter!(TENANT_RESTARTS_TOTAL).increment(1);
 }

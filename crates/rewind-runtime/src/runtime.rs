@@ -122,6 +122,7 @@ impl<M: Model> RuntimeBuilder<M> {
     /// supervisor. Must run inside a tokio runtime.
     pub async fn start(self) -> Result<Runtime<M>, Error> {
         self.defaults.validate()?;
+        metrics::register_series();
         let journaling = self.journal.map(|journal| Journaling {
             journal,
             image_every: self.image_every,
