@@ -2,7 +2,8 @@
 //!
 //! `rewind serve` serves the HTTP API (see the `rewind_server` crate docs
 //! for the routes): `cargo run --release -- serve --listen 127.0.0.1:7070
-//! --data ./rewind-data`.
+//! --data ./rewind-data`. Without a subcommand `rewind` serves with the
+//! defaults, so `cargo run --release` at the workspace root starts it.
 
 use std::process::ExitCode;
 
@@ -13,8 +14,9 @@ use rewind_server::ServeArgs;
 #[derive(Parser)]
 #[command(name = "rewind", version)]
 struct Cli {
+    /// Default: `serve` with its defaults.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -34,7 +36,15 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let outcome = match cli.command {
-        Command::Serve(args) => rewind_server::run_serve(args).await,
+        Some(Command::Serve(args)) => rewind_server::run_serve(args).await,
+        None => match Cli::try_parse_from(["rewind", "serve"]) {
+            Ok(Cli {
+                command: Some(Command::Serve(args)),
+            }) => rewind_server::run_serve(args).await,
+            _ => Err(anyhow::anyhow!(
+                "the default `serve` arguments do not parse"
+            )),
+        },
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -164,6 +164,18 @@ async fn past_states_are_read_without_changing_anything() {
         .await;
     assert_eq!(reply.body["sessions"], 150, "{}", reply.text);
     assert_eq!(reply.headers["etag"], "\"1\"");
+    // An offset, `+` percent-encoded or not.
+    let offset = at_one.to_string().replace('Z', "+00:00");
+    for at in [offset.replace('+', "%2B"), offset] {
+        let reply = server
+            .get(&format!("/v1/tenants/acme_corp/state?as_of={at}"))
+            .await;
+        assert_eq!(reply.body["sessions"], 150, "{at}: {}", reply.text);
+        let reply = server
+            .get(&format!("/v1/tenants/acme_corp/diff?from=0&to=time:{at}"))
+            .await;
+        assert_eq!(reply.body["to"], 1, "{at}: {}", reply.text);
+    }
 
     assert_eq!(server.fingerprint(), before);
 }

@@ -1,13 +1,13 @@
 //! `GET /v1/tenants/{t}/diff?from=REF&to=REF`.
 
 use axum::Json;
-use rewind_core::{Revision, SnapshotName, StateRef, Timestamp};
+use rewind_core::{Revision, SnapshotName, StateRef};
 use rewind_runtime::Error;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::access::TenantAccess;
-use super::input::QueryParams;
+use super::input::{query_time, QueryParams};
 use crate::error::ApiError;
 
 #[derive(Deserialize)]
@@ -31,9 +31,7 @@ fn reference(text: &str) -> Result<StateRef, ApiError> {
             .map_err(input);
     }
     if let Some(time) = text.strip_prefix("time:") {
-        return Timestamp::parse_rfc3339(time)
-            .map(StateRef::AsOf)
-            .map_err(input);
+        return query_time(time).map(StateRef::AsOf);
     }
     text.parse::<u64>()
         .map(|r| StateRef::Revision(Revision(r)))

@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::header::IF_MATCH;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use rewind_core::{Doc, Patch, Revision};
+use rewind_core::{Doc, Patch, Revision, Timestamp};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -135,4 +135,16 @@ pub(crate) fn patch(value: &Value, limits: &Limits) -> Result<Patch, ApiError> {
         }
     }
     Patch::from_json_with_limit(value, limits.max_depth).map_err(|e| ApiError::malformed_patch(&e))
+}
+
+/// An RFC 3339 time from a query string. An unencoded `+` of an offset
+/// arrives as a space (form encoding); it is read as the `+` it was.
+pub(crate) fn query_time(text: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::parse_rfc3339(text).or_else(|error| {
+        if text.contains(' ') {
+            Timestamp::parse_rfc3339(&text.replace(' ', "+")).map_err(|_| ApiError::input(&error))
+        } else {
+            Err(ApiError::input(&error))
+        }
+    })
 }

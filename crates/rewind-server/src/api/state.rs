@@ -5,13 +5,15 @@ use axum::http::header::ETAG;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use rewind_core::{Doc, Revision, SnapshotName, StateRef, Timestamp};
+use rewind_core::{Doc, Revision, SnapshotName, StateRef};
 use rewind_runtime::{Error, Tenant, WriteOptions};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::access::TenantAccess;
-use super::input::{document, etag, if_match, patch as parse_patch, JsonBody, QueryParams};
+use super::input::{
+    document, etag, if_match, patch as parse_patch, query_time, JsonBody, QueryParams,
+};
 use super::Api;
 use crate::error::{patch_too_deep, ApiError};
 
@@ -32,9 +34,7 @@ impl ReadAt {
             (None, Some(name), None) => SnapshotName::new(name)
                 .map(StateRef::Snapshot)
                 .map_err(|e| ApiError::input(&e)),
-            (None, None, Some(time)) => Timestamp::parse_rfc3339(&time)
-                .map(StateRef::AsOf)
-                .map_err(|e| ApiError::input(&e)),
+            (None, None, Some(time)) => query_time(&time).map(StateRef::AsOf),
             _ => Err(ApiError::invalid(
                 "give at most one of ?revision, ?snapshot and ?as_of",
             )),

@@ -162,8 +162,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         // The runtime's actors may still hold the journal for a moment; the
         // last holder commits what is queued when it lets go.
         match Arc::try_unwrap(journal) {
-            Ok(journal) => journal.close().context("closing the journal")?,
-            Err(shared) => drop(shared),
+            Ok(journal) => {
+                journal.close().context("closing the journal")?;
+                tracing::info!("journal closed");
+            }
+            Err(shared) => {
+                tracing::info!("journal closes when the last tenant actor lets go");
+                drop(shared);
+            }
         }
     }
     served.context("serving HTTP")?;
