@@ -94,8 +94,10 @@ pub struct Timeline<M: Model> {
     config: TimelineConfig,
     clock: Arc<dyn Clock>,
     /// The history window, oldest first; never empty, the last entry is the
-    /// head. Revisions are consecutive.
-    history: Vector<Entry<M>>,
+    /// head. Revisions are consecutive. Entries are behind `Arc`s because a
+    /// published clone shares the vector's chunks: the next append then
+    /// copies a chunk of pointers, not of entries.
+    history: Vector<Arc<Entry<M>>>,
     /// Auto snapshot ring, oldest first.
     auto: Vector<Snapshot<M>>,
     /// Named snapshots in creation order, oldest first.
@@ -129,7 +131,7 @@ impl<M: Model> Timeline<M> {
     fn build(initial: M, config: TimelineConfig, clock: Arc<dyn Clock>) -> Self {
         let at = clock.now();
         let mut history = Vector::new();
-        history.push_back(Entry {
+        history.push_back(Arc::new(Entry {
             info: RevisionInfo {
                 revision: Revision::ZERO,
                 at,
@@ -137,7 +139,7 @@ impl<M: Model> Timeline<M> {
                 meta: CommitMeta::default(),
             },
             state: initial,
-        });
+        }));
         Timeline {
             config,
             clock,
@@ -638,7 +640,7 @@ impl<M: Model> Timeline<M> {
         at: Timestamp,
     ) -> Commit {
         let revision = self.revision().next();
-        self.history.push_back(Entry {
+        self.history.push_back(Arc::new(Entry {
             info: RevisionInfo {
                 revision,
                 at,
@@ -646,7 +648,7 @@ impl<M: Model> Timeline<M> {
                 meta,
             },
             state,
-        });
+        }));
         while self.history.len() > self.config.history_limit {
             self.history.pop_front();
         }

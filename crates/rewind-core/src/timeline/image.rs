@@ -194,15 +194,15 @@ impl<M: Model> Timeline<M> {
         let mut history = Vector::new();
         for info in image.history {
             if let Some(last) = history.back() {
-                let last: &Entry<M> = last;
+                let last: &Arc<Entry<M>> = last;
                 if info.revision != last.info.revision.next() {
                     return Err(invalid("history revisions are not consecutive".into()));
                 }
             }
-            history.push_back(Entry {
+            history.push_back(Arc::new(Entry {
                 state: state_of(info.revision)?,
                 info,
-            });
+            }));
         }
         if history.is_empty() {
             return Err(invalid("the history is empty".into()));
