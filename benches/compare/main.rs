@@ -18,12 +18,14 @@
 //! - `fixtures.rs`: documents, `HashMap` baselines, patches, a small RNG.
 //! - `report.rs`: the table and the goals.
 //! - One file per row of the issue: `transition.rs`, `snapshot.rs`,
-//!   `rollback.rs`, `read.rs`, `diff.rs`, `memory.rs`, `throughput.rs`.
+//!   `rollback.rs`, `read.rs`, `diff.rs`, `memory.rs`, `throughput.rs`,
+//!   and the durable rows on the SQLite journal in `durable.rs`.
 //!
 //! Everything runs on a tokio runtime with 2 workers; the measuring loop is
 //! itself a task on it, as a service's request handler would be.
 
 mod diff;
+mod durable;
 mod fixtures;
 mod measure;
 mod memory;
@@ -67,10 +69,12 @@ enum Row {
     Diff,
     Memory,
     Throughput,
+    Durable,
+    Recovery,
 }
 
 impl Row {
-    const ALL: [Row; 7] = [
+    const ALL: [Row; 9] = [
         Row::Transition,
         Row::Snapshot,
         Row::Rollback,
@@ -78,6 +82,8 @@ impl Row {
         Row::Diff,
         Row::Memory,
         Row::Throughput,
+        Row::Durable,
+        Row::Recovery,
     ];
 
     fn name(self) -> &'static str {
@@ -89,6 +95,8 @@ impl Row {
             Row::Diff => "diff",
             Row::Memory => "memory",
             Row::Throughput => "throughput",
+            Row::Durable => "durable",
+            Row::Recovery => "recovery",
         }
     }
 }
@@ -249,6 +257,16 @@ async fn run_all(options: Options) -> anyhow::Result<Vec<(Row, Line)>> {
         progress("throughput");
         let rows = throughput::run(&ctx).await?;
         lines.extend(rows.into_iter().map(|l| (Row::Throughput, l)));
+    }
+    if options.runs(Row::Durable) {
+        progress("durable writes");
+        let rows = durable::writes(&ctx).await?;
+        lines.extend(rows.into_iter().map(|l| (Row::Durable, l)));
+    }
+    if options.runs(Row::Recovery) {
+        progress("recovery");
+        let rows = durable::recovery(&ctx).await?;
+        lines.extend(rows.into_iter().map(|l| (Row::Recovery, l)));
     }
     ctx.runtime
         .shutdown()

@@ -29,6 +29,7 @@ impl fmt::Display for Value {
             Value::Nanos(ns) => write!(f, "{:.2} s", ns / 1e9),
             Value::Bytes(b) if b < 1024.0 * 1024.0 => write!(f, "{:.1} KiB", b / 1024.0),
             Value::Bytes(b) => write!(f, "{:.1} MiB", b / (1024.0 * 1024.0)),
+            Value::Rate(r) if r < 1e4 => write!(f, "{r:.0}/s"),
             Value::Rate(r) if r < 1e6 => write!(f, "{:.0}k/s", r / 1e3),
             Value::Rate(r) => write!(f, "{:.2}M/s", r / 1e6),
             Value::Percent(p) => write!(f, "{p:+.1}%"),
