@@ -1,5 +1,6 @@
 //! The server of rewind: the HTTP/JSON API of `rewind serve`, its
-//! authentication and limits, and Prometheus `/metrics`.
+//! authentication and limits, Prometheus `/metrics`, and the command line
+//! client of that API.
 //!
 //! # Layout
 //!
@@ -17,6 +18,9 @@
 //!   metrics.
 //! - [`serve`] and [`check_listen`] (`serve.rs`), and the `rewind serve`
 //!   command ([`ServeArgs`], [`run_serve`], `serve/command.rs`).
+//! - [`Client`] (`client.rs`): a small HTTP/1 client of the API.
+//! - The other commands of `rewind` ([`ClientOptions`], [`ClientCommand`],
+//!   [`run_client`], `cli.rs`), with their text output in `cli/render.rs`.
 //!
 //! # Routes
 //!
@@ -66,6 +70,8 @@
 
 mod api;
 mod auth;
+mod cli;
+mod client;
 mod error;
 mod http_metrics;
 mod limits;
@@ -73,6 +79,8 @@ mod serve;
 
 pub use api::{Api, ApiConfig};
 pub use auth::{Access, Tokens};
+pub use cli::{run as run_client, ClientCommand, ClientOptions, ReadAt, RollbackTo};
+pub use client::{Client, ClientError, EventStream, Reply, ServerEvent};
 pub use error::{status_and_code, ApiError};
 pub use http_metrics::{
     install_metrics_recorder, HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS,

@@ -1,0 +1,383 @@
+//! The command line client of `rewind`: one subcommand per operation of the
+//! HTTP API ([`ClientCommand`]), run against a server by [`run_client`].
+//! Text for people by default (`cli/render.rs`), the server's JSON with
+//! `--json`; a refusal exits non-zero with the server's message.
+
+use std::io::{Read, Write};
+
+use anyhow::{bail, Context, Result};
+use hyper::Method;
+use rewind_core::{SnapshotName, TenantId};
+use serde_json::{json, Value};
+
+use crate::client::{encode, Client, ClientError};
+
+mod render;
+
+/// Where the server is and how to talk to it; accepted before or after the
+/// subcommand.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ClientOptions {
+    /// URL of the rewind server.
+    #[arg(
+        long,
+        global = true,
+        env = "REWIND_SERVER",
+        default_value = "http://127.0.0.1:7070",
+        value_name = "URL"
+    )]
+    pub server: String,
+    /// Bearer token: the admin token, or a tenant's for its own routes.
+    #[arg(long, global = true, env = "REWIND_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the server's JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The client subcommands of `rewind`.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum ClientCommand {
+    /// List the tenants and their revisions (admin).
+    Tenants,
+    /// Create a tenant at revision 0 (admin).
+    Create {
+        /// Tenant id: 1-64 of `A-Z a-z 0-9 _ . -`.
+        #[arg(value_parser = tenant_id)]
+        tenant: TenantId,
+        /// The initial state: a JSON file, or `-` for stdin (default `{}`).
+        #[arg(long, value_name = "FILE|-")]
+        state: Option<String>,
+    },
+    /// Print a tenant's state: the head, or a past one (reading changes
+    /// nothing).
+    Get {
+        /// The tenant.
+        #[arg(value_parser = tenant_id)]
+        tenant: TenantId,
+        /// Which past state, if any.
+        #[command(flatten)]
+        at: ReadAt,
+    },
+    /// Apply an RFC 6902 JSON Patch (a JSON array) as a new revision.
+    Patch {
+        /// The tenant.
+        #[arg(value_parser = tenant_id)]
+        tenant: TenantId,
+        /// The patch: a JSON file, or `-` for stdin.
+        #[arg(value_name = "FILE|-")]
+        patch: String,
+        /// Apply only if the head is this revision (412 otherwise).
+        #[arg(long, value_name = "REVISION")]
+        if_match: Option<u64>,
+    },
+    /// Take a named snapshot of the head.
+    Snapshot {
+        /// The tenant.
+        #[arg(value_parser = tenant_id)]
+        tenant: TenantId,
+        /// 1-128 of `A-Z a-z 0-9 . _ : -`, e.g. `pre_v2_deploy`.
+        #[arg(value_parser = snapshot_name)]
+        name: SnapshotName,
+        /// Never pruned by retention.
+        #[arg(long)]
+        protected: bool,
+    },
+    /// List a tenant's snapshots, oldest first.
+    Snapshots {
+        /// The tenant.
+        #[arg(value_parser = tenant_id)]
+        tenant: TenantId,
+    },
+    /// Roll back: a new revision holding the target's state (the previous
+    /// head stays in history and in a pre-rollback snapshot).
+    Rollback {
+        /// The tenant.
+        #[arg(value_parser = tenant_id)]
+        tenant: TenantId,
+        /// The target.
+        #[command(flatten)]
+        to: RollbackTo,
+        /// Show what the rollback would change without making it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show what changed between two states.
+    Diff {
+        /// The tenant.
+        #[arg(value_parser = tenant_id)]
+        tenant: TenantId,
+        /// `head`, a revision number, `snapshot:NAME` or `time:RFC3339`.
+        from: String,
+        /// Same forms as FROM.
+        to: String,
+    },
+    /// List revisions, newest first, with why each exists.
+    History {
+        /// The tenant.
+        #[arg(value_parser = tenant_id)]
+        tenant: TenantId,
+        /// At most this many (the server's default is 100).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Print one line per new revision until interrupted (or the server
+    /// stops).
+    Watch {
+        /// The tenant.
+        #[arg(value_parser = tenant_id)]
+        tenant: TenantId,
+    },
+}
+
+/// At most one past state to read.
+#[derive(Clone, Debug, clap::Args)]
+#[group(multiple = false)]
+pub struct ReadAt {
+    /// The state at this revision.
+    #[arg(long)]
+    pub revision: Option<u64>,
+    /// The state pinned by this snapshot.
+    #[arg(long, value_parser = snapshot_name)]
+    pub snapshot: Option<SnapshotName>,
+    /// The state at this instant (RFC 3339, e.g. 2026-03-14T14:30:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub as_of: Option<String>,
+}
+
+/// Exactly one rollback target.
+#[derive(Clone, Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct RollbackTo {
+    /// A snapshot by name.
+    #[arg(long, value_name = "NAME", value_parser = snapshot_name)]
+    pub to_snapshot: Option<SnapshotName>,
+    /// The newest snapshot taken at or before this instant (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub to_time: Option<String>,
+    /// The newest snapshot of any kind (after a rollback: the state before
+    /// it).
+    #[arg(long)]
+    pub to_latest: bool,
+    /// A revision still in the history window.
+    #[arg(long, value_name = "N")]
+    pub to_revision: Option<u64>,
+}
+
+impl RollbackTo {
+    /// The API's `to`.
+    fn body(&self) -> Value {
+        match self {
+            RollbackTo {
+                to_snapshot: Some(name),
+                ..
+            } => json!({"snapshot": name}),
+            RollbackTo {
+                to_time: Some(time),
+                ..
+            } => json!({"time": time}),
+            RollbackTo {
+                to_revision: Some(revision),
+                ..
+            } => json!({"revision": revision}),
+            _ => json!({"latest": true}),
+        }
+    }
+}
+
+fn tenant_id(text: &str) -> Result<TenantId, String> {
+    TenantId::new(text).map_err(|e| e.to_string())
+}
+
+fn snapshot_name(text: &str) -> Result<SnapshotName, String> {
+    SnapshotName::new(text).map_err(|e| e.to_string())
+}
+
+/// Runs one client subcommand against the server of `options`, printing
+/// its outcome on stdout. A refusal is an error carrying the server's
+/// message and code.
+pub async fn run(options: ClientOptions, command: ClientCommand) -> Result<()> {
+    let client = Client::new(&options.server, options.token.clone())?;
+    let session = Session {
+        client: &client,
+        json: options.json,
+    };
+    session
+        .run(command)
+        .await
+        .map_err(|error| match error.downcast_ref::<ClientError>() {
+            Some(ClientError::Api { status: 401, .. }) => {
+                let hint = if options.token.is_some() {
+                    "check the token given with REWIND_TOKEN or --token"
+                } else {
+                    "give a token with REWIND_TOKEN or --token"
+                };
+                error.context(hint)
+            }
+            _ => error,
+        })
+}
+
+/// One command's conversation with the server.
+struct Session<'a> {
+    client: &'a Client,
+    /// Print the server's JSON rather than text.
+    json: bool,
+}
+
+impl Session<'_> {
+    async fn run(&self, command: ClientCommand) -> Result<()> {
+        match command {
+            ClientCommand::Tenants => {
+                let reply = self.call(Method::GET, "/v1/tenants", None).await?;
+                self.print(&reply.body, render::tenants)
+            }
+            ClientCommand::Create { tenant, state } => {
+                let body = match state {
+                    Some(source) => json!({ "state": read_json(&source)? }),
+                    None => json!({}),
+                };
+                let path = tenant_path(&tenant, "");
+                let reply = self.call(Method::PUT, &path, Some(&body)).await?;
+                self.print(&reply.body, render::created)
+            }
+            ClientCommand::Get { tenant, at } => {
+                let query = match at {
+                    ReadAt {
+                        revision: Some(revision),
+                        ..
+                    } => format!("?revision={revision}"),
+                    ReadAt {
+                        snapshot: Some(name),
+                        ..
+                    } => format!("?snapshot={}", encode(name.as_str())),
+                    ReadAt {
+                        as_of: Some(time), ..
+                    } => format!("?as_of={}", encode(&time)),
+                    _ => String::new(),
+                };
+                let path = tenant_path(&tenant, &format!("/state{query}"));
+                let reply = self.call(Method::GET, &path, None).await?;
+                self.print(&reply.body, render::document)
+            }
+            ClientCommand::Patch {
+                tenant,
+                patch,
+                if_match,
+            } => {
+                let patch = read_json(&patch)?;
+                if !patch.is_array() {
+                    bail!("a JSON Patch is a JSON array of operations (RFC 6902)");
+                }
+                let path = tenant_path(&tenant, "/state");
+                let reply = self
+                    .client
+                    .send(Method::PATCH, &path, Some(&patch), if_match)
+                    .await?;
+                self.print(&reply.body, |body| render::committed(&tenant, body))
+            }
+            ClientCommand::Snapshot {
+                tenant,
+                name,
+                protected,
+            } => {
+                let body = json!({"name": name, "protected": protected});
+                let path = tenant_path(&tenant, "/snapshots");
+                let reply = self.call(Method::POST, &path, Some(&body)).await?;
+                self.print(&reply.body, |body| render::snapshot(&tenant, body))
+            }
+            ClientCommand::Snapshots { tenant } => {
+                let path = tenant_path(&tenant, "/snapshots");
+                let reply = self.call(Method::GET, &path, None).await?;
+                self.print(&reply.body, render::snapshots)
+            }
+            ClientCommand::Rollback {
+                tenant,
+                to,
+                dry_run,
+            } => {
+                let body = json!({"to": to.body(), "dry_run": dry_run});
+                let path = tenant_path(&tenant, "/rollback");
+                let reply = self.call(Method::POST, &path, Some(&body)).await?;
+                self.print(&reply.body, |body| render::rollback(&tenant, body))
+            }
+            ClientCommand::Diff { tenant, from, to } => {
+                let query = format!("/diff?from={}&to={}", encode(&from), encode(&to));
+                let path = tenant_path(&tenant, &query);
+                let reply = self.call(Method::GET, &path, None).await?;
+                self.print(&reply.body, render::diff)
+            }
+            ClientCommand::History { tenant, limit } => {
+                let query = limit.map(|n| format!("?limit={n}")).unwrap_or_default();
+                let path = tenant_path(&tenant, &format!("/history{query}"));
+                let reply = self.call(Method::GET, &path, None).await?;
+                self.print(&reply.body, render::history)
+            }
+            ClientCommand::Watch { tenant } => self.watch(&tenant).await,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<crate::client::Reply> {
+        Ok(self.client.send(method, path, body, None).await?)
+    }
+
+    /// Prints `body` as JSON, or as `text` renders it.
+    fn print(&self, body: &Value, text: impl FnOnce(&Value) -> Result<String>) -> Result<()> {
+        let out = if self.json {
+            format!("{body}\n")
+        } else {
+            text(body)?
+        };
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(out.as_bytes())?;
+        stdout.flush()?;
+        Ok(())
+    }
+
+    /// One line per event, flushed as it comes, until the stream ends.
+    async fn watch(&self, tenant: &TenantId) -> Result<()> {
+        let mut events = self.client.events(&tenant_path(tenant, "/watch")).await?;
+        // On stderr, so stdout holds only events; printed once the server
+        // has subscribed, so every revision from now on is shown.
+        eprintln!(
+            "watching '{tenant}' on {} (Ctrl-C to stop)",
+            self.client.server()
+        );
+        while let Some(event) = events.next().await? {
+            let line = if self.json {
+                event.data.clone()
+            } else {
+                render::event(&event)
+            };
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{line}")?;
+            stdout.flush()?;
+        }
+        eprintln!("the server ended the stream");
+        Ok(())
+    }
+}
+
+fn tenant_path(tenant: &TenantId, rest: &str) -> String {
+    format!("/v1/tenants/{}{rest}", encode(tenant.as_str()))
+}
+
+/// JSON from a file, or from stdin for `-`.
+fn read_json(source: &str) -> Result<Value> {
+    let text = if source == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read stdin")?;
+        text
+    } else {
+        std::fs::read_to_string(source).with_context(|| format!("cannot read {source}"))?
+    };
+    let what = if source == "-" { "stdin" } else { source };
+    serde_json::from_str(&text).with_context(|| format!("{what} is not JSON"))
+}

@@ -1,0 +1,251 @@
+//! The text the command line prints for people, from the server's JSON. The
+//! answers are read back into rewind's own types, so a diff prints the way
+//! the product guide shows it (`sessions: 100 → 150`, `added_keys: [...]`).
+
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result};
+use rewind_core::{Diff, Restored, RevisionInfo, SnapshotInfo, TenantId};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::client::ServerEvent;
+
+/// `what` of an answer, as `T`.
+fn field<T: DeserializeOwned>(body: &Value, what: &str) -> Result<T> {
+    let value = if what.is_empty() { body } else { &body[what] };
+    T::deserialize(value).with_context(|| {
+        format!(
+            "unexpected answer from the server (reading {}): {body}",
+            if what.is_empty() { "the body" } else { what }
+        )
+    })
+}
+
+/// `acme_corp  revision 7`, one line per tenant.
+pub(super) fn tenants(body: &Value) -> Result<String> {
+    #[derive(Deserialize)]
+    struct Entry {
+        tenant: String,
+        revision: u64,
+    }
+    let tenants: Vec<Entry> = field(body, "tenants")?;
+    if tenants.is_empty() {
+        return Ok("no tenants\n".to_owned());
+    }
+    let width = tenants.iter().map(|t| t.tenant.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for Entry { tenant, revision } in tenants {
+        writeln!(out, "{tenant:width$}  revision {revision}")?;
+    }
+    Ok(out)
+}
+
+pub(super) fn created(body: &Value) -> Result<String> {
+    let tenant: String = field(body, "tenant")?;
+    let revision: u64 = field(body, "revision")?;
+    Ok(format!(
+        "created tenant '{tenant}' at revision {revision}\n"
+    ))
+}
+
+/// The document, indented.
+pub(super) fn document(body: &Value) -> Result<String> {
+    Ok(format!("{}\n", serde_json::to_string_pretty(body)?))
+}
+
+pub(super) fn committed(tenant: &TenantId, body: &Value) -> Result<String> {
+    let revision: u64 = field(body, "revision")?;
+    Ok(format!("'{tenant}' is at revision {revision}\n"))
+}
+
+pub(super) fn snapshot(tenant: &TenantId, body: &Value) -> Result<String> {
+    let info: SnapshotInfo = field(body, "")?;
+    Ok(format!(
+        "snapshot '{}' ({}) of '{tenant}' pins revision {}\n",
+        info.name,
+        kind_label(&info),
+        info.revision
+    ))
+}
+
+/// `named, protected`, `auto, pre-rollback`, `checkpoint of transaction 3`.
+fn kind_label(info: &SnapshotInfo) -> String {
+    let mut label = info.kind.to_string();
+    if info.protected {
+        label.push_str(", protected");
+    }
+    if let Some(trigger) = info.trigger {
+        write!(label, ", {}", trigger.as_str()).expect("writing to a String");
+    }
+    if let Some(transaction) = info.transaction {
+        write!(label, " of transaction {transaction}").expect("writing to a String");
+    }
+    label
+}
+
+/// One line per snapshot, oldest first: name, revision, time, kind.
+pub(super) fn snapshots(body: &Value) -> Result<String> {
+    let snapshots: Vec<SnapshotInfo> = field(body, "snapshots")?;
+    if snapshots.is_empty() {
+        return Ok("no snapshots\n".to_owned());
+    }
+    let width = snapshots
+        .iter()
+        .map(|s| s.name.as_str().len())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for info in &snapshots {
+        writeln!(
+            out,
+            "{:width$}  revision {:<5} {}  {}",
+            info.name.as_str(),
+            info.revision.to_string(),
+            info.created_at,
+            kind_label(info)
+        )?;
+    }
+    Ok(out)
+}
+
+/// What was restored, the new revision, how to undo it, then the diff from
+/// the old head to the restored state.
+pub(super) fn rollback(tenant: &TenantId, body: &Value) -> Result<String> {
+    let revision: u64 = field(body, "revision")?;
+    let restored: Restored = field(body, "restored")?;
+    let diff: Diff = field(body, "diff")?;
+    let dry_run = body["dry_run"].as_bool().unwrap_or(false);
+    let mut out = String::new();
+    if dry_run {
+        writeln!(
+            out,
+            "dry run: rolling back '{tenant}' would restore {restored}; nothing changed, \
+             still at revision {revision}"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "rolled back '{tenant}' to {restored}: now at revision {revision}"
+        )?;
+        if let Some(before) = body["pre_rollback"]["revision"].as_u64() {
+            writeln!(
+                out,
+                "undo with: rewind rollback {tenant} --to-revision {before}"
+            )?;
+        }
+    }
+    out.push_str(&diff.to_string());
+    Ok(out)
+}
+
+/// `revision 3 → 5: 1 added, 0 removed, 2 changed`, then the product
+/// guide's summary.
+pub(super) fn diff(body: &Value) -> Result<String> {
+    let from: u64 = field(body, "from")?;
+    let to: u64 = field(body, "to")?;
+    let diff: Diff = field(body, "")?;
+    let summary = diff.summary;
+    Ok(format!(
+        "revision {from} → {to}: {} added, {} removed, {} changed\n{diff}",
+        summary.added, summary.removed, summary.changed
+    ))
+}
+
+/// `revision 2 at 2026-03-14T14:30:00Z: rollback (named) to named
+/// 'pre_v2_deploy' (revision 0) from 1`, newest first.
+pub(super) fn history(body: &Value) -> Result<String> {
+    let revisions: Vec<RevisionInfo> = field(body, "revisions")?;
+    let mut out = String::new();
+    for info in &revisions {
+        writeln!(out, "{info}")?;
+    }
+    Ok(out)
+}
+
+/// A watch event: the revision's line as in `history`, or what the stream
+/// says otherwise (`lagged: 12`).
+pub(super) fn event(event: &ServerEvent) -> String {
+    if event.event == "revision" {
+        if let Ok(info) = serde_json::from_str::<RevisionInfo>(&event.data) {
+            return info.to_string();
+        }
+    }
+    if event.event == "lagged" {
+        return format!(
+            "lagged: {} revisions missed (see `rewind history`)",
+            event.data
+        );
+    }
+    event.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The product guide's "State Diff Visualization", as the server
+    /// answers it.
+    #[test]
+    fn a_diff_reads_like_the_product_guide() {
+        let body = json!({
+            "from": 3, "to": 5,
+            "summary": {"added": 1, "removed": 0, "changed": 3},
+            "changes": [
+                {"path": "/app_data/beta", "kind": "added", "new": true},
+                {"path": "/app_data/theme", "kind": "changed", "old": "light", "new": "dark"},
+                {"path": "/cache_entries", "kind": "changed", "old": 50, "new": 75},
+                {"path": "/sessions", "kind": "changed", "old": 100, "new": 150}
+            ],
+            "patch": [
+                {"op": "add", "path": "/app_data/beta", "value": true},
+                {"op": "replace", "path": "/app_data/theme", "value": "dark"},
+                {"op": "replace", "path": "/cache_entries", "value": 75},
+                {"op": "replace", "path": "/sessions", "value": 150}
+            ]
+        });
+        assert_eq!(
+            diff(&body).unwrap(),
+            "revision 3 → 5: 1 added, 0 removed, 3 changed\n\
+             cache_entries: 50 → 75\n\
+             sessions: 100 → 150\n\
+             added_keys: [\"beta\"]\n\
+             changed_keys: [\"theme\"]\n"
+        );
+    }
+
+    #[test]
+    fn a_rollback_names_what_it_restored_and_how_to_undo_it() {
+        let tenant = TenantId::new("acme_corp").unwrap();
+        let body = json!({
+            "revision": 2,
+            "restored": {"kind": "named", "name": "pre_v2_deploy", "revision": 0},
+            "diff": {
+                "summary": {"added": 0, "removed": 0, "changed": 1},
+                "changes": [{"path": "/version", "kind": "changed", "old": "2.0.0", "new": "1.9.5"}],
+                "patch": [{"op": "replace", "path": "/version", "value": "1.9.5"}]
+            },
+            "pre_rollback": {"name": "auto_2", "kind": "auto", "revision": 1,
+                             "created_at": "2026-03-14T14:30:00Z", "protected": false,
+                             "trigger": "pre-rollback"},
+            "dry_run": false
+        });
+        assert_eq!(
+            rollback(&tenant, &body).unwrap(),
+            "rolled back 'acme_corp' to named 'pre_v2_deploy' (revision 0): now at revision 2\n\
+             undo with: rewind rollback acme_corp --to-revision 1\n\
+             changed_keys: [\"version\"]\n"
+        );
+    }
+
+    #[test]
+    fn an_unexpected_answer_is_an_error_not_a_panic() {
+        let error = history(&json!({"revisions": 3})).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("unexpected answer"),
+            "{error:#}"
+        );
+    }
+}
