@@ -1,0 +1,542 @@
+//! The `rewind` command line against a running `rewind serve`: the product
+//! guide's safe deployment (snapshot, deploy v2.0.0, see memory climb, roll
+//! back to v1.9.5) told entirely through the binary, its `--json` output,
+//! refusals that exit non-zero with the server's message, tokens, and
+//! `watch`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::{json, Value};
+
+const REWIND: &str = env!("CARGO_BIN_EXE_rewind");
+
+/// A `rewind serve --memory` on a port of its choosing, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start() -> Server {
+        Server::start_with(None)
+    }
+
+    fn start_with(admin_token: Option<&str>) -> Server {
+        let mut command = Command::new(REWIND);
+        command
+            .args(["serve", "--memory", "--listen", "127.0.0.1:0"])
+            .env_remove("REWIND_ADMIN_TOKEN")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(token) = admin_token {
+            command.env("REWIND_ADMIN_TOKEN", token);
+        }
+        let mut child = command.spawn().unwrap();
+        // The server prints its address once the port is bound, so requests
+        // from here on are accepted.
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("rewind listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        let server = Server {
+            child,
+            url: format!("http://{addr}"),
+        };
+        assert_eq!(server.healthz(&addr), 200);
+        server
+    }
+
+    /// The status of `GET /healthz`.
+    fn healthz(&self, addr: &str) -> u16 {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response[9..12].parse().unwrap()
+    }
+
+    /// `rewind ARGS` against this server, without a token.
+    fn rewind(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(REWIND);
+        command
+            .args(args)
+            .env("REWIND_SERVER", &self.url)
+            .env_remove("REWIND_TOKEN")
+            .env_remove("REWIND_ADMIN_TOKEN");
+        command
+    }
+
+    /// Runs `rewind ARGS`; it must succeed. Returns stdout.
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.rewind(args).output().unwrap();
+        stdout_of_success(args, &output)
+    }
+
+    /// Runs `rewind ARGS` with `input` on stdin; it must succeed.
+    #[track_caller]
+    fn ok_with_stdin(&self, args: &[&str], input: &str) -> String {
+        let mut child = self
+            .rewind(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        stdout_of_success(args, &output)
+    }
+
+    /// Runs `rewind ARGS --json`; it must succeed and print JSON.
+    #[track_caller]
+    fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let out = self.ok(&args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
+    }
+
+    /// Runs `rewind ARGS`; it must fail with exit code 1 and print nothing
+    /// on stdout. Returns stderr.
+    #[track_caller]
+    fn fails(&self, args: &[&str]) -> String {
+        let output = self.rewind(args).output().unwrap();
+        stderr_of_failure(args, &output)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[track_caller]
+fn stdout_of_success(args: &[&str], output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "rewind {args:?}: {stderr}");
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[track_caller]
+fn stderr_of_failure(args: &[&str], output: &Output) -> String {
+    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+    assert_eq!(output.status.code(), Some(1), "rewind {args:?}: {stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "rewind {args:?} printed on stdout"
+    );
+    stderr
+}
+
+/// A fresh directory for the JSON files of one test.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rewind-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// v1.9.5, stable: the state before the deployment.
+fn stable() -> Value {
+    json!({
+        "version": "1.9.5",
+        "status": "stable",
+        "metrics": {"memory_usage_pct": 41, "error_rate_pct": 0.1},
+        "features": {"new_checkout": false}
+    })
+}
+
+/// Deploying v2.0.0: update the version, enable new features, migrate data
+/// structures; memory climbs to 95%.
+fn deploy_v2() -> Value {
+    json!([
+        {"op": "replace", "path": "/version", "value": "2.0.0"},
+        {"op": "replace", "path": "/features/new_checkout", "value": true},
+        {"op": "add", "path": "/schema", "value": "v2"},
+        {"op": "replace", "path": "/metrics/memory_usage_pct", "value": 95}
+    ])
+}
+
+/// The product guide's "Real-World Workflow: Safe Deployment", one command
+/// at a time.
+#[test]
+fn the_safe_deployment_story_runs_from_the_command_line() {
+    let server = Server::start();
+    let dir = temp_dir("story");
+    let state = dir.join("stable.json");
+    std::fs::write(&state, stable().to_string()).unwrap();
+    let state = state.to_str().unwrap();
+
+    assert_eq!(
+        server.ok(&["create", "acme_corp", "--state", state]),
+        "created tenant 'acme_corp' at revision 0\n"
+    );
+    // Step 1: pre-deployment snapshot.
+    assert_eq!(
+        server.ok(&["snapshot", "acme_corp", "pre_v2_deploy", "--protected"]),
+        "snapshot 'pre_v2_deploy' (named, protected) of 'acme_corp' pins revision 0\n"
+    );
+    // Step 2: deploy v2.0.0, the patch from stdin.
+    assert_eq!(
+        server.ok_with_stdin(&["patch", "acme_corp", "-"], &deploy_v2().to_string()),
+        "'acme_corp' is at revision 1\n"
+    );
+    let head: Value = serde_json::from_str(&server.ok(&["get", "acme_corp"])).unwrap();
+    assert_eq!(head["version"], "2.0.0");
+    assert_eq!(head["metrics"]["memory_usage_pct"], 95);
+
+    // Step 3: monitoring shows memory at 95%; what changed since the snapshot?
+    assert_eq!(
+        server.ok(&["diff", "acme_corp", "snapshot:pre_v2_deploy", "head"]),
+        "revision 0 → 1: 1 added, 0 removed, 3 changed\n\
+         metrics.memory_usage_pct: 41 → 95\n\
+         added_keys: [\"schema\"]\n\
+         changed_keys: [\"new_checkout\", \"version\"]\n"
+    );
+
+    // Step 4: emergency rollback, previewed first.
+    let preview = server.ok(&[
+        "rollback",
+        "acme_corp",
+        "--to-snapshot",
+        "pre_v2_deploy",
+        "--dry-run",
+    ]);
+    assert!(
+        preview.starts_with(
+            "dry run: rolling back 'acme_corp' would restore named 'pre_v2_deploy' (revision 0); \
+             nothing changed, still at revision 1\n"
+        ),
+        "{preview}"
+    );
+    let rollback = server.ok(&["rollback", "acme_corp", "--to-snapshot", "pre_v2_deploy"]);
+    assert_eq!(
+        rollback,
+        "rolled back 'acme_corp' to named 'pre_v2_deploy' (revision 0): now at revision 2\n\
+         undo with: rewind rollback acme_corp --to-revision 1\n\
+         metrics.memory_usage_pct: 95 → 41\n\
+         removed_keys: [\"schema\"]\n\
+         changed_keys: [\"new_checkout\", \"version\"]\n"
+    );
+    let head: Value = serde_json::from_str(&server.ok(&["get", "acme_corp"])).unwrap();
+    assert_eq!(head, stable());
+
+    // The deployment is still there to investigate offline.
+    let past: Value =
+        serde_json::from_str(&server.ok(&["get", "acme_corp", "--revision", "1"])).unwrap();
+    assert_eq!(past["version"], "2.0.0");
+    let pinned: Value =
+        serde_json::from_str(&server.ok(&["get", "acme_corp", "--snapshot", "pre_v2_deploy"]))
+            .unwrap();
+    assert_eq!(pinned, stable());
+
+    let history = server.ok(&["history", "acme_corp"]);
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(lines.len(), 3, "{history}");
+    assert!(
+        lines[0].starts_with("revision 2 at ")
+            && lines[0]
+                .ends_with(": rollback (named) to named 'pre_v2_deploy' (revision 0) from 1"),
+        "{history}"
+    );
+    assert!(lines[1].starts_with("revision 1 at ") && lines[1].ends_with(": change"));
+    assert!(lines[2].starts_with("revision 0 at ") && lines[2].ends_with(": initial"));
+    assert_eq!(
+        server
+            .ok(&["history", "acme_corp", "--limit", "1"])
+            .lines()
+            .count(),
+        1
+    );
+
+    let snapshots = server.ok(&["snapshots", "acme_corp"]);
+    let lines: Vec<&str> = snapshots.lines().collect();
+    assert_eq!(lines.len(), 2, "{snapshots}");
+    assert!(
+        lines[0].starts_with("pre_v2_deploy  revision 0 "),
+        "{snapshots}"
+    );
+    assert!(lines[0].ends_with("named, protected"), "{snapshots}");
+    assert!(lines[1].ends_with("auto, pre-rollback"), "{snapshots}");
+    assert_eq!(server.ok(&["tenants"]), "acme_corp  revision 2\n");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `--json` prints the server's answer as it is, for scripts.
+#[test]
+fn json_output_is_the_servers_json() {
+    let server = Server::start();
+    let dir = temp_dir("json");
+    let patch = dir.join("deploy_v2.json");
+    std::fs::write(&patch, deploy_v2().to_string()).unwrap();
+    let patch = patch.to_str().unwrap();
+
+    assert_eq!(server.json(&["tenants"]), json!({"tenants": []}));
+    let state = dir.join("stable.json");
+    std::fs::write(&state, stable().to_string()).unwrap();
+    assert_eq!(
+        server.json(&["create", "acme_corp", "--state", state.to_str().unwrap()]),
+        json!({"tenant": "acme_corp", "revision": 0})
+    );
+    assert_eq!(server.json(&["get", "acme_corp"]), stable());
+    let snapshot = server.json(&["snapshot", "acme_corp", "pre_v2_deploy"]);
+    assert_eq!(snapshot["name"], "pre_v2_deploy");
+    assert_eq!(snapshot["kind"], "named");
+    assert_eq!(snapshot["revision"], 0);
+    assert_eq!(snapshot["protected"], false);
+
+    // `--if-match` guards the patch: the head is 0, so 0 passes.
+    let patched = server.json(&["patch", "acme_corp", patch, "--if-match", "0"]);
+    assert_eq!(patched, json!({"revision": 1}));
+
+    let diff = server.json(&["diff", "acme_corp", "snapshot:pre_v2_deploy", "head"]);
+    assert_eq!(
+        (diff["from"].clone(), diff["to"].clone()),
+        (json!(0), json!(1))
+    );
+    assert_eq!(
+        diff["summary"],
+        json!({"added": 1, "removed": 0, "changed": 3})
+    );
+    assert!(diff["changes"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({"path": "/version", "kind": "changed", "old": "1.9.5", "new": "2.0.0"})));
+    assert!(diff["patch"].is_array());
+
+    let preview = server.json(&["rollback", "acme_corp", "--to-latest", "--dry-run"]);
+    assert_eq!(preview["dry_run"], true);
+    assert_eq!(preview["revision"], 1);
+    assert_eq!(server.json(&["get", "acme_corp"])["version"], "2.0.0");
+
+    let rollback = server.json(&["rollback", "acme_corp", "--to-revision", "0"]);
+    assert_eq!(rollback["revision"], 2);
+    assert_eq!(
+        rollback["restored"],
+        json!({"kind": "revision", "revision": 0})
+    );
+    assert_eq!(server.json(&["get", "acme_corp"]), stable());
+    assert_eq!(
+        server.json(&["get", "acme_corp", "--revision", "1"])["version"],
+        "2.0.0"
+    );
+
+    // Times: the instant revision 1 was committed reads v2.0.0.
+    let history = server.json(&["history", "acme_corp"]);
+    let deployed_at = history["revisions"][1]["at"].as_str().unwrap().to_owned();
+    assert_eq!(
+        server.json(&["get", "acme_corp", "--as-of", &deployed_at])["version"],
+        "2.0.0"
+    );
+    let time_ref = format!("time:{deployed_at}");
+    let diff = server.json(&["diff", "acme_corp", &time_ref, "head"]);
+    assert_eq!(
+        (diff["from"].clone(), diff["to"].clone()),
+        (json!(1), json!(2))
+    );
+
+    let history = server.json(&["history", "acme_corp", "--limit", "2"]);
+    let revisions = history["revisions"].as_array().unwrap();
+    assert_eq!(revisions.len(), 2);
+    assert_eq!(revisions[0]["cause"]["kind"], "rollback");
+    let snapshots = server.json(&["snapshots", "acme_corp"]);
+    assert_eq!(snapshots["snapshots"][0]["name"], "pre_v2_deploy");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Refusals exit 1 with the server's message and code, and change nothing.
+#[test]
+fn a_refusal_exits_non_zero_with_the_servers_message() {
+    let server = Server::start();
+    server.ok(&["create", "acme_corp"]);
+    let history = server.ok(&["history", "acme_corp"]);
+
+    let stderr = server.fails(&["rollback", "acme_corp", "--to-snapshot", "v9"]);
+    assert_eq!(
+        stderr,
+        "rewind: snapshot 'v9' not found for tenant 'acme_corp' (snapshot_not_found)\n"
+    );
+    let stderr = server.fails(&["get", "globex"]);
+    assert!(stderr.contains("(tenant_not_found)"), "{stderr}");
+    assert!(stderr.contains("globex"), "{stderr}");
+    let stderr = server.fails(&["create", "acme_corp"]);
+    assert!(stderr.contains("(tenant_exists)"), "{stderr}");
+    let stderr = server.fails(&["diff", "acme_corp", "head", "42"]);
+    assert!(stderr.contains("(revision_not_found)"), "{stderr}");
+
+    let dir = temp_dir("refusals");
+    let bad = dir.join("bad_patch.json");
+    std::fs::write(
+        &bad,
+        json!([{"op": "remove", "path": "/missing"}]).to_string(),
+    )
+    .unwrap();
+    let stderr = server.fails(&["patch", "acme_corp", bad.to_str().unwrap()]);
+    assert!(stderr.contains("(patch_failed)"), "{stderr}");
+    let fine = dir.join("patch.json");
+    std::fs::write(
+        &fine,
+        json!([{"op": "add", "path": "/a", "value": 1}]).to_string(),
+    )
+    .unwrap();
+    let stderr = server.fails(&[
+        "patch",
+        "acme_corp",
+        fine.to_str().unwrap(),
+        "--if-match",
+        "7",
+    ]);
+    assert!(stderr.contains("(revision_mismatch)"), "{stderr}");
+
+    assert_eq!(server.ok(&["history", "acme_corp"]), history);
+    assert_eq!(server.ok(&["get", "acme_corp", "--json"]), "{}\n");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Mistakes caught before any request: a bad id, two read targets, no
+/// rollback target (usage errors exit 2, as clap's do).
+#[test]
+fn usage_errors_are_caught_before_any_request() {
+    let server = Server::start();
+    let output = server.rewind(&["get", "no/slash"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output = server
+        .rewind(&["get", "acme", "--revision", "1", "--snapshot", "v1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output = server.rewind(&["rollback", "acme"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--to-snapshot"), "{stderr}");
+    assert_eq!(server.ok(&["tenants"]), "no tenants\n");
+}
+
+/// Nothing listening: the message names the server URL.
+#[test]
+fn an_unreachable_server_is_named() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let args = ["--server", url.as_str(), "tenants"];
+    let output = Command::new(REWIND)
+        .args(args)
+        .env_remove("REWIND_TOKEN")
+        .output()
+        .unwrap();
+    let stderr = stderr_of_failure(&args, &output);
+    assert!(
+        stderr.starts_with(&format!(
+            "rewind: cannot reach the rewind server at {url}: "
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("REWIND_SERVER"), "{stderr}");
+    let output = Command::new(REWIND)
+        .args(["--server", "https://127.0.0.1:7070", "tenants"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("https is not supported"), "{stderr}");
+}
+
+/// A server with an admin token: the command line without one is refused
+/// with the server's message; with REWIND_TOKEN (or --token) it works.
+#[test]
+fn the_token_comes_from_rewind_token() {
+    let server = Server::start_with(Some("s3cret"));
+    let stderr = server.fails(&["tenants"]);
+    assert_eq!(
+        stderr,
+        "rewind: give a token with REWIND_TOKEN or --token: missing bearer token (send \
+         `Authorization: Bearer <token>`) (unauthorized)\n"
+    );
+    let output = server
+        .rewind(&["create", "acme_corp"])
+        .env("REWIND_TOKEN", "wrong")
+        .output()
+        .unwrap();
+    let stderr = stderr_of_failure(&["create"], &output);
+    assert!(stderr.contains("invalid token (unauthorized)"), "{stderr}");
+
+    let output = server
+        .rewind(&["create", "acme_corp"])
+        .env("REWIND_TOKEN", "s3cret")
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout_of_success(&["create"], &output),
+        "created tenant 'acme_corp' at revision 0\n"
+    );
+    assert_eq!(
+        server.ok(&["--token", "s3cret", "tenants"]),
+        "acme_corp  revision 0\n"
+    );
+}
+
+/// `watch` prints one line per new revision, as they are committed.
+#[test]
+fn watch_prints_one_line_per_revision() {
+    let server = Server::start();
+    server.ok(&["create", "acme_corp"]);
+    server.ok(&["snapshot", "acme_corp", "pre_v2_deploy"]);
+    let mut watch = server
+        .rewind(&["watch", "acme_corp"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(watch.stdout.take().unwrap());
+    let mut stderr = BufReader::new(watch.stderr.take().unwrap());
+    // Printed once the server has subscribed the stream: every revision
+    // from here on reaches it.
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.starts_with("watching 'acme_corp' on "), "{line}");
+
+    server.ok_with_stdin(
+        &["patch", "acme_corp", "-"],
+        &json!([{"op": "add", "path": "/version", "value": "2.0.0"}]).to_string(),
+    );
+    server.ok(&["rollback", "acme_corp", "--to-snapshot", "pre_v2_deploy"]);
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(
+        first.starts_with("revision 1 at ") && first.ends_with(": change\n"),
+        "{first}"
+    );
+    let mut second = String::new();
+    stdout.read_line(&mut second).unwrap();
+    assert!(
+        second.starts_with("revision 2 at ")
+            && second
+                .ends_with(": rollback (named) to named 'pre_v2_deploy' (revision 0) from 1\n"),
+        "{second}"
+    );
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+}
