@@ -84,7 +84,7 @@ impl Writer {
                                 let mut map = lock.write().expect("lock");
                                 *map.get_mut(&keys[i % keys.len()]).expect("key") += 1;
                             }
-                            if i % 64 == 0 {
+                            if i.is_multiple_of(64) {
                                 tokio::task::yield_now().await;
                             }
                         }
