@@ -5,10 +5,8 @@
 //! answers `Overloaded`, and the requests it accepted still complete.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
 
 use rewind_core::{Cause, Doc, Patch, Revision, StateRef, TenantId};
 use rewind_runtime::{
@@ -17,6 +15,9 @@ use rewind_runtime::{
 };
 use serde_json::json;
 use tokio::sync::{oneshot, Barrier};
+
+mod support;
+use support::accepted;
 
 const TENANTS: usize = 8;
 const WRITERS: usize = 16;
@@ -183,19 +184,6 @@ async fn concurrent_writers_and_readers_on_many_tenants() {
         }
     }
     runtime.shutdown().await.unwrap();
-}
-
-/// Polls `request` once — far enough for a tenant request to be accepted:
-/// counted in flight and sent to the tenant's mailbox — then leaves the rest
-/// to a task.
-async fn accepted<T: Send + 'static>(
-    request: impl Future<Output = T> + Send + 'static,
-) -> tokio::task::JoinHandle<T> {
-    let mut request = Box::pin(request);
-    match std::future::poll_fn(|cx| Poll::Ready(request.as_mut().poll(cx))).await {
-        Poll::Ready(answer) => tokio::spawn(async move { answer }),
-        Poll::Pending => tokio::spawn(request),
-    }
 }
 
 /// Past `max_in_flight` accepted-but-unanswered requests, new ones are

@@ -6,13 +6,11 @@
 //! failures spread wider than the intensity period never add up.
 //!
 
-use std::future::Future;
-use std::task::Poll;
 use std::time::Duration;
 
 use rewind_core::{
-    imbl::Vector, Doc, Model, Patch, Revision, RevisionInfo, RollbackPolicy, RollbackTarget,
-    SnapshotInfo, SnapshotName, StateRef, TransactionInfo, TransactionOutcome,
+    imbl::Vector, Doc, Model, Patch, Revision, RollbackPolicy, RollbackTarget, SnapshotName,
+    StateRef, TransactionOutcome,
 };
 use rewind_runtime::{
     AutoSnapshotPolicy, Error, FailureReason, RestartIntensity, Runtime, Tenant, TenantConfig,
@@ -21,13 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-fn doc(value: Value) -> Doc {
-    Doc::from_json(&value).expect("test documents are shallow")
-}
-
-fn patch(value: Value) -> Patch {
-    Patch::from_json(&value).expect("test patches are well formed")
-}
+mod support;
+use support::{accepted, doc, observe, patch};
 
 fn set(path: &str, value: Value) -> Patch {
     patch(json!([{"op": "add", "path": path, "value": value}]))
@@ -83,27 +76,6 @@ fn ledger() -> Ledger {
     Ledger {
         balance: 0,
         entries: Vector::new(),
-    }
-}
-
-/// Everything a restart must keep.
-#[derive(Debug, PartialEq)]
-struct Observed<M: Model> {
-    revision: Revision,
-    head: M,
-    history: Vec<RevisionInfo>,
-    snapshots: Vec<SnapshotInfo>,
-    transactions: Vec<TransactionInfo>,
-}
-
-fn observe<M: Model + PartialEq>(tenant: &Tenant<M>) -> Observed<M> {
-    let timeline = tenant.timeline();
-    Observed {
-        revision: timeline.revision(),
-        head: timeline.head().clone(),
-        history: timeline.history().cloned().collect(),
-        snapshots: timeline.snapshots(),
-        transactions: timeline.transactions(),
     }
 }
 
@@ -355,19 +327,6 @@ async fn a_panicking_model_apply_restarts_the_tenant_with_its_timeline_intact() 
     assert_eq!(victim.current().balance, 100);
     assert_eq!(bystander.current().balance, 6);
     runtime.shutdown().await.unwrap();
-}
-
-/// Polls `request` once — far enough for a tenant request to be accepted:
-/// counted in flight and sent to the tenant's mailbox — then leaves the rest
-/// to a task.
-async fn accepted<T: Send + 'static>(
-    request: impl Future<Output = T> + Send + 'static,
-) -> tokio::task::JoinHandle<T> {
-    let mut request = Box::pin(request);
-    match std::future::poll_fn(|cx| Poll::Ready(request.as_mut().poll(cx))).await {
-        Poll::Ready(answer) => tokio::spawn(async move { answer }),
-        Poll::Pending => tokio::spawn(request),
-    }
 }
 
 /// A model panic inside a transaction step restarts the tenant while the

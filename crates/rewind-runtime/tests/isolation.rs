@@ -11,26 +11,17 @@ use std::sync::Arc;
 
 use ractor::{ActorRef, RpcReplyPort};
 use rewind_core::{
-    Doc, ManualClock, NamedOptions, Patch, Revision, RevisionInfo, RollbackTarget, SnapshotInfo,
-    SnapshotName, StateRef, TenantId, TimelineError, Timestamp, TransactionId, TransactionInfo,
+    Doc, ManualClock, NamedOptions, Patch, Revision, RollbackTarget, SnapshotName, StateRef,
+    TenantId, TimelineError, Timestamp, TransactionId,
 };
 use rewind_runtime::{
     AutoSnapshotPolicy, Error, Runtime, SupervisorMsg, Tenant, TenantConfig, TenantMsg,
     WriteOptions,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 
-fn doc(value: Value) -> Doc {
-    Doc::from_json(&value).expect("test documents are shallow")
-}
-
-fn patch(value: Value) -> Patch {
-    Patch::from_json(&value).expect("test patches are well formed")
-}
-
-fn name(text: &str) -> SnapshotName {
-    SnapshotName::new(text).expect("test names are valid")
-}
+mod support;
+use support::{doc, name, observe, patch, Observed};
 
 /// `hh:mm` on the day of the scenarios, UTC.
 fn at(hh_mm: &str) -> Timestamp {
@@ -46,27 +37,6 @@ fn timeline_error(error: &Error) -> &TimelineError {
     error
         .timeline_error()
         .unwrap_or_else(|| panic!("expected a timeline error, got {error:?}"))
-}
-
-/// Everything a refused operation must leave as it was.
-#[derive(Debug, PartialEq)]
-struct Observed {
-    revision: Revision,
-    head: Doc,
-    history: Vec<RevisionInfo>,
-    snapshots: Vec<SnapshotInfo>,
-    transactions: Vec<TransactionInfo>,
-}
-
-fn observe(tenant: &Tenant<Doc>) -> Observed {
-    let timeline = tenant.timeline();
-    Observed {
-        revision: timeline.revision(),
-        head: timeline.head().clone(),
-        history: timeline.history().cloned().collect(),
-        snapshots: timeline.snapshots(),
-        transactions: timeline.transactions(),
-    }
 }
 
 /// A request to one tenant through the supervisor, as another actor sends it.
@@ -611,7 +581,7 @@ async fn ids_differing_by_prefix_or_case_are_separate_tenants() {
         assert_eq!(found.revision(), Revision(i as u64 + 1));
     }
 
-    let before: Vec<Observed> = tenants.iter().map(observe).collect();
+    let before: Vec<Observed<Doc>> = tenants.iter().map(observe).collect();
     let supervisor = runtime.supervisor();
     for (a, tenant) in tenants.iter().enumerate() {
         for b in (0..LOOKALIKES.len()).filter(|b| *b != a) {
@@ -708,7 +678,7 @@ async fn ids_differing_by_prefix_or_case_are_separate_tenants() {
             }
         }
     }
-    let after: Vec<Observed> = tenants.iter().map(observe).collect();
+    let after: Vec<Observed<Doc>> = tenants.iter().map(observe).collect();
     assert_eq!(after, before);
 
     // The shared name resolves to each tenant's own snapshot.

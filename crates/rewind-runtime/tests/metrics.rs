@@ -21,7 +21,10 @@ use rewind_runtime::metrics::{
     TRANSITION_DURATION_SECONDS,
 };
 use rewind_runtime::{AutoSnapshotPolicy, Error, Runtime, Tenant, TenantConfig, WriteOptions};
-use serde_json::{json, Value};
+use serde_json::json;
+
+mod support;
+use support::{doc, patch};
 
 fn snapshotter() -> &'static Snapshotter {
     static SNAPSHOTTER: OnceLock<Snapshotter> = OnceLock::new();
@@ -139,14 +142,6 @@ macro_rules! moves {
         }
         result
     }};
-}
-
-fn doc(value: Value) -> Doc {
-    Doc::from_json(&value).expect("test documents are shallow")
-}
-
-fn patch(value: Value) -> Patch {
-    Patch::from_json(&value).expect("test patches are well formed")
 }
 
 fn set(n: i64) -> Patch {

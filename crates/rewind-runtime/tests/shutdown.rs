@@ -3,8 +3,6 @@
 //! after; deleting a tenant drains it too and makes it unknown; ids are
 //! unique; `watch` reports every new revision in order.
 
-use std::future::Future;
-use std::task::Poll;
 use std::time::Duration;
 
 use rewind_core::{
@@ -13,6 +11,9 @@ use rewind_core::{
 use rewind_runtime::{AutoSnapshotPolicy, Error, Runtime, Tenant, TenantConfig, TransactionReport};
 use serde_json::json;
 use tokio::sync::{broadcast, oneshot};
+
+mod support;
+use support::accepted;
 
 fn config() -> TenantConfig {
     TenantConfig {
@@ -35,19 +36,6 @@ fn doc() -> Doc {
 
 fn add(key: &str) -> Patch {
     Patch::from_json(&json!([{"op": "add", "path": format!("/w/{key}"), "value": key}])).unwrap()
-}
-
-/// Polls `request` once — far enough for a tenant request to be accepted:
-/// counted in flight and sent to the tenant's mailbox — then leaves the rest
-/// to a task.
-async fn accepted<T: Send + 'static>(
-    request: impl Future<Output = T> + Send + 'static,
-) -> tokio::task::JoinHandle<T> {
-    let mut request = Box::pin(request);
-    match std::future::poll_fn(|cx| Poll::Ready(request.as_mut().poll(cx))).await {
-        Poll::Ready(answer) => tokio::spawn(async move { answer }),
-        Poll::Pending => tokio::spawn(request),
-    }
 }
 
 /// Sends `count` writes without awaiting their answers; each is accepted

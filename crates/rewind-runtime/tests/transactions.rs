@@ -8,16 +8,14 @@
 //! lease wait and land after it, never between its steps; past the lease
 //! timeout they are refused and nothing of theirs is applied.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use rewind_core::{
-    Cause, Doc, InvalidInput, Patch, RestoredKind, Revision, RevisionInfo, RollbackPolicy,
-    RollbackTarget, SnapshotInfo, SnapshotKind, SnapshotName, StateRef, TargetKind, TenantId,
-    TimelineError, TransactionId, TransactionInfo, TransactionOutcome,
+    Cause, Doc, InvalidInput, Patch, RestoredKind, Revision, RollbackPolicy, RollbackTarget,
+    SnapshotKind, SnapshotName, StateRef, TargetKind, TenantId, TimelineError, TransactionId,
+    TransactionOutcome,
 };
 use rewind_runtime::{
     AutoSnapshotPolicy, Error, FailureReason, Runtime, SupervisorMsg, Tenant, TenantConfig,
@@ -25,6 +23,9 @@ use rewind_runtime::{
 };
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
+
+mod support;
+use support::{accepted, observe};
 
 fn doc(value: &Value) -> Doc {
     Doc::from_json(value).expect("test documents are shallow")
@@ -228,27 +229,6 @@ fn checkpoint(transaction: TransactionId, step: &str) -> StateRef {
     StateRef::Checkpoint {
         transaction,
         name: name(step),
-    }
-}
-
-/// Everything an operation that did nothing must leave as it was.
-#[derive(Debug, PartialEq)]
-struct Observed {
-    revision: Revision,
-    head: Doc,
-    history: Vec<RevisionInfo>,
-    snapshots: Vec<SnapshotInfo>,
-    transactions: Vec<TransactionInfo>,
-}
-
-fn observe(tenant: &Tenant<Doc>) -> Observed {
-    let timeline = tenant.timeline();
-    Observed {
-        revision: timeline.revision(),
-        head: timeline.head().clone(),
-        history: timeline.history().cloned().collect(),
-        snapshots: timeline.snapshots(),
-        transactions: timeline.transactions(),
     }
 }
 
@@ -699,19 +679,6 @@ async fn a_named_checkpoint_not_reached_leaves_the_last_completed_step() {
         .await
         .unwrap();
     runtime.shutdown().await.unwrap();
-}
-
-/// Polls `request` once — far enough for a tenant request to be accepted:
-/// counted in flight and sent to the tenant's mailbox — then leaves the rest
-/// to a task.
-async fn accepted<T: Send + 'static>(
-    request: impl Future<Output = T> + Send + 'static,
-) -> tokio::task::JoinHandle<T> {
-    let mut request = Box::pin(request);
-    match std::future::poll_fn(|cx| Poll::Ready(request.as_mut().poll(cx))).await {
-        Poll::Ready(answer) => tokio::spawn(async move { answer }),
-        Poll::Pending => tokio::spawn(request),
-    }
 }
 
 /// Starts a transaction whose second step is an effect that waits for the
