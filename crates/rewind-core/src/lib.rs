@@ -53,11 +53,14 @@ pub use id::{Revision, TransactionId};
 pub use model::Model;
 pub use name::{SnapshotName, TenantId};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+/// Typed timeline mutations ([`Op`]) and their journal form.
+pub use timeline::op as ops;
 pub use timeline::{
-    AutoTrigger, Cause, Commit, CommitMeta, Executed, NamedOptions, Pruned, Restored, RestoredKind,
-    RevisionInfo, RollbackOutcome, RollbackPolicy, RollbackPreview, RollbackTarget, SnapshotCounts,
-    SnapshotInfo, SnapshotKind, SnapshotTaken, StateRef, TargetKind, Timeline, TimelineConfig,
-    TimelineImage, TimelineOp, TransactionInfo, TransactionOutcome, START_CHECKPOINT,
+    Aborted, AutoTrigger, Cause, Commit, CommitMeta, NamedOptions, Op, PolicyCheck, Pruned,
+    Restored, RestoredKind, RevisionInfo, RevisionMismatch, RollbackOutcome, RollbackPolicy,
+    RollbackPreview, RollbackTarget, SnapshotCounts, SnapshotInfo, SnapshotKind, SnapshotTaken,
+    StateRef, TargetKind, Timeline, TimelineConfig, TimelineImage, TimelineOp, TransactionInfo,
+    TransactionOutcome, START_CHECKPOINT,
 };
 
 /// The persistent collections `Doc` is built on.

@@ -8,7 +8,8 @@
 
 mod config;
 mod image;
-mod op;
+pub mod op;
+mod policy;
 mod record;
 mod reference;
 
@@ -26,7 +27,8 @@ use crate::time::{Clock, SystemClock, Timestamp};
 
 pub use config::TimelineConfig;
 pub use image::TimelineImage;
-pub use op::{Executed, TimelineOp};
+pub use op::{Op, TimelineOp};
+pub use policy::{Aborted, PolicyCheck, RevisionMismatch};
 pub use record::{
     AutoTrigger, Cause, Commit, CommitMeta, Pruned, Restored, RestoredKind, RevisionInfo,
     RollbackOutcome, RollbackPreview, SnapshotCounts, SnapshotInfo, SnapshotKind, SnapshotTaken,

@@ -254,34 +254,40 @@ mod tests {
         timeline: &mut Timeline<Doc>,
     ) -> Vec<(TimelineOp<Doc>, Timestamp)> {
         let name = |s: &str| SnapshotName::new(s).unwrap();
-        let mut ops = vec![
-            TimelineOp::Apply {
+        let mut ops: Vec<TimelineOp<Doc>> = vec![
+            crate::timeline::op::Apply {
                 change: patch(json!([{"op": "add", "path": "/a", "value": {"x": 1}}])),
                 meta: Default::default(),
-            },
-            TimelineOp::SnapshotNamed {
+            }
+            .into(),
+            crate::timeline::op::SnapshotNamed {
                 name: name("v1"),
                 options: NamedOptions {
                     protected: true,
                     replace: false,
                 },
-            },
-            TimelineOp::Apply {
+            }
+            .into(),
+            crate::timeline::op::Apply {
                 change: patch(json!([{"op": "replace", "path": "/n", "value": 2}])),
                 meta: Default::default(),
-            },
-            TimelineOp::SnapshotAuto {
+            }
+            .into(),
+            crate::timeline::op::SnapshotAuto {
                 trigger: AutoTrigger::Policy,
-            },
-            TimelineOp::Replace {
+            }
+            .into(),
+            crate::timeline::op::Replace {
                 state: Doc::from_json(&json!({"n": 9, "a": {"x": 1}})).unwrap(),
                 meta: Default::default(),
-            },
-            TimelineOp::Rollback {
+            }
+            .into(),
+            crate::timeline::op::Rollback {
                 target: RollbackTarget::Named(name("v1")),
                 meta: Default::default(),
-            },
-            TimelineOp::BeginTransaction,
+            }
+            .into(),
+            crate::timeline::op::BeginTransaction {}.into(),
         ];
         let mut journal = Vec::new();
         for op in ops.drain(..) {
@@ -290,16 +296,18 @@ mod tests {
             journal.push((op, timeline.last_at()));
         }
         let tx = crate::TransactionId(1);
-        let more = vec![
-            TimelineOp::ApplyStep {
+        let more: Vec<TimelineOp<Doc>> = vec![
+            crate::timeline::op::ApplyStep {
                 transaction: tx,
                 step: name("s1"),
                 change: patch(json!([{"op": "add", "path": "/t", "value": true}])),
-            },
-            TimelineOp::Checkpoint {
+            }
+            .into(),
+            crate::timeline::op::Checkpoint {
                 transaction: tx,
                 name: name("s1"),
-            },
+            }
+            .into(),
         ];
         for op in more {
             clock.advance_secs(3);
@@ -309,19 +317,23 @@ mod tests {
         let target = timeline
             .transaction_target(tx, &RollbackPolicy::Start)
             .unwrap();
-        for op in [
-            TimelineOp::Rollback {
+        let last: [TimelineOp<Doc>; 3] = [
+            crate::timeline::op::Rollback {
                 target,
                 meta: Default::default(),
-            },
-            TimelineOp::FinishTransaction {
+            }
+            .into(),
+            crate::timeline::op::FinishTransaction {
                 transaction: tx,
                 outcome: TransactionOutcome::RolledBack,
-            },
-            TimelineOp::DeleteSnapshot {
+            }
+            .into(),
+            crate::timeline::op::DeleteSnapshot {
                 name: SnapshotName::new("auto_2").unwrap(),
-            },
-        ] {
+            }
+            .into(),
+        ];
+        for op in last {
             clock.advance_secs(1);
             timeline.execute(&op).unwrap();
             journal.push((op, timeline.last_at()));

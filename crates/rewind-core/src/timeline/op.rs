@@ -1,161 +1,332 @@
-//! Timeline mutations as data, for journaling and replay.
+//! Timeline mutations as typed values, and as data for journaling and replay.
 //!
-//! Every mutation of a [`Timeline`] can be expressed as a [`TimelineOp`] and
-//! run with [`Timeline::execute`]. Each mutation reads the clock once; a
-//! journal stores the op with [`Timeline::last_at`] and a replay sets a
+//! Each mutation of a [`Timeline`] is a small struct implementing [`Op`]: it
+//! runs on a timeline and returns its own typed output (a [`Commit`], a
+//! [`SnapshotTaken`], a [`RollbackOutcome`], ...). Every op converts into a
+//! [`TimelineOp`], the serialisable form a journal stores; replay runs it
+//! again with [`Timeline::execute`].
+//!
+//! Each mutation reads the clock once; a journal stores the op with
+//! [`Timeline::last_at`] and a replay sets a
 //! [`ManualClock`](crate::ManualClock) to that instant before executing it
 //! again, which reproduces the timeline exactly (revisions, snapshot names,
 //! times, transaction ids).
+//!
+//! Adding an operation: a struct here, its `impl Op`, and one line in the
+//! `timeline_ops!` list, which derives the [`TimelineOp`] variant, the
+//! conversion and the replay arm.
 
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AutoTrigger, Commit, CommitMeta, NamedOptions, Pruned, RollbackOutcome, RollbackTarget,
-    SnapshotInfo, SnapshotTaken, Timeline, TransactionOutcome,
+    AutoTrigger, Commit, CommitMeta, NamedOptions, Pruned, RollbackOutcome, RollbackPolicy,
+    RollbackTarget, SnapshotInfo, SnapshotTaken, Timeline, TransactionOutcome,
 };
 use crate::error::Error;
 use crate::id::TransactionId;
 use crate::model::Model;
 use crate::name::SnapshotName;
 
-/// One mutation of a timeline.
+/// A typed mutation of a timeline.
+///
+/// `run` either succeeds completely or returns an error and leaves the
+/// timeline as it was. The op then converts into its journal form,
+/// [`TimelineOp`].
+pub trait Op<M: Model>: Into<TimelineOp<M>> {
+    /// What running the op returns.
+    type Output;
+
+    /// Runs the op on `timeline`.
+    fn run(&self, timeline: &mut Timeline<M>) -> Result<Self::Output, Error>;
+}
+
+/// [`Timeline::apply_with`]: a change as a new revision.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", bound = "")]
-pub enum TimelineOp<M: Model> {
-    /// [`Timeline::apply_with`].
-    Apply {
-        /// The change.
-        change: M::Change,
-        /// Attribution.
-        #[serde(default)]
-        meta: CommitMeta,
-    },
-    /// [`Timeline::replace_with`].
-    Replace {
-        /// The new state.
-        state: M,
-        /// Attribution.
-        #[serde(default)]
-        meta: CommitMeta,
-    },
-    /// [`Timeline::snapshot_auto`].
-    SnapshotAuto {
-        /// Why.
-        trigger: AutoTrigger,
-    },
-    /// [`Timeline::snapshot_named`].
-    SnapshotNamed {
-        /// The name.
-        name: SnapshotName,
-        /// Protection and replace.
-        #[serde(default)]
-        options: NamedOptions,
-    },
-    /// [`Timeline::protect`].
-    Protect {
-        /// The snapshot.
-        name: SnapshotName,
-        /// Protect or unprotect.
-        protected: bool,
-    },
-    /// [`Timeline::delete_snapshot`].
-    DeleteSnapshot {
-        /// The snapshot.
-        name: SnapshotName,
-    },
-    /// [`Timeline::rollback_with`].
-    Rollback {
-        /// Where to.
-        target: RollbackTarget,
-        /// Attribution.
-        #[serde(default)]
-        meta: CommitMeta,
-    },
-    /// [`Timeline::begin_transaction`].
-    BeginTransaction,
-    /// [`Timeline::apply_step`].
-    ApplyStep {
-        /// The transaction.
-        transaction: TransactionId,
-        /// The step name.
-        step: SnapshotName,
-        /// The change.
-        change: M::Change,
-    },
-    /// [`Timeline::checkpoint`].
-    Checkpoint {
-        /// The transaction.
-        transaction: TransactionId,
-        /// The checkpoint name.
-        name: SnapshotName,
-    },
-    /// [`Timeline::finish_transaction`].
-    FinishTransaction {
-        /// The transaction.
-        transaction: TransactionId,
-        /// How it ended.
-        outcome: TransactionOutcome,
-    },
+#[serde(bound = "")]
+pub struct Apply<M: Model> {
+    /// The change.
+    pub change: M::Change,
+    /// Attribution.
+    #[serde(default)]
+    pub meta: CommitMeta,
 }
 
-/// What an executed [`TimelineOp`] did.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum Executed {
-    /// A new revision (apply, replace, transaction step).
-    Commit(Commit),
-    /// A snapshot taken.
-    Snapshot(SnapshotTaken),
-    /// A snapshot protected, unprotected or deleted.
-    SnapshotChanged(SnapshotInfo),
-    /// A rollback made.
-    Rollback(Box<RollbackOutcome>),
-    /// A transaction begun.
-    Begun(TransactionId),
-    /// A checkpoint recorded.
-    Checkpoint(SnapshotInfo),
-    /// A transaction finished; checkpoints pruned.
-    Finished(Pruned),
+impl<M: Model> Op<M> for Apply<M> {
+    type Output = Commit;
+    fn run(&self, timeline: &mut Timeline<M>) -> Result<Commit, Error> {
+        Ok(timeline.apply_with(&self.change, self.meta.clone())?)
+    }
 }
 
-impl<M: Model> Timeline<M> {
-    /// Runs one mutation. On error nothing changed.
-    pub fn execute(&mut self, op: &TimelineOp<M>) -> Result<Executed, Error> {
-        Ok(match op {
-            TimelineOp::Apply { change, meta } => {
-                Executed::Commit(self.apply_with(change, meta.clone())?)
+/// [`Timeline::replace_with`]: a whole new state as a new revision.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct Replace<M: Model> {
+    /// The new state.
+    pub state: M,
+    /// Attribution.
+    #[serde(default)]
+    pub meta: CommitMeta,
+}
+
+impl<M: Model> Op<M> for Replace<M> {
+    type Output = Commit;
+    fn run(&self, timeline: &mut Timeline<M>) -> Result<Commit, Error> {
+        Ok(timeline.replace_with(self.state.clone(), self.meta.clone()))
+    }
+}
+
+/// [`Timeline::snapshot_auto`].
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct SnapshotAuto {
+    /// Why.
+    pub trigger: AutoTrigger,
+}
+
+impl<M: Model> Op<M> for SnapshotAuto {
+    type Output = SnapshotTaken;
+    fn run(&self, timeline: &mut Timeline<M>) -> Result<SnapshotTaken, Error> {
+        Ok(timeline.snapshot_auto(self.trigger))
+    }
+}
+
+/// [`Timeline::snapshot_named`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SnapshotNamed {
+    /// The name.
+    pub name: SnapshotName,
+    /// Protection and replace.
+    #[serde(default)]
+    pub options: NamedOptions,
+}
+
+impl<M: Model> Op<M> for SnapshotNamed {
+    type Output = SnapshotTaken;
+    fn run(&self, timeline: &mut Timeline<M>) -> Result<SnapshotTaken, Error> {
+        timeline.snapshot_named(self.name.clone(), self.options)
+    }
+}
+
+/// [`Timeline::protect`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Protect {
+    /// The snapshot.
+    pub name: SnapshotName,
+    /// Protect or unprotect.
+    pub protected: bool,
+}
+
+impl<M: Model> Op<M> for Protect {
+    type Output = SnapshotInfo;
+    fn run(&self, timeline: &mut Timeline<M>) -> Result<SnapshotInfo, Error> {
+        Ok(timeline.protect(&self.name, self.protected)?)
+    }
+}
+
+/// [`Timeline::delete_snapshot`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeleteSnapshot {
+    /// The snapshot.
+    pub name: SnapshotName,
+}
+
+impl<M: Model> Op<M> for DeleteSnapshot {
+    type Output = SnapshotInfo;
+    fn run(&self, timeline: &mut Timeline<M>) -> Result<SnapshotInfo, Error> {
+        Ok(timeline.delete_snapshot(&self.name)?)
+    }
+}
+
+/// [`Timeline::rollback_with`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Rollback {
+    /// Where to.
+    pub target: RollbackTarget,
+    /// Attribution.
+    #[serde(default)]
+    pub meta: CommitMeta,
+}
+
+impl<M: Model> Op<M> for Rollback {
+    type Output = RollbackOutcome;
+    fn run(&self, timeline: &mut Timeline<M>) -> Result<RollbackOutcome, Error> {
+        timeline.rollback_with(&self.target, self.meta.clone())
+    }
+}
+
+/// [`Timeline::begin_transaction`].
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct BeginTransaction {}
+
+impl<M: Model> Op<M> for BeginTransaction {
+    type Output = TransactionId;
+    fn run(&self, timeline: &mut Timeline<M>) -> Result<TransactionId, Error> {
+        Ok(timeline.begin_transaction())
+    }
+}
+
+/// [`Timeline::apply_step`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct ApplyStep<M: Model> {
+    /// The transaction.
+    pub transaction: TransactionId,
+    /// The step name.
+    pub step: SnapshotName,
+    /// The change.
+    pub change: M::Change,
+}
+
+impl<M: Model> Op<M> for ApplyStep<M> {
+    type Output = Commit;
+    fn run(&self, timeline: &mut Timeline<M>) -> Result<Commit, Error> {
+        Ok(timeline.apply_step(self.transaction, &self.step, &self.change)?)
+    }
+}
+
+/// [`Timeline::checkpoint`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The transaction.
+    pub transaction: TransactionId,
+    /// The checkpoint name.
+    pub name: SnapshotName,
+}
+
+impl<M: Model> Op<M> for Checkpoint {
+    type Output = SnapshotInfo;
+    fn run(&self, timeline: &mut Timeline<M>) -> Result<SnapshotInfo, Error> {
+        Ok(timeline.checkpoint(self.transaction, self.name.clone())?)
+    }
+}
+
+/// [`Timeline::finish_transaction`].
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct FinishTransaction {
+    /// The transaction.
+    pub transaction: TransactionId,
+    /// How it ended.
+    pub outcome: TransactionOutcome,
+}
+
+impl<M: Model> Op<M> for FinishTransaction {
+    type Output = Pruned;
+    fn run(&self, timeline: &mut Timeline<M>) -> Result<Pruned, Error> {
+        Ok(timeline.finish_transaction(self.transaction, self.outcome)?)
+    }
+}
+
+/// [`Timeline::abort_transaction`]: ends a failed transaction, rolled back
+/// per its policy where that is possible.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AbortTransaction {
+    /// The transaction.
+    pub transaction: TransactionId,
+    /// Where to roll back to.
+    pub policy: RollbackPolicy,
+    /// Attribution of the rollback revision.
+    #[serde(default)]
+    pub meta: CommitMeta,
+}
+
+impl<M: Model> Op<M> for AbortTransaction {
+    type Output = super::Aborted;
+    fn run(&self, timeline: &mut Timeline<M>) -> Result<super::Aborted, Error> {
+        timeline.abort_transaction(self.transaction, &self.policy, self.meta.clone())
+    }
+}
+
+/// Declares [`TimelineOp`] from the list of ops: one variant per op (the
+/// journal form, internally tagged by `op`), `From` for each, and replay.
+macro_rules! timeline_ops {
+    ($($(#[$doc:meta])* $variant:ident($op:ty),)*) => {
+        /// One mutation of a timeline, as a journal stores it: `{"op":
+        /// "apply", "change": ..., "meta": ...}`. Built from the typed ops of
+        /// this module with `From`.
+        #[derive(Clone, Debug, Serialize, Deserialize)]
+        #[serde(tag = "op", rename_all = "snake_case", bound = "")]
+        #[non_exhaustive]
+        pub enum TimelineOp<M: Model> {
+            $($(#[$doc])* $variant($op),)*
+        }
+
+        $(impl<M: Model> From<$op> for TimelineOp<M> {
+            fn from(op: $op) -> Self {
+                TimelineOp::$variant(op)
             }
-            TimelineOp::Replace { state, meta } => {
-                Executed::Commit(self.replace_with(state.clone(), meta.clone()))
+        })*
+
+        impl<M: Model> Timeline<M> {
+            /// Runs one mutation from its journal form (replay). On error
+            /// nothing changed.
+            pub fn execute(&mut self, op: &TimelineOp<M>) -> Result<(), Error> {
+                match op {
+                    $(TimelineOp::$variant(op) => Op::<M>::run(op, self).map(drop),)*
+                }
             }
-            TimelineOp::SnapshotAuto { trigger } => {
-                Executed::Snapshot(self.snapshot_auto(*trigger))
-            }
-            TimelineOp::SnapshotNamed { name, options } => {
-                Executed::Snapshot(self.snapshot_named(name.clone(), *options)?)
-            }
-            TimelineOp::Protect { name, protected } => {
-                Executed::SnapshotChanged(self.protect(name, *protected)?)
-            }
-            TimelineOp::DeleteSnapshot { name } => {
-                Executed::SnapshotChanged(self.delete_snapshot(name)?)
-            }
-            TimelineOp::Rollback { target, meta } => {
-                Executed::Rollback(Box::new(self.rollback_with(target, meta.clone())?))
-            }
-            TimelineOp::BeginTransaction => Executed::Begun(self.begin_transaction()),
-            TimelineOp::ApplyStep {
-                transaction,
-                step,
-                change,
-            } => Executed::Commit(self.apply_step(*transaction, step, change)?),
-            TimelineOp::Checkpoint { transaction, name } => {
-                Executed::Checkpoint(self.checkpoint(*transaction, name.clone())?)
-            }
-            TimelineOp::FinishTransaction {
-                transaction,
-                outcome,
-            } => Executed::Finished(self.finish_transaction(*transaction, *outcome)?),
-        })
+        }
+    };
+}
+
+timeline_ops! {
+    /// [`Apply`].
+    Apply(Apply<M>),
+    /// [`Replace`].
+    Replace(Replace<M>),
+    /// [`SnapshotAuto`].
+    SnapshotAuto(SnapshotAuto),
+    /// [`SnapshotNamed`].
+    SnapshotNamed(SnapshotNamed),
+    /// [`Protect`].
+    Protect(Protect),
+    /// [`DeleteSnapshot`].
+    DeleteSnapshot(DeleteSnapshot),
+    /// [`Rollback`].
+    Rollback(Rollback),
+    /// [`BeginTransaction`].
+    BeginTransaction(BeginTransaction),
+    /// [`ApplyStep`].
+    ApplyStep(ApplyStep<M>),
+    /// [`Checkpoint`].
+    Checkpoint(Checkpoint),
+    /// [`FinishTransaction`].
+    FinishTransaction(FinishTransaction),
+    /// [`AbortTransaction`].
+    AbortTransaction(AbortTransaction),
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::{Doc, Patch};
+
+    /// The journal form is the one earlier versions wrote: old journals
+    /// replay.
+    #[test]
+    fn journal_form_is_stable() {
+        let patch = Patch::from_json(&json!([{"op": "add", "path": "/a", "value": 1}])).unwrap();
+        let op: TimelineOp<Doc> = Apply {
+            change: patch,
+            meta: CommitMeta::default(),
+        }
+        .into();
+        let encoded = serde_json::to_value(&op).unwrap();
+        assert_eq!(encoded["op"], "apply");
+        assert_eq!(encoded["change"][0]["path"], "/a");
+        let begin: TimelineOp<Doc> = BeginTransaction {}.into();
+        assert_eq!(
+            serde_json::to_value(&begin).unwrap(),
+            json!({"op": "begin_transaction"})
+        );
+        let back: TimelineOp<Doc> =
+            serde_json::from_value(json!({"op": "begin_transaction"})).unwrap();
+        assert!(matches!(back, TimelineOp::BeginTransaction(_)));
+        let named: TimelineOp<Doc> =
+            serde_json::from_value(json!({"op": "snapshot_named", "name": "v1"})).unwrap();
+        assert!(
+            matches!(named, TimelineOp::SnapshotNamed(SnapshotNamed { ref name, .. }) if name.as_str() == "v1")
+        );
     }
 }
