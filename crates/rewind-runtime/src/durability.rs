@@ -9,9 +9,10 @@
 
 use std::sync::Arc;
 
+use rewind_core::ops::AbortTransaction;
 use rewind_core::{
     Clock, CommitMeta, ManualClock, Model, RollbackPolicy, TenantId, Timeline, TimelineImage,
-    TimelineOp, Timestamp, TransactionOutcome,
+    TimelineOp, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -130,22 +131,15 @@ pub(crate) fn close_interrupted<M: Model>(
         .map(|t| t.id)
         .collect();
     for transaction in open {
-        let target = timeline.transaction_target(transaction, &RollbackPolicy::Start)?;
-        let ops = [
-            TimelineOp::Rollback {
-                target,
-                meta: CommitMeta::message("transaction interrupted by a restart"),
-            },
-            TimelineOp::FinishTransaction {
-                transaction,
-                outcome: TransactionOutcome::Failed,
-            },
-        ];
-        for op in ops {
-            timeline.execute(&op)?;
-            *seq += 1;
-            entries.push(op_entry(tenant, *seq, &op, timeline.last_at()));
+        let op: TimelineOp<M> = AbortTransaction {
+            transaction,
+            policy: RollbackPolicy::Start,
+            meta: CommitMeta::message("transaction interrupted by a restart"),
         }
+        .into();
+        timeline.execute(&op)?;
+        *seq += 1;
+        entries.push(op_entry(tenant, *seq, &op, timeline.last_at()));
     }
     Ok(entries)
 }

@@ -6,16 +6,29 @@
 //!
 //! - [`Runtime`] (`runtime.rs`): starts the supervisor, creates and finds
 //!   tenants.
-//! - `tenant/`: the tenant actor (`actor.rs`, the one writer of a tenant's
-//!   [`Timeline`](rewind_core::Timeline)), its messages ([`TenantMsg`]), the
-//!   typed handle [`Tenant`], and the cells it publishes to (`shared.rs`).
+//! - `tenant/`: one tenant.
+//!   - `handle.rs`: the typed handle [`Tenant`]: lock-free reads of the
+//!     published timeline; writes queued on the tenant's lane (`lane.rs`).
+//!   - `actor.rs`: the tenant actor, the one writer of a tenant's
+//!     [`Timeline`](rewind_core::Timeline): it takes everything queued as
+//!     one batch.
+//!   - `dispatch.rs`: each request ([`TenantMsg`]) as a typed op
+//!     ([`rewind_core::Op`]) on the working timeline.
+//!   - `lease.rs`: the transaction write lease and the writes that wait.
+//!   - `commit.rs`: the open batch: journal entries and waiting answers;
+//!     sealing and settling it.
+//!   - `publish.rs`: durable batches published, watchers told, answers
+//!     released, strictly in order; images stored.
+//!   - `messages.rs`, `shared.rs`: the protocol, and the cells handles,
+//!     actor and supervisor share.
 //! - `supervisor/`: registry, routing ([`SupervisorMsg`]), restarts with an
 //!   intensity limit.
 //! - `transaction/`: [`TransactionPlan`] / [`TransactionBuilder`], the
 //!   transaction actor holding the tenant's write lease, and the
 //!   [`TransactionReport`].
 //! - [`journal`]: the durability port ([`Journal`]) that `rewind-store`
-//!   implements.
+//!   implements; `durability.rs`: how tenants are encoded as journal entries
+//!   and images, and recovered from them.
 //! - [`metrics`]: metric names and buckets; [`config`](TenantConfig);
 //!   [`Error`].
 //!

@@ -6,9 +6,10 @@
 //! [`DURATION_BUCKETS`] for every `*_duration_seconds` and
 //! [`BATCH_BUCKETS`] for `rewind_journal_batch_records`.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 use rewind_core::{Pruned, SnapshotCounts, SnapshotKind, TargetKind, TransactionOutcome};
 
 /// Counter, label `outcome` = `ok` | `rejected` | `failed`.
@@ -128,36 +129,126 @@ impl Outcome {
     }
 }
 
+/// Handles of the metrics recorded on every request, registered once (at the
+/// first runtime start) instead of building and hashing a key per call. The
+/// `metrics` facade binds a handle to the recorder installed when it is
+/// registered: install the recorder before starting a runtime (as `rewind
+/// serve` does).
+struct Handles {
+    transitions: [Counter; 3],
+    transition_duration: Histogram,
+    /// By target kind, then outcome.
+    rollbacks: [[Counter; 3]; 5],
+    rollback_duration: Histogram,
+    created: [Counter; 3],
+    pruned: [Counter; 3],
+    held: [Gauge; 3],
+    transactions: [Counter; 3],
+}
+
+static HANDLES: OnceLock<Handles> = OnceLock::new();
+
+const OUTCOMES: [Outcome; 3] = [Outcome::Ok, Outcome::Rejected, Outcome::Failed];
+const TARGETS: [TargetKind; 5] = [
+    TargetKind::Named,
+    TargetKind::Time,
+    TargetKind::Latest,
+    TargetKind::Checkpoint,
+    TargetKind::Revision,
+];
+const TRANSACTION_OUTCOMES: [TransactionOutcome; 3] = [
+    TransactionOutcome::Committed,
+    TransactionOutcome::RolledBack,
+    TransactionOutcome::Failed,
+];
+
+impl Handles {
+    fn register() -> Self {
+        let by_kind = |name: &'static str| {
+            SnapshotKind::ALL.map(|kind| counter!(name, "kind" => kind.as_str()))
+        };
+        Handles {
+            transitions: OUTCOMES
+                .map(|outcome| counter!(TRANSITIONS_TOTAL, "outcome" => outcome.as_str())),
+            transition_duration: histogram!(TRANSITION_DURATION_SECONDS),
+            rollbacks: TARGETS.map(|target| {
+                OUTCOMES.map(|outcome| {
+                    counter!(ROLLBACKS_TOTAL, "target" => target.as_str(), "outcome" => outcome.as_str())
+                })
+            }),
+            rollback_duration: histogram!(ROLLBACK_DURATION_SECONDS),
+            created: by_kind(SNAPSHOTS_CREATED_TOTAL),
+            pruned: by_kind(SNAPSHOTS_PRUNED_TOTAL),
+            held: SnapshotKind::ALL.map(|kind| gauge!(SNAPSHOTS, "kind" => kind.as_str())),
+            transactions: TRANSACTION_OUTCOMES
+                .map(|outcome| counter!(TRANSACTIONS_TOTAL, "outcome" => outcome.as_str())),
+        }
+    }
+
+    fn get() -> &'static Handles {
+        HANDLES.get_or_init(Handles::register)
+    }
+}
+
+/// Registers the per-request handles with the installed recorder; called
+/// when a runtime starts.
+pub(crate) fn register_handles() {
+    Handles::get();
+}
+
+fn outcome_index(outcome: Outcome) -> usize {
+    match outcome {
+        Outcome::Ok => 0,
+        Outcome::Rejected => 1,
+        Outcome::Failed => 2,
+    }
+}
+
+fn kind_index(kind: SnapshotKind) -> usize {
+    match kind {
+        SnapshotKind::Auto => 0,
+        SnapshotKind::Named => 1,
+        SnapshotKind::Checkpoint => 2,
+    }
+}
+
 pub(crate) fn transition(outcome: Outcome, elapsed: Duration) {
-    counter!(TRANSITIONS_TOTAL, "outcome" => outcome.as_str()).increment(1);
+    let handles = Handles::get();
+    handles.transitions[outcome_index(outcome)].increment(1);
     if outcome == Outcome::Ok {
-        histogram!(TRANSITION_DURATION_SECONDS).record(elapsed.as_secs_f64());
+        handles.transition_duration.record(elapsed.as_secs_f64());
     }
 }
 
 pub(crate) fn rollback(target: TargetKind, outcome: Outcome, elapsed: Duration) {
-    counter!(ROLLBACKS_TOTAL, "target" => target.as_str(), "outcome" => outcome.as_str())
-        .increment(1);
+    let handles = Handles::get();
+    let target = TARGETS.iter().position(|t| *t == target).unwrap_or(0);
+    handles.rollbacks[target][outcome_index(outcome)].increment(1);
     if outcome == Outcome::Ok {
-        histogram!(ROLLBACK_DURATION_SECONDS).record(elapsed.as_secs_f64());
+        handles.rollback_duration.record(elapsed.as_secs_f64());
     }
 }
 
 pub(crate) fn snapshot_created(kind: SnapshotKind) {
-    counter!(SNAPSHOTS_CREATED_TOTAL, "kind" => kind.as_str()).increment(1);
-    gauge!(SNAPSHOTS, "kind" => kind.as_str()).increment(1.0);
+    let handles = Handles::get();
+    handles.created[kind_index(kind)].increment(1);
+    handles.held[kind_index(kind)].increment(1.0);
 }
 
 pub(crate) fn snapshot_deleted(kind: SnapshotKind) {
-    gauge!(SNAPSHOTS, "kind" => kind.as_str()).decrement(1.0);
+    Handles::get().held[kind_index(kind)].decrement(1.0);
 }
 
 pub(crate) fn pruned(pruned: &Pruned) {
+    if pruned.is_empty() {
+        return;
+    }
+    let handles = Handles::get();
     for kind in SnapshotKind::ALL {
         let count = pruned.of(kind);
         if count > 0 {
-            counter!(SNAPSHOTS_PRUNED_TOTAL, "kind" => kind.as_str()).increment(count as u64);
-            gauge!(SNAPSHOTS, "kind" => kind.as_str()).decrement(count as f64);
+            handles.pruned[kind_index(kind)].increment(count as u64);
+            handles.held[kind_index(kind)].decrement(count as f64);
         }
     }
 }
@@ -165,16 +256,21 @@ pub(crate) fn pruned(pruned: &Pruned) {
 /// Adds (`sign` = 1.0) or removes (-1.0) a whole tenant's snapshots from the
 /// gauge.
 pub(crate) fn snapshots_held(counts: &SnapshotCounts, sign: f64) {
+    let handles = Handles::get();
     for kind in SnapshotKind::ALL {
         let count = counts.of(kind);
         if count > 0 {
-            gauge!(SNAPSHOTS, "kind" => kind.as_str()).increment(sign * count as f64);
+            handles.held[kind_index(kind)].increment(sign * count as f64);
         }
     }
 }
 
 pub(crate) fn transaction(outcome: TransactionOutcome) {
-    counter!(TRANSACTIONS_TOTAL, "outcome" => outcome.as_str()).increment(1);
+    let index = TRANSACTION_OUTCOMES
+        .iter()
+        .position(|o| *o == outcome)
+        .unwrap_or(0);
+    Handles::get().transactions[index].increment(1);
 }
 
 pub(crate) fn tenants(delta: f64) {

@@ -123,6 +123,7 @@ impl<M: Model> RuntimeBuilder<M> {
     pub async fn start(self) -> Result<Runtime<M>, Error> {
         self.defaults.validate()?;
         metrics::register_series();
+        metrics::register_handles();
         let journaling = self.journal.map(|journal| Journaling {
             journal,
             image_every: self.image_every,

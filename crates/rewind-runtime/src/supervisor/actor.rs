@@ -58,8 +58,6 @@ pub(crate) struct SupervisorState<M: Model> {
     actors: HashMap<ActorId, TenantId>,
     /// Recent failure times per tenant, within the intensity period.
     failures: HashMap<TenantId, VecDeque<Instant>>,
-    /// Requests routed while a tenant was being restarted.
-    pending: HashMap<TenantId, Vec<Envelope<M>>>,
     shutting_down: bool,
     journaling: Option<Journaling>,
     unrecoverable: Arc<HashMap<TenantId, JournalError>>,
@@ -85,7 +83,6 @@ impl<M: Model> Actor for SupervisorActor<M> {
             clock: args.clock,
             actors: HashMap::new(),
             failures: HashMap::new(),
-            pending: HashMap::new(),
             shutting_down: false,
             journaling: args.journaling,
             unrecoverable: args.unrecoverable,
@@ -244,7 +241,10 @@ impl<M: Model> SupervisorState<M> {
         match spawned {
             Ok((actor, _)) => {
                 self.actors.insert(actor.get_id(), shared.id.clone());
-                shared.set_slot(Slot::Running(actor));
+                shared.set_slot(Slot::Running(actor.clone()));
+                // Whatever was queued while no actor ran (a restart) waits
+                // for this wake-up; an empty lane makes it a no-op.
+                let _ = actor.send_message(Envelope::Wake);
                 Ok(())
             }
             Err(e) => Err(Error::Unavailable {
@@ -288,8 +288,11 @@ impl<M: Model> SupervisorState<M> {
                 }
             }
         }
-        for envelope in self.pending.remove(&id).unwrap_or_default() {
-            forward(&shared, envelope);
+        if let Slot::Failed { .. } = &**shared.slot.load() {
+            // No actor will take what waits in its lane.
+            shared
+                .lane
+                .fail_all(|| shared.accepting().err().unwrap_or(Error::ShuttingDown));
         }
     }
 
@@ -304,18 +307,8 @@ impl<M: Model> SupervisorState<M> {
             Ok(permit) => permit,
             Err(e) => return msg.fail(e),
         };
-        let envelope = Envelope::Request(msg, Some(permit));
-        match shared.route() {
-            Err(e) => fail(envelope, e),
-            Ok(Some(actor)) => {
-                if let Err(ractor::MessagingErr::SendErr(back)) = actor.send_message(envelope) {
-                    // The actor just died; its restart is the next event we
-                    // handle, and it flushes this.
-                    self.pending.entry(id).or_default().push(back);
-                }
-            }
-            Ok(None) => self.pending.entry(id).or_default().push(envelope),
-        }
+        // A restarting tenant keeps it in its lane for the next actor.
+        shared.submit(msg, Some(permit));
     }
 
     fn delete(&mut self, id: TenantId, reply: ractor::RpcReplyPort<Result<(), Error>>) {
@@ -383,9 +376,6 @@ impl<M: Model> SupervisorState<M> {
             metrics::snapshots_held(&shared.published.load().snapshot_counts(), -1.0);
         }
         metrics::tenants(-(tenants.len() as f64));
-        for envelope in self.pending.drain().flat_map(|(_, pending)| pending) {
-            fail(envelope, Error::ShuttingDown);
-        }
         tokio::spawn(async move {
             let mut draining = tokio::task::JoinSet::new();
             for actor in actors {
@@ -405,34 +395,4 @@ async fn drain_and_stop<M: Model>(actor: &ActorRef<Envelope<M>>) {
         let _ = rx.await;
     }
     actor.stop(Some("drained".into()));
-}
-
-fn forward<M: Model>(shared: &TenantShared<M>, envelope: Envelope<M>) {
-    match shared.route() {
-        Ok(Some(actor)) => {
-            if let Err(ractor::MessagingErr::SendErr(back)) = actor.send_message(envelope) {
-                fail(
-                    back,
-                    Error::Unavailable {
-                        tenant: shared.id.clone(),
-                        reason: "it failed again right after a restart".into(),
-                    },
-                );
-            }
-        }
-        Ok(None) => fail(
-            envelope,
-            Error::Unavailable {
-                tenant: shared.id.clone(),
-                reason: "it is restarting".into(),
-            },
-        ),
-        Err(e) => fail(envelope, e),
-    }
-}
-
-fn fail<M: Model>(envelope: Envelope<M>, error: Error) {
-    if let Envelope::Request(msg, _) = envelope {
-        msg.fail(error);
-    }
 }

@@ -23,25 +23,23 @@ use crate::transaction::{TransactionBuilder, TransactionPlan, TransactionReport}
 /// How long a request waits for a restarting tenant to come back.
 const RESTART_WAIT: Duration = Duration::from_secs(5);
 
-/// Sends `envelope` to the tenant's current actor, waiting out a restart.
-/// Lease messages also reach an actor that is draining before a delete or a
-/// shutdown. On failure the envelope comes back with the error, so its reply
-/// port can be answered.
+/// Sends a transaction's lease message to the tenant's current actor,
+/// waiting out a restart; it also reaches an actor that is draining before a
+/// delete or a shutdown. On failure the envelope comes back with the error,
+/// so its reply port can be answered.
 pub(crate) async fn deliver<M: Model>(
     shared: &TenantShared<M>,
     mut envelope: Envelope<M>,
 ) -> Result<(), (Error, Envelope<M>)> {
     let deadline = tokio::time::Instant::now() + RESTART_WAIT;
-    let mut changes = shared.slot_changed.subscribe();
-    let lease = matches!(envelope, Envelope::Lease(_));
+    // Subscribed only once the first attempt found no actor (then the route
+    // is checked again before waiting, so no change is missed).
+    let mut changes: Option<tokio::sync::watch::Receiver<u64>> = None;
     loop {
-        changes.mark_unchanged();
-        let route = if lease {
-            shared.route_lease()
-        } else {
-            shared.route()
-        };
-        match route {
+        if let Some(changes) = &mut changes {
+            changes.mark_unchanged();
+        }
+        match shared.route_lease() {
             Err(e) => return Err((e, envelope)),
             Ok(Some(actor)) => match actor.send_message(envelope) {
                 Ok(()) => return Ok(()),
@@ -51,6 +49,10 @@ pub(crate) async fn deliver<M: Model>(
             },
             Ok(None) => {}
         }
+        let Some(changes) = &mut changes else {
+            changes = Some(shared.slot_changed.subscribe());
+            continue;
+        };
         if tokio::time::timeout_at(deadline, changes.changed())
             .await
             .is_err()
@@ -167,17 +169,15 @@ impl<M: Model> Tenant<M> {
 
     // ----- writes --------------------------------------------------------
 
-    /// Sends a request built around a reply port and awaits the answer.
+    /// Queues a request built around a reply port on the tenant's lane and
+    /// awaits the answer.
     pub(crate) async fn request<T: Send + 'static>(
         &self,
         build: impl FnOnce(RpcReplyPort<Result<T, Error>>) -> TenantMsg<M>,
     ) -> Result<T, Error> {
         let permit = Permit::acquire(&self.shared)?;
         let (tx, rx) = oneshot::channel();
-        let envelope = Envelope::Request(build(tx.into()), Some(permit));
-        if let Err((error, _)) = deliver(&self.shared, envelope).await {
-            return Err(error);
-        }
+        self.shared.submit(build(tx.into()), Some(permit));
         rx.await.unwrap_or_else(|_| {
             Err(Error::Unavailable {
                 tenant: self.shared.id.clone(),

@@ -12,7 +12,6 @@ use rewind_core::{
     TransactionId,
 };
 
-use super::shared::Permit;
 use crate::error::{BoxError, Error};
 use crate::transaction::{StepRecord, TransactionPlan, TransactionReport};
 
@@ -154,29 +153,39 @@ impl<M: Model> TenantMsg<M> {
 
     /// Answers the request with `error` without doing it.
     pub(crate) fn fail(self, error: Error) {
-        // A caller that went away does not need the answer.
-        match self {
-            TenantMsg::Apply { reply, .. }
-            | TenantMsg::Replace { reply, .. }
-            | TenantMsg::Update { reply, .. } => drop(reply.send(Err(error))),
-            TenantMsg::Snapshot { reply, .. }
-            | TenantMsg::Protect { reply, .. }
-            | TenantMsg::DeleteSnapshot { reply, .. } => drop(reply.send(Err(error))),
-            TenantMsg::Rollback { reply, .. } => drop(reply.send(Err(error))),
-            TenantMsg::RollbackDryRun { reply, .. } => drop(reply.send(Err(error))),
-            TenantMsg::Read { reply, .. } => drop(reply.send(Err(error))),
-            TenantMsg::Diff { reply, .. } => drop(reply.send(Err(error))),
-            TenantMsg::History { reply, .. } => drop(reply.send(Err(error))),
-            TenantMsg::Snapshots { reply, .. } => drop(reply.send(Err(error))),
-            TenantMsg::Transaction { reply, .. } => drop(reply.send(Err(error))),
+        /// Every variant has a `reply` port of `Result<_, Error>`: one arm
+        /// per variant, the same answer.
+        macro_rules! refuse {
+            ($($variant:ident),*) => {
+                match self {
+                    // A caller that went away does not need the answer.
+                    $(TenantMsg::$variant { reply, .. } => drop(reply.send(Err(error))),)*
+                }
+            };
         }
+        refuse!(
+            Apply,
+            Replace,
+            Update,
+            Snapshot,
+            Protect,
+            DeleteSnapshot,
+            Rollback,
+            RollbackDryRun,
+            Read,
+            Diff,
+            History,
+            Snapshots,
+            Transaction
+        )
     }
 }
 
-/// What the tenant actor receives: requests with their in-flight permit, and
-/// its own internal messages.
+/// What the tenant actor receives. Requests themselves wait in the tenant's
+/// lane; the actor is woken to take them.
 pub(crate) enum Envelope<M: Model> {
-    Request(TenantMsg<M>, Option<Permit<M>>),
+    /// Take everything queued in the lane.
+    Wake,
     Lease(LeaseMsg<M>),
     /// Auto snapshot interval tick.
     Tick,

@@ -1,9 +1,11 @@
 //! What a tenant publishes for lock-free readers and request routing.
 //!
-//! The actor is the only writer of `published`; the supervisor writes
-//! `slot`, except that an actor about to fail after a panic turns its own
-//! `Running` slot into `Restarting` (see [`TenantShared::mark_restarting`]).
-//! Both hold immutable values swapped whole.
+//! The tenant's commit pipeline (its actor, or the publisher task the actor
+//! hands durable batches to) is the only writer of `published`; the
+//! supervisor writes `slot`, except that an actor about to fail after a
+//! panic turns its own `Running` slot into `Restarting` (see
+//! [`TenantShared::mark_restarting`]). Both hold immutable values swapped
+//! whole. Requests reach the actor through the [`Lane`].
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,7 +15,8 @@ use ractor::{ActorId, ActorRef};
 use rewind_core::{Model, RevisionInfo, TenantId, Timeline};
 use tokio::sync::{broadcast, watch};
 
-use super::messages::Envelope;
+use super::lane::Lane;
+use super::messages::{Envelope, TenantMsg};
 use crate::config::TenantConfig;
 use crate::error::Error;
 use crate::journal::Journal;
@@ -73,8 +76,15 @@ pub(crate) struct TenantShared<M: Model> {
     /// exactly the entries up to it. Written only by the tenant's actor (and
     /// by the supervisor before the actor exists).
     durable_seq: AtomicU64,
-    /// Seq of the newest image stored (0: none). Written only by the actor.
+    /// Seq of the newest image stored (0: none). Written only by the
+    /// tenant's commit pipeline.
     image_seq: AtomicU64,
+    /// Requests waiting for the actor.
+    pub(crate) lane: Lane<M>,
+    /// The newest pipeline generation whose journal append failed (0:
+    /// none): the actor rewinds to the last durable publication before it
+    /// runs anything else, and every batch of that generation fails.
+    failed_generation: AtomicU64,
 }
 
 impl<M: Model> TenantShared<M> {
@@ -97,7 +107,40 @@ impl<M: Model> TenantShared<M> {
             slot_changed: watch::channel(0).0,
             in_flight: AtomicUsize::new(0),
             events: broadcast::channel(WATCH_CAPACITY).0,
+            lane: Lane::default(),
+            failed_generation: AtomicU64::new(0),
         })
+    }
+
+    /// Queues a request for the actor and wakes it if needed. A tenant that
+    /// is failed, deleted or shut down answers the request with the reason
+    /// at once; a restarting one keeps it for the next actor.
+    pub(crate) fn submit(&self, msg: TenantMsg<M>, permit: Option<Permit<M>>) {
+        if let Err(e) = self.accepting() {
+            return msg.fail(e);
+        }
+        let (ticket, wake) = self.lane.push(msg, permit);
+        if wake {
+            if let Slot::Running(actor) = &**self.slot.load() {
+                // A closed mailbox means the actor just died: the supervisor
+                // wakes its successor.
+                let _ = actor.send_message(Envelope::Wake);
+            }
+        }
+        // The tenant may have been deleted, failed or shut down while the
+        // request was queued: then no actor takes it, so take it back.
+        if let Err(e) = self.accepting() {
+            self.lane.withdraw(ticket, e);
+        }
+    }
+
+    pub(crate) fn failed_generation(&self) -> u64 {
+        self.failed_generation.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_failed_generation(&self, generation: u64) {
+        self.failed_generation
+            .fetch_max(generation, Ordering::AcqRel);
     }
 
     pub(crate) fn set_slot(&self, slot: Slot<M>) {
@@ -132,7 +175,19 @@ impl<M: Model> TenantShared<M> {
     pub(crate) fn route(&self) -> Result<Option<ActorRef<Envelope<M>>>, Error> {
         match &**self.slot.load() {
             Slot::Running(actor) => Ok(Some(actor.clone())),
-            Slot::Restarting => Ok(None),
+            slot => self.refusal(slot).map(|()| None),
+        }
+    }
+
+    /// Whether the tenant takes requests now (running or restarting), or
+    /// why not.
+    pub(crate) fn accepting(&self) -> Result<(), Error> {
+        self.refusal(&self.slot.load())
+    }
+
+    fn refusal(&self, slot: &Slot<M>) -> Result<(), Error> {
+        match slot {
+            Slot::Running(_) | Slot::Restarting => Ok(()),
             Slot::Failed { restarts, period } => Err(Error::TenantFailed {
                 tenant: self.id.clone(),
                 restarts: *restarts,

@@ -1,0 +1,338 @@
+//! Decoding one request: the typed op it runs on the working timeline, and
+//! the answer it waits for in the open batch.
+//!
+//! Reads sent as messages are computed here too, in the actor's order, so a
+//! read sent after a write sees it; like every answer they are released
+//! once what ran before them is durable.
+
+use ractor::RpcReplyPort;
+use rewind_core::ops::{
+    Apply, DeleteSnapshot, Protect, Replace, Rollback, SnapshotAuto, SnapshotNamed,
+};
+use rewind_core::{
+    AutoTrigger, Commit, CommitMeta, Model, PolicyCheck, RollbackOutcome, RollbackTarget,
+    SnapshotKind, SnapshotTaken, Timeline,
+};
+use tokio::time::Instant;
+use tracing::debug_span;
+
+use super::actor::{guarded, Panicked, TenantState};
+use super::lane::Queued;
+use super::lease::StartTransaction;
+use super::messages::{TenantMsg, WriteOptions};
+use super::shared::Permit;
+use crate::error::{BoxError, Error};
+use crate::metrics::{self, Outcome};
+
+/// Errors of a transition before they get the tenant attached.
+enum UpdateError {
+    Core(rewind_core::Error),
+    Refused(BoxError),
+}
+
+impl<E: Into<rewind_core::Error>> From<E> for UpdateError {
+    fn from(e: E) -> Self {
+        UpdateError::Core(e.into())
+    }
+}
+
+/// The op of a transition, built from the working timeline.
+enum TransitionOp<M: Model> {
+    Apply(Apply<M>),
+    Replace(Replace<M>),
+}
+
+impl<M: Model> TenantState<M> {
+    pub(super) fn tenant_error(&self, source: impl Into<rewind_core::Error>) -> Error {
+        Error::core(&self.shared.id, source)
+    }
+
+    fn check_expected(&self, options: &WriteOptions) -> Result<(), Error> {
+        self.timeline
+            .check_expected(options.expected_revision)
+            .map_err(|mismatch| Error::RevisionMismatch {
+                tenant: self.shared.id.clone(),
+                expected: mismatch.expected,
+                actual: mismatch.actual,
+            })
+    }
+
+    /// Runs one request into the open batch. A transaction is returned for
+    /// the caller to start (it needs the journal to be settled first).
+    pub(super) fn dispatch(
+        &mut self,
+        request: Queued<M>,
+    ) -> Result<Option<StartTransaction<M>>, Panicked> {
+        let Queued { msg, permit, .. } = request;
+        match msg {
+            TenantMsg::Apply {
+                change,
+                options,
+                reply,
+            } => self.transition(reply, permit, options, |_, meta| {
+                Ok(TransitionOp::Apply(Apply { change, meta }))
+            })?,
+            TenantMsg::Replace {
+                state,
+                options,
+                reply,
+            } => self.transition(reply, permit, options, |_, meta| {
+                Ok(TransitionOp::Replace(Replace { state, meta }))
+            })?,
+            TenantMsg::Update {
+                update,
+                options,
+                reply,
+            } => self.transition(reply, permit, options, |timeline, meta| {
+                let change = update(timeline.head()).map_err(UpdateError::Refused)?;
+                Ok(TransitionOp::Apply(Apply { change, meta }))
+            })?,
+            TenantMsg::Snapshot {
+                name,
+                options,
+                reply,
+            } => {
+                let result = match name {
+                    None => self.run(SnapshotAuto {
+                        trigger: AutoTrigger::Requested,
+                    }),
+                    Some(name) => self.run(SnapshotNamed { name, options }),
+                };
+                let result = result.map_err(|e| self.tenant_error(e));
+                let taken = result.as_ref().ok().cloned();
+                let result = result.map(|taken| taken.snapshot);
+                self.answer_later(reply, permit, result, move |ok| {
+                    if let (true, Some(taken)) = (ok, taken) {
+                        record_snapshot(taken);
+                    }
+                });
+            }
+            TenantMsg::Protect {
+                name,
+                protected,
+                reply,
+            } => {
+                let result = self.run(Protect { name, protected });
+                let result = result.map_err(|e| self.tenant_error(e));
+                self.answer_later(reply, permit, result, |_| {});
+            }
+            TenantMsg::DeleteSnapshot { name, reply } => {
+                let result = self.run(DeleteSnapshot { name });
+                let result = result.map_err(|e| self.tenant_error(e));
+                let kind = result.as_ref().map(|info| info.kind).ok();
+                self.answer_later(reply, permit, result, move |ok| {
+                    if let (true, Some(kind)) = (ok, kind) {
+                        metrics::snapshot_deleted(kind);
+                    }
+                });
+            }
+            TenantMsg::Rollback {
+                target,
+                options,
+                reply,
+            } => {
+                let result = match self.check_expected(&options) {
+                    Err(e) => {
+                        metrics::rollback(target.kind(), Outcome::Rejected, Default::default());
+                        Err(e)
+                    }
+                    Ok(()) => match self.rollback(target, options.meta) {
+                        Ok(result) => result,
+                        Err(panicked) => return Err(self.answer_panicked(reply, panicked)),
+                    },
+                };
+                self.answer_later(reply, permit, result, |_| {});
+            }
+            TenantMsg::RollbackDryRun { target, reply } => {
+                let result = match guarded(|| self.timeline.rollback_dry_run(&target)) {
+                    Ok(result) => result.map_err(|e| self.tenant_error(e)),
+                    Err(panicked) => return Err(self.answer_panicked(reply, panicked)),
+                };
+                self.answer_later(reply, permit, result, |_| {});
+            }
+            TenantMsg::Read { at, reply } => {
+                let result = self.timeline.state_at(&at).cloned();
+                let result = result.map_err(|e| self.tenant_error(e));
+                self.answer_later(reply, permit, result, |_| {});
+            }
+            TenantMsg::Diff { from, to, reply } => {
+                let result = match guarded(|| self.timeline.diff(&from, &to)) {
+                    Ok(result) => result.map_err(|e| self.tenant_error(e)),
+                    Err(panicked) => return Err(self.answer_panicked(reply, panicked)),
+                };
+                self.answer_later(reply, permit, result, |_| {});
+            }
+            TenantMsg::History { limit, reply } => {
+                let history = self.timeline.history().rev().take(limit).cloned().collect();
+                self.answer_later(reply, permit, Ok(history), |_| {});
+            }
+            TenantMsg::Snapshots { reply } => {
+                let snapshots = self.timeline.snapshots();
+                self.answer_later(reply, permit, Ok(snapshots), |_| {});
+            }
+            TenantMsg::Transaction { plan, reply } => {
+                return Ok(Some(StartTransaction {
+                    plan,
+                    reply,
+                    _permit: permit,
+                }))
+            }
+        }
+        Ok(None)
+    }
+
+    /// A change that makes a new revision: check, build the op (user code,
+    /// guarded), run it (the model's apply, guarded), take a policy snapshot
+    /// if due. Answered once durable.
+    fn transition(
+        &mut self,
+        reply: RpcReplyPort<Result<Commit, Error>>,
+        permit: Option<Permit<M>>,
+        options: WriteOptions,
+        build: impl FnOnce(&Timeline<M>, CommitMeta) -> Result<TransitionOp<M>, UpdateError>,
+    ) -> Result<(), Panicked> {
+        let span =
+            debug_span!("rewind.apply", tenant = %self.shared.id, revision = tracing::field::Empty);
+        let started = Instant::now();
+        if let Err(e) = self.check_expected(&options) {
+            metrics::transition(Outcome::Rejected, started.elapsed());
+            self.answer_later(reply, permit, Err(e), |_| {});
+            return Ok(());
+        }
+        let result = {
+            let _entered = span.enter();
+            guarded(|| {
+                let committed = match build(&self.timeline, options.meta)? {
+                    TransitionOp::Apply(op) => self.run(op)?,
+                    TransitionOp::Replace(op) => self.run(op)?,
+                };
+                Ok::<_, UpdateError>(committed)
+            })
+        };
+        let result = match result {
+            Ok(result) => result,
+            Err(panicked) => {
+                metrics::transition(Outcome::Failed, started.elapsed());
+                return Err(self.answer_panicked(reply, panicked));
+            }
+        };
+        match result {
+            Ok(commit) => {
+                span.record("revision", commit.revision.get());
+                self.policy_snapshot_after_commit();
+                self.answer_later(reply, permit, Ok(commit), move |ok| {
+                    let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
+                    metrics::transition(outcome, started.elapsed());
+                });
+            }
+            Err(e) => {
+                metrics::transition(Outcome::Rejected, started.elapsed());
+                let error = match e {
+                    UpdateError::Core(e) => self.tenant_error(e),
+                    UpdateError::Refused(source) => Error::UpdateRefused {
+                        tenant: self.shared.id.clone(),
+                        source,
+                    },
+                };
+                self.answer_later(reply, permit, Err(error), |_| {});
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a rollback (the model's diff, guarded); metrics once durable.
+    pub(super) fn rollback(
+        &mut self,
+        target: RollbackTarget,
+        meta: CommitMeta,
+    ) -> Result<Result<RollbackOutcome, Error>, Panicked> {
+        let kind = target.kind();
+        let span = debug_span!("rewind.rollback", tenant = %self.shared.id, target = kind.as_str(), revision = tracing::field::Empty);
+        let started = Instant::now();
+        let result = {
+            let _entered = span.enter();
+            guarded(|| self.run(Rollback { target, meta }))
+        };
+        let result = match result {
+            Ok(result) => result,
+            Err(panicked) => {
+                metrics::rollback(kind, Outcome::Failed, started.elapsed());
+                return Err(panicked);
+            }
+        };
+        Ok(match result {
+            Ok(outcome) => {
+                span.record("revision", outcome.revision.get());
+                let pruned = outcome.pruned;
+                self.batch_done(move |ok| {
+                    if ok {
+                        metrics::snapshot_created(SnapshotKind::Auto);
+                        metrics::pruned(&pruned);
+                        metrics::rollback(kind, Outcome::Ok, started.elapsed());
+                    } else {
+                        metrics::rollback(kind, Outcome::Failed, started.elapsed());
+                    }
+                });
+                Ok(outcome)
+            }
+            Err(e) => {
+                metrics::rollback(kind, Outcome::Rejected, started.elapsed());
+                Err(self.tenant_error(e))
+            }
+        })
+    }
+
+    /// Runs `done` with whether the open batch became durable.
+    fn batch_done(&mut self, done: impl FnOnce(bool) + Send + 'static) {
+        self.push_ack(Box::new(move |failure| done(failure.is_none())));
+    }
+
+    /// The policy's auto snapshot after a commit, when `every_revisions` is
+    /// due.
+    fn policy_snapshot_after_commit(&mut self) {
+        if let Some(every_revisions) = self.shared.config.auto_snapshot.every_revisions {
+            if self
+                .timeline
+                .policy_snapshot_due(PolicyCheck::Committed { every_revisions })
+            {
+                self.policy_snapshot();
+            }
+        }
+    }
+
+    /// Takes a policy auto snapshot; metrics once durable.
+    pub(super) fn policy_snapshot(&mut self) {
+        if let Ok(taken) = self.run(SnapshotAuto {
+            trigger: AutoTrigger::Policy,
+        }) {
+            self.batch_done(move |ok| {
+                if ok {
+                    record_snapshot(taken);
+                }
+            });
+        }
+    }
+
+    /// Answers `Panicked`. This actor fails right after; it first leaves
+    /// routing, so a request the caller sends on seeing this answer waits
+    /// for the restarted actor.
+    /// Returns the panic, to pass on.
+    pub(super) fn answer_panicked<T>(
+        &self,
+        reply: RpcReplyPort<Result<T, Error>>,
+        panicked: Panicked,
+    ) -> Panicked {
+        self.shared.mark_restarting(self.actor);
+        let _ = reply.send(Err(Error::Panicked {
+            tenant: self.shared.id.clone(),
+            message: panicked.0.clone(),
+        }));
+        panicked
+    }
+}
+
+/// Metrics of a snapshot taken.
+fn record_snapshot(taken: SnapshotTaken) {
+    metrics::snapshot_created(taken.snapshot.kind);
+    metrics::pruned(&taken.pruned);
+}
