@@ -89,8 +89,8 @@ impl<M: Model> Publisher<M> {
             Ok(()) => {
                 if batch.changed {
                     self.shared.set_durable_seq(batch.seq);
-                    self.publish(&batch.timeline);
                     self.store_image_if_due(&batch);
+                    self.publish(batch.timeline);
                 }
                 answer(batch.acks, None);
             }
@@ -117,8 +117,9 @@ impl<M: Model> Publisher<M> {
 
     /// Publishes the timeline for lock-free readers and tells watchers about
     /// its new revisions.
-    fn publish(&mut self, timeline: &Timeline<M>) {
-        self.shared.published.store(Arc::new(timeline.clone()));
+    fn publish(&mut self, timeline: Timeline<M>) {
+        let timeline = Arc::new(timeline);
+        self.shared.published.store(Arc::clone(&timeline));
         let head = timeline.revision();
         if head <= self.last_published {
             return;
