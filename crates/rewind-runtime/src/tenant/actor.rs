@@ -188,11 +188,19 @@ impl<M: Model> Actor for TenantActor<M> {
                 served
             }
         };
-        result.map_err(|Panicked(message)| {
+        if let Err(Panicked(message)) = result {
+            // The successor starts from the published timeline: everything
+            // sealed before the panic must be durable and published first.
+            if let Err(e) = state.settle().await {
+                warn!(tenant = %state.shared.id, error = %e, "before a restart");
+            }
             state.shared.mark_restarting(state.actor);
             warn!(tenant = %state.shared.id, %message, "user code panicked; restarting the tenant");
-            ActorProcessingErr::from(format!("user code panicked: {message}"))
-        })
+            return Err(ActorProcessingErr::from(format!(
+                "user code panicked: {message}"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -215,10 +223,9 @@ impl<M: Model> TenantState<M> {
                 Ok(None) => {}
                 Ok(Some(transaction)) => self.start_transaction(myself, transaction).await,
                 Err(panicked) => {
+                    // The restarted actor takes what was not run; the
+                    // handler settles what was.
                     self.shared.lane.put_back(queued);
-                    if let Err(e) = self.settle().await {
-                        warn!(tenant = %self.shared.id, error = %e, "before a restart");
-                    }
                     return Err(panicked);
                 }
             }

@@ -82,6 +82,13 @@ impl<M: Model> TenantState<M> {
         let waiting = std::mem::take(&mut self.waiting);
         self.serve(myself, waiting.into_iter().map(|w| w.request).collect())
             .await?;
+        if !self.drains.is_empty() {
+            // A drain is answered only once everything is durable: whoever
+            // waits for it (a delete, a shutdown) writes after it.
+            if let Err(e) = self.settle().await {
+                warn!(tenant = %self.shared.id, error = %e, "draining a tenant");
+            }
+        }
         self.answer_drains();
         Ok(())
     }
