@@ -7,7 +7,8 @@
 //!   the `memory` mode and the reference for tests.
 //! - [`SqliteJournal`] (`sqlite.rs`, `sqlite/`): one SQLite file in WAL
 //!   mode. `schema.rs` opens it (version check, pragmas, tables);
-//!   `writer.rs` is the writer thread and its group commit; `reader.rs` the
+//!   `writer.rs` is the writer thread and its group commit; `checkpoint.rs`
+//!   the background WAL checkpointer; `reader.rs` the
 //!   read connection; `tables.rs` the SQL of entries, images and highest
 //!   seqs.
 //! - `checksum.rs`: the 64-bit FNV-1a checksum every stored record carries;
@@ -34,6 +35,12 @@
 //! it stays atomic inside the shared transaction. Every commit records
 //! `rewind_journal_commit_duration_seconds` and
 //! `rewind_journal_batch_records`.
+//!
+//! Appends go first: images and deletions commit after the appends gathered
+//! with them, in small transactions of their own (a `delete_up_to` of many
+//! entries in several), and WAL checkpoints run on a background thread, not
+//! inside a commit; so neither holds acknowledgements back for long. The
+//! WAL stays bounded (about 16 MiB). `benches/tail.rs` measures this.
 //!
 //! # Bad data
 //!
@@ -84,4 +91,7 @@ mod sequence;
 mod sqlite;
 
 pub use memory::MemoryJournal;
+/// For benchmarks only; see the type.
+#[doc(hidden)]
+pub use sqlite::Tuning;
 pub use sqlite::{SqliteJournal, SqliteOptions, SyncMode};

@@ -1,5 +1,6 @@
 //! [`SqliteJournal`]: the journal on an embedded SQLite file.
 
+mod checkpoint;
 mod reader;
 mod schema;
 mod tables;
@@ -17,7 +18,7 @@ use rewind_runtime::journal::{Durable, Entry, Image, ImageQuery, Journal, Journa
 use tokio::sync::oneshot;
 
 use reader::Reader;
-use writer::{Ack, Command, Writer};
+use writer::{Ack, Command, Policy, Writer};
 
 /// When [`SqliteJournal::append`](Journal::append) reports a write durable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,6 +58,32 @@ impl Default for SqliteOptions {
     }
 }
 
+/// Internal switches of the writer, **for benchmarks only** (the `tail`
+/// bench runs the journal with and without them, side by side). Not part of
+/// the supported API: the default is what [`SqliteJournal::open`] uses, and
+/// a field may change or go without notice.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// Checkpoint the WAL from a background thread (default). Off: SQLite's
+    /// automatic checkpoint runs inside the commit that crosses 1000 pages.
+    pub background_checkpoint: bool,
+    /// Commit appends first and run images and deletions in their own
+    /// bounded transactions (default). Off: everything gathered shares one
+    /// transaction.
+    pub maintenance_apart: bool,
+}
+
+impl Default for Tuning {
+    /// Both on.
+    fn default() -> Self {
+        Tuning {
+            background_checkpoint: true,
+            maintenance_apart: true,
+        }
+    }
+}
+
 /// A [`Journal`] in one SQLite file (WAL mode, `synchronous=FULL`).
 ///
 /// One dedicated writer thread owns the write connection. It takes every
@@ -68,8 +95,16 @@ impl Default for SqliteOptions {
 /// committed. Deletions go through the writer, after the writes queued before
 /// them, and block until committed.
 ///
+/// Appends come first: images and deletions run after the appends gathered
+/// with them, in transactions of their own, and a `delete_up_to` of many
+/// entries is split into several, so a large one delays acknowledgements by
+/// one small transaction at most. WAL checkpoints run on a background thread
+/// with its own connection, not inside the writer's commits; the WAL stays
+/// bounded (about 16 MiB).
+///
 /// Dropping the journal (or [`close`](SqliteJournal::close)) lets the writer
-/// commit what is queued, then stops it; both block until it has.
+/// commit what is queued, then stops it and the checkpointer; both block
+/// until they have.
 ///
 /// Costs: `append` and `save_image` only queue (O(1) for the caller); a
 /// commit is one fsync plus O(log n) per record. `read` is O(log n + k) for
@@ -82,9 +117,14 @@ pub struct SqliteJournal {
     commands: Option<mpsc::Sender<Command>>,
     /// Joined on drop so the file is closed when the journal is gone.
     writer: Option<JoinHandle<()>>,
+    /// The background checkpointer; stops when the writer does, joined
+    /// after it.
+    checkpointer: Option<JoinHandle<()>>,
     reader: Reader,
     /// Transactions the writer committed.
     commits: Arc<AtomicU64>,
+    /// WAL checkpoints run (background and writer).
+    checkpoints: Arc<AtomicU64>,
 }
 
 impl SqliteJournal {
@@ -98,19 +138,37 @@ impl SqliteJournal {
     /// file; [`JournalError::Storage`] naming the file if it cannot be opened
     /// or is not a rewind journal (garbage, truncated, another database).
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, JournalError> {
+        Self::open_tuned(path, options, Tuning::default())
+    }
+
+    /// [`open`](Self::open) with internal switches: for benchmarks only
+    /// (see [`Tuning`]).
+    #[doc(hidden)]
+    pub fn open_tuned(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+        tuning: Tuning,
+    ) -> Result<Self, JournalError> {
         let path = path.as_ref().to_path_buf();
         let name: Arc<str> = path.display().to_string().into();
-        let connection = schema::open_writer(&path, &name)?;
+        let mut connection = schema::open_writer(&path, &name)?;
         let reader = Reader::open(&path, name.clone())?;
         let commits = Arc::new(AtomicU64::new(0));
+        let checkpoints = Arc::new(AtomicU64::new(0));
+        let (wal, checkpointer) = if tuning.background_checkpoint {
+            let (wal, thread) =
+                checkpoint::start(&mut connection, &path, &name, checkpoints.clone())?;
+            (Some(wal), Some(thread))
+        } else {
+            (None, None)
+        };
         let (commands, queue) = mpsc::channel();
-        let writer = Writer::new(
-            connection,
-            name.clone(),
-            options.mode,
-            options.max_batch.max(1),
-            commits.clone(),
-        );
+        let policy = Policy {
+            mode: options.mode,
+            max_batch: options.max_batch.max(1),
+            apart: tuning.maintenance_apart,
+        };
+        let writer = Writer::new(connection, name.clone(), policy, commits.clone(), wal);
         let writer = std::thread::Builder::new()
             .name("rewind-journal-writer".into())
             .spawn(move || writer.run(queue))
@@ -121,8 +179,10 @@ impl SqliteJournal {
             mode: options.mode,
             commands: Some(commands),
             writer: Some(writer),
+            checkpointer,
             reader,
             commits,
+            checkpoints,
         })
     }
 
@@ -135,6 +195,12 @@ impl SqliteJournal {
     /// far fewer than the writes under concurrency.
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
+    }
+
+    /// How many WAL checkpoints have run, on the background thread or
+    /// between two of the writer's commits.
+    pub fn checkpoints(&self) -> u64 {
+        self.checkpoints.load(Ordering::Relaxed)
     }
 
     /// Commits everything queued, stops the writer and closes the file.
@@ -252,6 +318,12 @@ impl Drop for SqliteJournal {
                 tracing::error!(path = %self.path.display(), "journal writer thread panicked");
             }
         }
+        // The writer's end of the nudge channel is closed: it stops.
+        if let Some(checkpointer) = self.checkpointer.take() {
+            if checkpointer.join().is_err() {
+                tracing::error!(path = %self.path.display(), "journal checkpointer thread panicked");
+            }
+        }
     }
 }
 
@@ -261,6 +333,7 @@ impl fmt::Debug for SqliteJournal {
             .field("path", &self.path)
             .field("mode", &self.mode)
             .field("commits", &self.commits())
+            .field("checkpoints", &self.checkpoints())
             .finish_non_exhaustive()
     }
 }

@@ -140,6 +140,24 @@ pub(super) fn open_reader(path: &Path, name: &str) -> Result<Connection, Journal
     Ok(connection)
 }
 
+/// Opens the background checkpointer's connection to the (existing) file.
+pub(super) fn open_checkpointer(path: &Path, name: &str) -> Result<Connection, JournalError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let connection = Connection::open_with_flags(path, flags)
+        .map_err(|e| storage(name, "opening for checkpoints", e))?;
+    connection
+        .busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| storage(name, "setting the busy timeout", e))?;
+    // A connection learns the file is in WAL mode (and opens the WAL) on its
+    // first read; until then a checkpoint on it does nothing.
+    connection
+        .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+        .map_err(|e| storage(name, "opening the WAL for checkpoints", e))?;
+    Ok(connection)
+}
+
 /// The file's schema version; `None` for an empty file (a new journal).
 fn stored_version(connection: &Connection, name: &str) -> Result<Option<u32>, JournalError> {
     let checking = |e| storage(name, "reading the schema", e);

@@ -108,6 +108,40 @@ pub(super) fn delete_entries(
     Ok(())
 }
 
+/// Deletes the tenant's oldest entries with `seq <= to`, at most `chunk` of
+/// them (at least 1), so one transaction stays small. True once none with
+/// `seq <= to` is left. Deleting from the oldest keeps what remains dense.
+pub(super) fn delete_entries_chunk(
+    connection: &Connection,
+    name: &str,
+    tenant: &TenantId,
+    to: u64,
+    chunk: u64,
+) -> Result<bool, JournalError> {
+    let deleting = |e| storage(name, &format!("deleting entries of tenant '{tenant}'"), e);
+    let to = i64::try_from(to).unwrap_or(i64::MAX);
+    let oldest: Option<i64> = connection
+        .query_row(
+            "SELECT min(seq) FROM entries WHERE tenant = ?1",
+            [tenant.as_str()],
+            |row| row.get(0),
+        )
+        .map_err(deleting)?;
+    let Some(oldest) = oldest.filter(|&oldest| oldest <= to) else {
+        return Ok(true);
+    };
+    // Seqs are unique per tenant: this range holds at most `chunk` entries.
+    let span = i64::try_from(chunk.max(1) - 1).unwrap_or(i64::MAX);
+    let last = oldest.saturating_add(span).min(to);
+    connection
+        .execute(
+            "DELETE FROM entries WHERE tenant = ?1 AND seq BETWEEN ?2 AND ?3",
+            params![tenant.as_str(), oldest, last],
+        )
+        .map_err(deleting)?;
+    Ok(last == to)
+}
+
 /// Deletes the tenant's image at `seq`, if any.
 pub(super) fn delete_image(
     connection: &Connection,

@@ -2,14 +2,31 @@
 //!
 //! One thread owns the write connection. It blocks for a command, gathers
 //! what else is queued (in `Buffered` mode, what arrives within the interval)
-//! up to `max_batch` records, runs it all in one transaction, commits (one
+//! up to `max_batch` records, runs it in one transaction, commits (one
 //! fsync) and only then completes each caller. Every `append` batch runs in
 //! its own savepoint, so a refused batch stores nothing and the rest of the
 //! group still commits.
+//!
+//! # Maintenance apart
+//!
+//! Images (up to megabytes) and deletions (a tenant's covered entries are
+//! spread over as many pages as entries) make a commit long, and every
+//! acknowledgement of its group, and of the writes queued behind it, waits
+//! for it. So appends go first: each round, the writer commits the gathered
+//! appends in one transaction and acknowledges them, then runs one bounded
+//! piece of the *backlog* (images, deletions, flushes, in queue order) in a
+//! transaction of its own: the commands up to the next image, or
+//! [`DELETE_CHUNK`] entries of one `delete_up_to`. An append waits in the
+//! backlog instead when an image or append of one of its tenants is there
+//! (both move the tenant's sequence), so each tenant's order is kept; a
+//! flush completes when everything queued before it is committed, as
+//! before. While appends keep coming, the backlog gets every other
+//! transaction, so it always progresses.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rewind_core::TenantId;
 use rewind_runtime::journal::{Entry, Image, JournalError};
@@ -17,7 +34,13 @@ use rewind_runtime::metrics as names;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::checkpoint::WalWatch;
 use super::{storage, tables, SyncMode};
+
+/// Most entries one transaction deletes for a `delete_up_to` when
+/// maintenance runs apart (about as many pages, as a tenant's entries are
+/// interleaved with every other tenant's).
+pub(super) const DELETE_CHUNK: u64 = 256;
 
 /// What a waiting caller learns.
 type Outcome = Result<(), JournalError>;
@@ -70,9 +93,32 @@ impl Command {
         !matches!(self, Command::Append { .. } | Command::SaveImage { .. })
     }
 
+    /// It stores or deletes something (needs a transaction).
     fn writes(&self) -> bool {
         !matches!(self, Command::Flush { .. } | Command::Close { .. })
     }
+
+    /// It moves `tenant`'s sequence (what a later append of it checks).
+    fn sequences(&self, tenant: &TenantId) -> bool {
+        match self {
+            Command::Append { entries, .. } => entries.iter().any(|e| &e.tenant == tenant),
+            Command::SaveImage { image, .. } => &image.tenant == tenant,
+            _ => false,
+        }
+    }
+}
+
+/// How the writer groups its work.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Policy {
+    /// When writes are acknowledged.
+    pub(super) mode: SyncMode,
+    /// Records per commit before the writer stops gathering (at least 1).
+    pub(super) max_batch: usize,
+    /// Appends first, images and deletions in their own bounded
+    /// transactions (see the module docs); off, everything gathered shares
+    /// one transaction.
+    pub(super) apart: bool,
 }
 
 /// The writer thread's state.
@@ -80,57 +126,91 @@ pub(super) struct Writer {
     connection: Connection,
     /// The file, for error messages.
     name: Arc<str>,
-    mode: SyncMode,
-    /// Records per commit before the writer stops gathering (at least 1).
-    max_batch: usize,
+    policy: Policy,
     /// Shared with the journal for `SqliteJournal::commits`.
     commits: Arc<AtomicU64>,
     /// The first `Buffered` write refused since the last flush.
     unreported: Option<JournalError>,
+    /// Background checkpoints; `None`: SQLite checkpoints inside commits.
+    wal: Option<WalWatch>,
+    /// With `policy.apart`: queued commands that wait for the appends, in
+    /// queue order.
+    backlog: VecDeque<Command>,
 }
 
 impl Writer {
+    /// A writer on `connection`; `wal` if checkpoints run in the background.
     pub(super) fn new(
         connection: Connection,
         name: Arc<str>,
-        mode: SyncMode,
-        max_batch: usize,
+        policy: Policy,
         commits: Arc<AtomicU64>,
+        wal: Option<WalWatch>,
     ) -> Self {
         Writer {
             connection,
             name,
-            mode,
-            max_batch,
+            policy,
             commits,
             unreported: None,
+            wal,
+            backlog: VecDeque::new(),
         }
     }
 
-    /// Runs until `Close`, or until the journal is dropped and the queue is
-    /// drained. The connection closes when this returns.
+    /// Runs until `Close`, or until the journal is dropped and the queue and
+    /// the backlog are drained. The connection closes when this returns (and
+    /// the background checkpointer stops).
     pub(super) fn run(mut self, queue: mpsc::Receiver<Command>) {
-        while let Ok(first) = queue.recv() {
-            let group = self.gather(first, &queue);
-            if self.commit(group) == Next::Stop {
+        while let Some(group) = self.next_group(&queue) {
+            let next = if self.policy.apart {
+                self.step(group)
+            } else {
+                self.commit(group)
+            };
+            if next == Next::Stop {
                 break;
             }
         }
         tracing::debug!(path = %self.name, "journal writer stopped");
     }
 
+    /// The commands of the next round: with an empty backlog, blocks for
+    /// one and gathers; otherwise takes what is queued now, without waiting
+    /// (nothing once a `Close` waits in the backlog). `None` once the queue
+    /// is closed and everything is done.
+    fn next_group(&self, queue: &mpsc::Receiver<Command>) -> Option<Vec<Command>> {
+        if self.backlog.is_empty() {
+            let first = queue.recv().ok()?;
+            return Some(self.gather(first, queue, true));
+        }
+        let closing = matches!(self.backlog.back(), Some(Command::Close { .. }));
+        match queue.try_recv() {
+            Ok(first) if !closing => Some(self.gather(first, queue, false)),
+            Ok(late) => {
+                // Nothing is queued after `Close` (it takes the journal);
+                // a late command hears `Closed`, as after the writer stops.
+                drop(late);
+                Some(Vec::new())
+            }
+            Err(_) => Some(Vec::new()),
+        }
+    }
+
     /// `first` and what follows it into the same commit: everything already
-    /// queued (`Sync`) or arriving within the interval (`Buffered`), up to
-    /// `max_batch` records and never past a `Close`.
-    fn gather(&self, first: Command, queue: &mpsc::Receiver<Command>) -> Vec<Command> {
-        let deadline = match self.mode {
-            SyncMode::Sync => None,
-            SyncMode::Buffered { interval } => Some(Instant::now() + interval),
+    /// queued (`Sync`, or `wait` false) or arriving within the interval
+    /// (`Buffered`), up to `max_batch` records and never past a `Close`.
+    fn gather(&self, first: Command, queue: &mpsc::Receiver<Command>, wait: bool) -> Vec<Command> {
+        let deadline = match self.policy.mode {
+            SyncMode::Buffered { interval } if wait => Some(Instant::now() + interval),
+            _ => None,
         };
         let mut records = first.records();
         let mut urgent = first.is_urgent();
         let mut group = vec![first];
-        while records < self.max_batch && !matches!(group.last(), Some(Command::Close { .. })) {
+        while records < self.policy.max_batch
+            && !matches!(group.last(), Some(Command::Close { .. }))
+        {
             let next = match deadline {
                 Some(deadline) if !urgent => queue
                     .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -145,23 +225,134 @@ impl Writer {
         group
     }
 
+    /// Maintenance apart: commits and acknowledges the appends of `group`
+    /// that may go first, queues the rest in the backlog, then runs one
+    /// piece of the backlog.
+    fn step(&mut self, group: Vec<Command>) -> Next {
+        let first = self.hoist(group);
+        if !first.is_empty() && self.commit(first) == Next::Stop {
+            return Next::Stop;
+        }
+        self.maintain()
+    }
+
+    /// Splits `group`: returns the appends no earlier backlog command of
+    /// their tenants must precede; the others join the backlog, in order.
+    fn hoist(&mut self, group: Vec<Command>) -> Vec<Command> {
+        let mut first = Vec::new();
+        for command in group {
+            if self.may_go_first(&command) {
+                first.push(command);
+            } else {
+                self.backlog.push_back(command);
+            }
+        }
+        first
+    }
+
+    /// An append may commit before the backlog unless an image or append
+    /// of one of its tenants waits there.
+    fn may_go_first(&self, command: &Command) -> bool {
+        let Command::Append { entries, .. } = command else {
+            return false;
+        };
+        !entries.iter().any(|entry| {
+            self.backlog
+                .iter()
+                .any(|pending| pending.sequences(&entry.tenant))
+        })
+    }
+
+    /// Runs the front of the backlog: one chunk of a deletion of entries,
+    /// or the commands up to and including the next image.
+    fn maintain(&mut self) -> Next {
+        match self.backlog.front() {
+            None => Next::Continue,
+            Some(Command::DeleteEntries { .. }) => {
+                self.delete_chunk();
+                Next::Continue
+            }
+            Some(_) => {
+                let unit = self.take_unit();
+                self.commit(unit)
+            }
+        }
+    }
+
+    /// Pops the backlog's next transaction: commands up to and including
+    /// one image, up to `max_batch` records, stopping before a deletion of
+    /// entries and after a `Close`.
+    fn take_unit(&mut self) -> Vec<Command> {
+        let mut unit: Vec<Command> = Vec::new();
+        let mut records = 0;
+        while let Some(front) = self.backlog.front() {
+            let full = !unit.is_empty() && records + front.records() > self.policy.max_batch;
+            if full || matches!(front, Command::DeleteEntries { .. }) {
+                break;
+            }
+            records += front.records();
+            let last = matches!(front, Command::SaveImage { .. } | Command::Close { .. });
+            unit.extend(self.backlog.pop_front());
+            if last {
+                break;
+            }
+        }
+        unit
+    }
+
+    /// Deletes one chunk of the `delete_up_to` at the front of the backlog
+    /// in its own transaction; completes its caller once none is left (or
+    /// on failure: the chunks committed before stay deleted).
+    fn delete_chunk(&mut self) {
+        let Some(Command::DeleteEntries { tenant, to, .. }) = self.backlog.front() else {
+            return;
+        };
+        let (tenant, to) = (tenant.clone(), *to);
+        let started = Instant::now();
+        let outcome = delete_in_transaction(&mut self.connection, &self.name, &tenant, to);
+        match &outcome {
+            Ok(finished) => {
+                self.committed(0, 1, started.elapsed());
+                if !finished {
+                    return self.after_commit();
+                }
+            }
+            Err(error) => {
+                tracing::error!(path = %self.name, %error, "journal commit failed");
+            }
+        }
+        if let Some(Command::DeleteEntries { done, .. }) = self.backlog.pop_front() {
+            drop(done.send(outcome.map(drop)));
+        }
+        self.after_commit();
+    }
+
+    /// Counts and measures a committed transaction.
+    fn committed(&self, records: usize, commands: usize, elapsed: Duration) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        metrics::histogram!(names::JOURNAL_COMMIT_DURATION_SECONDS).record(elapsed.as_secs_f64());
+        if records > 0 {
+            metrics::histogram!(names::JOURNAL_BATCH_RECORDS).record(records as f64);
+        }
+        tracing::trace!(records, commands, ?elapsed, "journal commit");
+    }
+
+    /// After a transaction and its replies: the WAL's checkpoint duties.
+    fn after_commit(&mut self) {
+        if let Some(wal) = &mut self.wal {
+            wal.after_commit(&self.connection, &self.name);
+        }
+    }
+
     /// Runs `group` in one transaction, commits, then completes its callers.
     fn commit(&mut self, group: Vec<Command>) -> Next {
         let mut outcomes: Vec<Outcome> = vec![Ok(()); group.len()];
-        if group.iter().any(Command::writes) {
+        let writes = group.iter().any(Command::writes);
+        if writes {
             let records: usize = group.iter().map(Command::records).sum();
             let started = Instant::now();
             match self.transact(&group, &mut outcomes) {
-                Ok(()) => {
-                    let elapsed = started.elapsed();
-                    self.commits.fetch_add(1, Ordering::Relaxed);
-                    metrics::histogram!(names::JOURNAL_COMMIT_DURATION_SECONDS)
-                        .record(elapsed.as_secs_f64());
-                    if records > 0 {
-                        metrics::histogram!(names::JOURNAL_BATCH_RECORDS).record(records as f64);
-                    }
-                    tracing::trace!(records, commands = group.len(), ?elapsed, "journal commit");
-                }
+                Ok(()) => self.committed(records, group.len(), started.elapsed()),
                 Err(error) => {
                     tracing::error!(path = %self.name, %error, commands = group.len(), "journal commit failed");
                     // Nothing of the group is stored: no one may hear Ok.
@@ -171,7 +362,11 @@ impl Writer {
                 }
             }
         }
-        self.reply(group, outcomes)
+        let next = self.reply(group, outcomes);
+        if writes {
+            self.after_commit();
+        }
+        next
     }
 
     /// Applies each command of `group` in its savepoint, recording its
@@ -257,6 +452,24 @@ impl Writer {
 enum Next {
     Continue,
     Stop,
+}
+
+/// Deletes one chunk (at most [`DELETE_CHUNK`] entries) of `tenant`'s
+/// entries with `seq <= to` in one transaction. True once none is left.
+fn delete_in_transaction(
+    connection: &mut Connection,
+    name: &str,
+    tenant: &TenantId,
+    to: u64,
+) -> Result<bool, JournalError> {
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| storage(name, "beginning a commit", e))?;
+    let finished = tables::delete_entries_chunk(&transaction, name, tenant, to, DELETE_CHUNK)?;
+    transaction
+        .commit()
+        .map_err(|e| storage(name, "committing", e))?;
+    Ok(finished)
 }
 
 /// Runs `apply` in a savepoint of `transaction`: on error, rolls back to it,
