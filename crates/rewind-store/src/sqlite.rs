@@ -100,7 +100,7 @@ impl Default for Tuning {
 /// entries is split into several, so a large one delays acknowledgements by
 /// one small transaction at most. WAL checkpoints run on a background thread
 /// with its own connection, not inside the writer's commits; the WAL stays
-/// bounded (about 16 MiB).
+/// bounded (it restarts near 16 MiB; past 32 MiB the writer forces it).
 ///
 /// Dropping the journal (or [`close`](SqliteJournal::close)) lets the writer
 /// commit what is queued, then stops it and the checkpointer; both block
