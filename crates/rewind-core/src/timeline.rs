@@ -8,6 +8,7 @@
 
 mod config;
 mod image;
+mod log;
 pub mod op;
 mod policy;
 mod record;
@@ -24,6 +25,7 @@ use crate::id::{Revision, TransactionId};
 use crate::model::Model;
 use crate::name::SnapshotName;
 use crate::time::{Clock, SystemClock, Timestamp};
+use log::Log;
 
 pub use config::TimelineConfig;
 pub use image::TimelineImage;
@@ -96,10 +98,9 @@ pub struct Timeline<M: Model> {
     config: TimelineConfig,
     clock: Arc<dyn Clock>,
     /// The history window, oldest first; never empty, the last entry is the
-    /// head. Revisions are consecutive. Entries are behind `Arc`s because a
-    /// published clone shares the vector's chunks: the next append then
-    /// copies a chunk of pointers, not of entries.
-    history: Vector<Arc<Entry<M>>>,
+    /// head. Revisions are consecutive. An append-only [`Log`]: a published
+    /// clone shares it and the next append fills a slot in place.
+    history: Log<Arc<Entry<M>>>,
     /// Auto snapshot ring, oldest first.
     auto: Vector<Snapshot<M>>,
     /// Named snapshots in creation order, oldest first.
@@ -132,7 +133,7 @@ impl<M: Model> Timeline<M> {
 
     fn build(initial: M, config: TimelineConfig, clock: Arc<dyn Clock>) -> Self {
         let at = clock.now();
-        let mut history = Vector::new();
+        let mut history = Log::new();
         history.push_back(Arc::new(Entry {
             info: RevisionInfo {
                 revision: Revision::ZERO,
@@ -806,7 +807,7 @@ fn reject(error: impl std::error::Error + Send + Sync + 'static) -> TimelineErro
 
 /// Number of leading elements for which `pred` holds (`pred` must be true
 /// for a prefix and false after). Time: O(log² n) on an `imbl::Vector`.
-fn partition_point<T: Clone>(items: &Vector<T>, pred: impl Fn(&T) -> bool) -> usize {
+fn partition_point<T: Clone + Send + Sync>(items: &Log<T>, pred: impl Fn(&T) -> bool) -> usize {
     let (mut lo, mut hi) = (0, items.len());
     while lo < hi {
         let mid = lo + (hi - lo) / 2;

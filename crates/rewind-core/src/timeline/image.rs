@@ -191,7 +191,7 @@ impl<M: Model> Timeline<M> {
                 })
                 .collect()
         };
-        let mut history = Vector::new();
+        let mut history = super::log::Log::new();
         for info in image.history {
             if let Some(last) = history.back() {
                 let last: &Arc<Entry<M>> = last;

@@ -68,16 +68,15 @@ impl<M: Model> Timeline<M> {
     /// head is `every_revisions` past the newest auto snapshot; on the
     /// interval, when the head moved since the newest auto snapshot.
     pub fn policy_snapshot_due(&self, check: PolicyCheck) -> bool {
-        if self.transactions.iter().any(|t| t.outcome.is_none()) {
-            return false;
-        }
         let last = self.newest_auto_revision();
-        match check {
+        let due = match check {
             PolicyCheck::Committed { every_revisions } => {
                 self.revision().get() >= last.get().saturating_add(every_revisions)
             }
             PolicyCheck::Interval => self.revision() != last,
-        }
+        };
+        // The cheap check first: this runs after every commit.
+        due && !self.transactions.iter().any(|t| t.outcome.is_none())
     }
 
     /// Ends a failed transaction: rolls back to the checkpoint its `policy`
