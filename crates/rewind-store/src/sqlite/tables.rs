@@ -18,12 +18,12 @@ pub(super) fn highest_seq(
     tenant: &TenantId,
 ) -> Result<u64, JournalError> {
     let stored: Option<i64> = connection
-        .query_row(
-            "SELECT seq FROM highest_seq WHERE tenant = ?1",
-            [tenant.as_str()],
-            |row| row.get(0),
-        )
-        .optional()
+        .prepare_cached("SELECT seq FROM highest_seq WHERE tenant = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row([tenant.as_str()], |row| row.get(0))
+                .optional()
+        })
         .map_err(|e| reading(name, "the highest seq", tenant, e))?;
     match stored {
         None => Ok(0),
@@ -44,7 +44,7 @@ pub(super) fn insert_entries(
 ) -> Result<(), JournalError> {
     let highest = sequence::check_batch(entries, |tenant| highest_seq(connection, name, tenant))?;
     let mut insert = connection
-        .prepare(
+        .prepare_cached(
             "INSERT INTO entries (tenant, seq, at, kind, payload, checksum)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
@@ -327,11 +327,11 @@ fn raise_highest(
 ) -> Result<(), JournalError> {
     let seq = storable(name, tenant, seq)?;
     connection
-        .execute(
+        .prepare_cached(
             "INSERT INTO highest_seq (tenant, seq) VALUES (?1, ?2)
              ON CONFLICT (tenant) DO UPDATE SET seq = max(seq, excluded.seq)",
-            params![tenant, seq],
         )
+        .and_then(|mut statement| statement.execute(params![tenant, seq]))
         .map_err(|e| {
             storage(
                 name,

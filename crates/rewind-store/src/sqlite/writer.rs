@@ -88,6 +88,10 @@ impl Command {
         }
     }
 
+    fn is_append(&self) -> bool {
+        matches!(self, Command::Append { .. })
+    }
+
     /// A caller is blocked on it: commit without waiting out the interval.
     fn is_urgent(&self) -> bool {
         !matches!(self, Command::Append { .. } | Command::SaveImage { .. })
@@ -136,7 +140,15 @@ pub(super) struct Writer {
     /// With `policy.apart`: queued commands that wait for the appends, in
     /// queue order.
     backlog: VecDeque<Command>,
+    /// Tenants of the appends of the last two commits that had any, newest
+    /// first: how many writers are taking turns (see [`Writer::linger`]).
+    recent_tenants: [Vec<TenantId>; 2],
+    /// How long the last commit with appends took.
+    last_commit: Duration,
 }
+
+/// The longest a commit waits for more appends ([`Writer::linger`]).
+const MAX_LINGER: Duration = Duration::from_micros(500);
 
 impl Writer {
     /// A writer on `connection`; `wal` if checkpoints run in the background.
@@ -155,7 +167,35 @@ impl Writer {
             unreported: None,
             wal,
             backlog: VecDeque::new(),
+            recent_tenants: [Vec::new(), Vec::new()],
+            last_commit: Duration::ZERO,
         }
+    }
+
+    /// In `Sync` mode, how many appends to wait for before committing, and
+    /// until when. Writers each waiting for their own acknowledgement
+    /// otherwise split into two groups that take turns: those acknowledged
+    /// by one commit come back while the next, holding the others, is
+    /// already being fsynced. So when the last commit held appends of more
+    /// than one tenant, the next waits (at most half the last commit's
+    /// duration, and never more than 500 µs) until it holds as many appends
+    /// as there were distinct tenants in the last two commits. A lone writer
+    /// never waits.
+    fn linger(&self) -> Option<(usize, Instant)> {
+        let [last, before] = &self.recent_tenants;
+        if self.policy.mode != SyncMode::Sync || last.len() <= 1 {
+            return None;
+        }
+        let writers = last
+            .iter()
+            .chain(before)
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        let target = writers.min(self.policy.max_batch);
+        Some((
+            target,
+            Instant::now() + (self.last_commit / 2).min(MAX_LINGER),
+        ))
     }
 
     /// Runs until `Close`, or until the journal is dropped and the queue and
@@ -205,20 +245,28 @@ impl Writer {
             SyncMode::Buffered { interval } if wait => Some(Instant::now() + interval),
             _ => None,
         };
+        let linger = if wait { self.linger() } else { None };
         let mut records = first.records();
+        let mut appends = usize::from(first.is_append());
         let mut urgent = first.is_urgent();
         let mut group = vec![first];
         while records < self.policy.max_batch
             && !matches!(group.last(), Some(Command::Close { .. }))
         {
-            let next = match deadline {
-                Some(deadline) if !urgent => queue
-                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            let wait_until = match (deadline, linger) {
+                (Some(deadline), _) => Some(deadline),
+                (None, Some((target, until))) if appends < target => Some(until),
+                _ => None,
+            };
+            let next = match wait_until {
+                Some(until) if !urgent => queue
+                    .recv_timeout(until.saturating_duration_since(Instant::now()))
                     .ok(),
                 _ => queue.try_recv().ok(),
             };
             let Some(command) = next else { break };
             records += command.records();
+            appends += usize::from(command.is_append());
             urgent |= command.is_urgent();
             group.push(command);
         }
@@ -352,7 +400,24 @@ impl Writer {
             let records: usize = group.iter().map(Command::records).sum();
             let started = Instant::now();
             match self.transact(&group, &mut outcomes) {
-                Ok(()) => self.committed(records, group.len(), started.elapsed()),
+                Ok(()) => {
+                    let mut tenants: Vec<TenantId> = group
+                        .iter()
+                        .filter_map(|c| match c {
+                            Command::Append { entries, .. } => entries.first(),
+                            _ => None,
+                        })
+                        .map(|entry| entry.tenant.clone())
+                        .collect();
+                    if !tenants.is_empty() {
+                        tenants.sort_unstable();
+                        tenants.dedup();
+                        let last = std::mem::replace(&mut self.recent_tenants[0], tenants);
+                        self.recent_tenants[1] = last;
+                        self.last_commit = started.elapsed();
+                    }
+                    self.committed(records, group.len(), started.elapsed())
+                }
                 Err(error) => {
                     tracing::error!(path = %self.name, %error, commands = group.len(), "journal commit failed");
                     // Nothing of the group is stored: no one may hear Ok.
