@@ -233,7 +233,7 @@ pub(crate) async fn recovery(ctx: &Ctx) -> anyhow::Result<Vec<Line>> {
     let path = dir.file("recovery.db");
     let sqlite = SqliteJournal::open(&path, SqliteOptions::default())?;
     for tenant in memory.tenants()? {
-        let entries = memory.read(&tenant, 1, u64::MAX)?;
+        let entries = memory.read(&tenant, 1.into(), (u64::MAX).into())?;
         sqlite.append(entries).await?;
     }
     sqlite.close()?;

@@ -9,19 +9,15 @@
 
 use std::sync::Arc;
 
-use rewind_core::ops::AbortTransaction;
+use rewind_core::ops::{FinishTransaction, Rollback};
 use rewind_core::{
     Clock, CommitMeta, ManualClock, Model, RollbackPolicy, TenantId, Timeline, TimelineImage,
-    TimelineOp, Timestamp,
+    TimelineOp, Timestamp, TransactionOutcome,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::config::TenantConfig;
-use crate::journal::{Entry, Image, ImageQuery, Journal, JournalError};
-
-pub(crate) const KIND_CREATE: &str = "create";
-pub(crate) const KIND_OP: &str = "op";
-pub(crate) const KIND_DELETE: &str = "delete";
+use crate::journal::{Entry, EntryKind, Image, ImageQuery, Journal, JournalError, JournalSeq};
 
 #[derive(Serialize, Deserialize)]
 #[serde(bound = "")]
@@ -62,9 +58,9 @@ pub(crate) fn create_entry<M: Model>(
 ) -> Entry {
     Entry {
         tenant: tenant.clone(),
-        seq,
+        seq: JournalSeq::new(seq),
         at,
-        kind: KIND_CREATE.into(),
+        kind: EntryKind::Create,
         payload: encode(&Create {
             config: *config,
             initial: initial.clone(),
@@ -80,9 +76,9 @@ pub(crate) fn op_entry<M: Model>(
 ) -> Entry {
     Entry {
         tenant: tenant.clone(),
-        seq,
+        seq: JournalSeq::new(seq),
         at,
-        kind: KIND_OP.into(),
+        kind: EntryKind::Op,
         payload: encode(op),
     }
 }
@@ -90,9 +86,9 @@ pub(crate) fn op_entry<M: Model>(
 pub(crate) fn delete_entry(tenant: &TenantId, seq: u64, at: Timestamp) -> Entry {
     Entry {
         tenant: tenant.clone(),
-        seq,
+        seq: JournalSeq::new(seq),
         at,
-        kind: KIND_DELETE.into(),
+        kind: EntryKind::Delete,
         payload: b"{}".to_vec(),
     }
 }
@@ -105,7 +101,7 @@ pub(crate) fn image<M: Model>(
 ) -> Result<Image, rewind_core::Error> {
     Ok(Image {
         tenant: tenant.clone(),
-        seq,
+        seq: JournalSeq::new(seq),
         at: timeline.last_at(),
         name: None,
         payload: encode(&TenantImage {
@@ -116,13 +112,13 @@ pub(crate) fn image<M: Model>(
 }
 
 /// Closes transactions a crash interrupted: each is rolled back to its start
-/// and finished as failed (its caller never got a report). Returns the
-/// entries to journal for that, continuing after `seq`.
+/// and finished as failed (its caller never got a report). Returns how many
+/// were closed and the entries to journal for that, continuing after `seq`.
 pub(crate) fn close_interrupted<M: Model>(
     tenant: &TenantId,
     timeline: &mut Timeline<M>,
     seq: &mut u64,
-) -> Result<Vec<Entry>, rewind_core::Error> {
+) -> Result<(usize, Vec<Entry>), rewind_core::Error> {
     let mut entries = Vec::new();
     let open: Vec<_> = timeline
         .transactions()
@@ -130,18 +126,27 @@ pub(crate) fn close_interrupted<M: Model>(
         .filter(|t| t.outcome.is_none())
         .map(|t| t.id)
         .collect();
-    for transaction in open {
-        let op: TimelineOp<M> = AbortTransaction {
-            transaction,
-            policy: RollbackPolicy::Start,
-            meta: CommitMeta::message("transaction interrupted by a restart"),
+    for &transaction in &open {
+        let target = timeline.transaction_target(transaction, &RollbackPolicy::Start)?;
+        let ops: [TimelineOp<M>; 2] = [
+            Rollback {
+                target,
+                meta: CommitMeta::message("transaction interrupted by a restart"),
+            }
+            .into(),
+            FinishTransaction {
+                transaction,
+                outcome: TransactionOutcome::Failed,
+            }
+            .into(),
+        ];
+        for op in ops {
+            timeline.execute(&op)?;
+            *seq += 1;
+            entries.push(op_entry(tenant, *seq, &op, timeline.last_at()));
         }
-        .into();
-        timeline.execute(&op)?;
-        *seq += 1;
-        entries.push(op_entry(tenant, *seq, &op, timeline.last_at()));
     }
-    Ok(entries)
+    Ok((open.len(), entries))
 }
 
 /// A tenant read back from the journal.
@@ -156,7 +161,7 @@ pub(crate) struct Recovered<M: Model> {
     pub(crate) image_seq: Option<u64>,
 }
 
-fn corrupt(tenant: &TenantId, seq: u64, reason: impl std::fmt::Display) -> JournalError {
+fn corrupt(tenant: &TenantId, seq: JournalSeq, reason: impl std::fmt::Display) -> JournalError {
     JournalError::Corrupt {
         tenant: tenant.to_string(),
         seq,
@@ -184,13 +189,13 @@ pub(crate) fn recover<M: Model>(
             let state = Recovered {
                 config: decoded.config,
                 timeline,
-                seq: image.seq,
+                seq: image.seq.get(),
                 replayed: 0,
-                image_seq: Some(image.seq),
+                image_seq: Some(image.seq.get()),
             };
-            (Some(state), image.seq + 1)
+            (Some(state), image.seq.next())
         }
-        None => (None, 1),
+        None => (None, JournalSeq::new(1)),
     };
     let entries = journal.read(tenant, from, highest)?;
     let mut expected = from;
@@ -202,10 +207,10 @@ pub(crate) fn recover<M: Model>(
                 format!("entry missing (next stored is {})", entry.seq),
             ));
         }
-        expected += 1;
+        expected = expected.next();
         replay_clock.set(entry.at);
-        match entry.kind.as_str() {
-            KIND_CREATE => {
+        match &entry.kind {
+            EntryKind::Create => {
                 if state.is_some() {
                     return Err(corrupt(
                         tenant,
@@ -224,12 +229,12 @@ pub(crate) fn recover<M: Model>(
                 state = Some(Recovered {
                     config: create.config,
                     timeline,
-                    seq: entry.seq,
+                    seq: entry.seq.get(),
                     replayed: 1,
                     image_seq: None,
                 });
             }
-            KIND_OP => {
+            EntryKind::Op => {
                 let Some(recovered) = state.as_mut() else {
                     return Err(corrupt(tenant, entry.seq, "an op before the create entry"));
                 };
@@ -239,15 +244,15 @@ pub(crate) fn recover<M: Model>(
                     .timeline
                     .execute(&op)
                     .map_err(|e| corrupt(tenant, entry.seq, format!("does not replay: {e}")))?;
-                recovered.seq = entry.seq;
+                recovered.seq = entry.seq.get();
                 recovered.replayed += 1;
             }
-            KIND_DELETE => state = None,
+            EntryKind::Delete => state = None,
             other => {
                 return Err(JournalError::UnknownKind {
                     tenant: tenant.to_string(),
                     seq: entry.seq,
-                    kind: other.chars().take(64).collect(),
+                    kind: other.as_str().chars().take(64).collect(),
                 })
             }
         }

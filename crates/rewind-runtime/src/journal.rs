@@ -14,18 +14,105 @@ use std::task::{Context, Poll};
 use rewind_core::{TenantId, Timestamp};
 use tokio::sync::oneshot;
 
+/// A position in one tenant's journal: from 1, dense, never reused (0
+/// means "none yet").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JournalSeq(pub u64);
+
+impl JournalSeq {
+    /// Before the first entry.
+    pub const ZERO: JournalSeq = JournalSeq(0);
+
+    /// The seq `n`.
+    pub const fn new(n: u64) -> Self {
+        JournalSeq(n)
+    }
+
+    /// The number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The seq after this one.
+    pub const fn next(self) -> Self {
+        JournalSeq(self.0 + 1)
+    }
+}
+
+impl std::fmt::Display for JournalSeq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl PartialEq<u64> for JournalSeq {
+    fn eq(&self, other: &u64) -> bool {
+        self.0 == *other
+    }
+}
+
+impl From<u64> for JournalSeq {
+    fn from(n: u64) -> Self {
+        JournalSeq(n)
+    }
+}
+
+/// What a journal entry records. Journals store it as its label
+/// ([`as_str`](Self::as_str)); a label this version does not know reads
+/// back as [`Unknown`](Self::Unknown), which recovery refuses with
+/// [`JournalError::UnknownKind`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EntryKind {
+    /// A tenant created: its configuration and initial state (`create`).
+    Create,
+    /// One timeline mutation (`op`).
+    Op,
+    /// The tenant deleted (`delete`).
+    Delete,
+    /// A label this version does not know, as stored.
+    Unknown(String),
+}
+
+impl EntryKind {
+    /// The stored label.
+    pub fn as_str(&self) -> &str {
+        match self {
+            EntryKind::Create => "create",
+            EntryKind::Op => "op",
+            EntryKind::Delete => "delete",
+            EntryKind::Unknown(label) => label,
+        }
+    }
+
+    /// The kind a stored label stands for.
+    pub fn from_label(label: &str) -> Self {
+        match label {
+            "create" => EntryKind::Create,
+            "op" => EntryKind::Op,
+            "delete" => EntryKind::Delete,
+            other => EntryKind::Unknown(other.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for EntryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One journaled record of a tenant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     /// The tenant.
     pub tenant: TenantId,
-    /// Position in the tenant's journal, from 1, dense and never reused.
-    pub seq: u64,
+    /// Position in the tenant's journal.
+    pub seq: JournalSeq,
     /// When the mutation happened (the instant the timeline recorded).
     pub at: Timestamp,
-    /// What kind of record this is (`create`, `op`, `delete`): lets a reader
-    /// refuse kinds it does not know.
-    pub kind: String,
+    /// What the record is; a reader refuses kinds it does not know.
+    pub kind: EntryKind,
     /// The encoded record.
     pub payload: Vec<u8>,
 }
@@ -37,7 +124,7 @@ pub struct Image {
     /// The tenant.
     pub tenant: TenantId,
     /// The last entry the image includes.
-    pub seq: u64,
+    pub seq: JournalSeq,
     /// When it was taken.
     pub at: Timestamp,
     /// An optional label.
@@ -70,7 +157,7 @@ pub enum JournalError {
         /// The tenant.
         tenant: String,
         /// The record.
-        seq: u64,
+        seq: JournalSeq,
         /// What is wrong.
         reason: String,
     },
@@ -80,7 +167,7 @@ pub enum JournalError {
         /// The tenant.
         tenant: String,
         /// The record.
-        seq: u64,
+        seq: JournalSeq,
         /// The kind found.
         kind: String,
     },
@@ -100,9 +187,9 @@ pub enum JournalError {
         /// The tenant.
         tenant: String,
         /// The seq offered.
-        seq: u64,
+        seq: JournalSeq,
         /// The highest stored seq.
-        highest: u64,
+        highest: JournalSeq,
     },
     /// The journal was closed.
     #[error("the journal is closed")]
@@ -164,15 +251,20 @@ pub trait Journal: Send + Sync + 'static {
     fn tenants(&self) -> Result<Vec<TenantId>, JournalError>;
 
     /// The tenant's entries with `from <= seq <= to`, in order.
-    fn read(&self, tenant: &TenantId, from: u64, to: u64) -> Result<Vec<Entry>, JournalError>;
+    fn read(
+        &self,
+        tenant: &TenantId,
+        from: JournalSeq,
+        to: JournalSeq,
+    ) -> Result<Vec<Entry>, JournalError>;
 
     /// The highest seq ever stored for the tenant (0 if none). Deleting
     /// entries or images never lowers it.
-    fn highest_seq(&self, tenant: &TenantId) -> Result<u64, JournalError>;
+    fn highest_seq(&self, tenant: &TenantId) -> Result<JournalSeq, JournalError>;
 
     /// Deletes the tenant's entries with `seq <= to` (after an image covers
     /// them).
-    fn delete_up_to(&self, tenant: &TenantId, to: u64) -> Result<(), JournalError>;
+    fn delete_up_to(&self, tenant: &TenantId, to: JournalSeq) -> Result<(), JournalError>;
 
     /// Loads one image of the tenant.
     fn load_image(
@@ -182,5 +274,5 @@ pub trait Journal: Send + Sync + 'static {
     ) -> Result<Option<Image>, JournalError>;
 
     /// Deletes the tenant's image at `seq`.
-    fn delete_image(&self, tenant: &TenantId, seq: u64) -> Result<(), JournalError>;
+    fn delete_image(&self, tenant: &TenantId, seq: JournalSeq) -> Result<(), JournalError>;
 }

@@ -69,7 +69,9 @@ mod transaction;
 
 pub use config::{AutoSnapshotPolicy, RestartIntensity, TenantConfig};
 pub use error::{BoxError, Error};
-pub use journal::{Durable, Entry, Image, ImageQuery, Journal, JournalError};
+pub use journal::{
+    Durable, Entry, EntryKind, Image, ImageQuery, Journal, JournalError, JournalSeq,
+};
 pub use runtime::{RecoveryReport, Runtime, RuntimeBuilder, DEFAULT_IMAGE_EVERY};
 pub use supervisor::messages::SupervisorMsg;
 pub use tenant::handle::Tenant;

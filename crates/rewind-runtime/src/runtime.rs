@@ -210,9 +210,9 @@ async fn recover_all<M: Model>(
         let mut seq = tenant.seq;
         let closing = durability::close_interrupted(&id, &mut tenant.timeline, &mut seq);
         match closing {
-            Ok(entries) if entries.is_empty() => {}
-            Ok(entries) => {
-                report.interrupted_transactions += entries.len() / 2;
+            Ok((0, _)) => {}
+            Ok((closed, entries)) => {
+                report.interrupted_transactions += closed;
                 let appended = journaling.journal.append(entries).await;
                 if let Err(source) = appended {
                     report.failures.push((id, source));
@@ -222,7 +222,7 @@ async fn recover_all<M: Model>(
             Err(e) => {
                 let source = JournalError::Corrupt {
                     tenant: id.to_string(),
-                    seq,
+                    seq: crate::journal::JournalSeq::new(seq),
                     reason: format!("an interrupted transaction cannot be closed: {e}"),
                 };
                 report.failures.push((id, source));

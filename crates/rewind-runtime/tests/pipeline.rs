@@ -17,7 +17,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use rewind_core::{Doc, Revision, TenantId};
-use rewind_runtime::journal::{Durable, Entry, Image, ImageQuery, Journal, JournalError};
+use rewind_runtime::journal::{
+    Durable, Entry, Image, ImageQuery, Journal, JournalError, JournalSeq,
+};
 use rewind_runtime::{Error, Runtime, Tenant};
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -32,8 +34,8 @@ struct Held {
 
 #[derive(Default)]
 struct Stored {
-    entries: BTreeMap<(TenantId, u64), Entry>,
-    highest: HashMap<TenantId, u64>,
+    entries: BTreeMap<(TenantId, JournalSeq), Entry>,
+    highest: HashMap<TenantId, JournalSeq>,
     images: Vec<Image>,
     /// Entries per append call, in call order.
     appends: Vec<usize>,
@@ -47,8 +49,11 @@ impl Stored {
     fn store(&mut self, entries: Vec<Entry>) -> Result<(), JournalError> {
         let mut highest = self.highest.clone();
         for entry in &entries {
-            let previous = highest.get(&entry.tenant).copied().unwrap_or(0);
-            if entry.seq != previous + 1 {
+            let previous = highest
+                .get(&entry.tenant)
+                .copied()
+                .unwrap_or(JournalSeq::ZERO);
+            if entry.seq != previous.next() {
                 return Err(JournalError::OutOfSequence {
                     tenant: entry.tenant.to_string(),
                     seq: entry.seq,
@@ -108,7 +113,7 @@ impl Scripted {
             .entries
             .keys()
             .filter(|(t, _)| t.as_str() == tenant)
-            .map(|(_, seq)| *seq)
+            .map(|(_, seq)| seq.get())
             .collect()
     }
 }
@@ -141,7 +146,12 @@ impl Journal for Scripted {
         Ok(tenants)
     }
 
-    fn read(&self, tenant: &TenantId, from: u64, to: u64) -> Result<Vec<Entry>, JournalError> {
+    fn read(
+        &self,
+        tenant: &TenantId,
+        from: JournalSeq,
+        to: JournalSeq,
+    ) -> Result<Vec<Entry>, JournalError> {
         Ok(self
             .stored()
             .entries
@@ -150,11 +160,16 @@ impl Journal for Scripted {
             .collect())
     }
 
-    fn highest_seq(&self, tenant: &TenantId) -> Result<u64, JournalError> {
-        Ok(self.stored().highest.get(tenant).copied().unwrap_or(0))
+    fn highest_seq(&self, tenant: &TenantId) -> Result<JournalSeq, JournalError> {
+        Ok(self
+            .stored()
+            .highest
+            .get(tenant)
+            .copied()
+            .unwrap_or(JournalSeq::ZERO))
     }
 
-    fn delete_up_to(&self, tenant: &TenantId, to: u64) -> Result<(), JournalError> {
+    fn delete_up_to(&self, tenant: &TenantId, to: JournalSeq) -> Result<(), JournalError> {
         self.stored()
             .entries
             .retain(|(t, seq), _| t != tenant || *seq > to);
@@ -175,7 +190,7 @@ impl Journal for Scripted {
             .cloned())
     }
 
-    fn delete_image(&self, tenant: &TenantId, seq: u64) -> Result<(), JournalError> {
+    fn delete_image(&self, tenant: &TenantId, seq: JournalSeq) -> Result<(), JournalError> {
         self.stored()
             .images
             .retain(|i| &i.tenant != tenant || i.seq != seq);

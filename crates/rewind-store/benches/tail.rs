@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rewind_core::{TenantId, Timestamp};
-use rewind_runtime::journal::{Entry, Image, Journal};
+use rewind_runtime::journal::{Entry, EntryKind, Image, Journal};
 use rewind_store::{SqliteJournal, SqliteOptions, Tuning};
 
 /// Entries a tenant appends between two images (the runtime's default).
@@ -188,9 +188,9 @@ async fn write(
         seq += 1;
         let entry = Entry {
             tenant: tenant.clone(),
-            seq,
+            seq: seq.into(),
             at: Timestamp::now(),
-            kind: "op".into(),
+            kind: EntryKind::Op,
             payload: rng.bytes(PAYLOAD_BYTES),
         };
         let started = Instant::now();
@@ -207,7 +207,7 @@ async fn write(
             let size = rng.between(IMAGE_BYTES.0, IMAGE_BYTES.1);
             let image = Image {
                 tenant: tenant.clone(),
-                seq,
+                seq: seq.into(),
                 at: Timestamp::now(),
                 name: None,
                 payload: rng.bytes(size),
@@ -238,7 +238,7 @@ async fn store_image(
     tokio::task::spawn_blocking(move || {
         journal.delete_up_to(&tenant, seq)?;
         if previous > 0 {
-            journal.delete_image(&tenant, previous)?;
+            journal.delete_image(&tenant, previous.into())?;
         }
         Ok::<_, rewind_runtime::journal::JournalError>(())
     })

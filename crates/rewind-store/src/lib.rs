@@ -59,7 +59,7 @@
 //!
 //! ```
 //! use rewind_core::{TenantId, Timestamp};
-//! use rewind_runtime::{Entry, Journal};
+//! use rewind_runtime::{Entry, EntryKind, Journal, JournalSeq};
 //! use rewind_store::{SqliteJournal, SqliteOptions};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -71,14 +71,15 @@
 //! let acme = TenantId::new("acme_corp")?;
 //! let entry = Entry {
 //!     tenant: acme.clone(),
-//!     seq: 1,
+//!     seq: JournalSeq::new(1),
 //!     at: Timestamp::now(),
-//!     kind: "create".into(),
+//!     kind: EntryKind::Create,
 //!     payload: br#"{"version":"1.0"}"#.to_vec(),
 //! };
 //! journal.append(vec![entry.clone()]).await?; // committed and fsynced
-//! assert_eq!(journal.read(&acme, 1, u64::MAX)?, vec![entry]);
-//! assert_eq!(journal.highest_seq(&acme)?, 1);
+//! let all = journal.read(&acme, JournalSeq::new(1), JournalSeq::new(u64::MAX))?;
+//! assert_eq!(all, vec![entry]);
+//! assert_eq!(journal.highest_seq(&acme)?, JournalSeq::new(1));
 //!
 //! journal.close()?;
 //! std::fs::remove_dir_all(&dir)?;

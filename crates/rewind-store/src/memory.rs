@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rewind_core::TenantId;
-use rewind_runtime::journal::{Durable, Entry, Image, ImageQuery, Journal, JournalError};
+use rewind_runtime::journal::{
+    Durable, Entry, Image, ImageQuery, Journal, JournalError, JournalSeq,
+};
 
 use crate::sequence;
 
@@ -23,10 +25,10 @@ pub struct MemoryJournal {
 /// One tenant's records.
 #[derive(Debug, Default)]
 struct TenantLog {
-    entries: BTreeMap<u64, Entry>,
-    images: BTreeMap<u64, Image>,
+    entries: BTreeMap<JournalSeq, Entry>,
+    images: BTreeMap<JournalSeq, Image>,
     /// Highest seq ever stored as an entry or image; deletions leave it.
-    highest: u64,
+    highest: JournalSeq,
 }
 
 impl MemoryJournal {
@@ -47,7 +49,9 @@ impl Journal for MemoryJournal {
     fn append(&self, entries: Vec<Entry>) -> Durable {
         let mut tenants = self.lock();
         let checked = sequence::check_batch(&entries, |tenant| {
-            Ok(tenants.get(tenant).map_or(0, |log| log.highest))
+            Ok(tenants
+                .get(tenant)
+                .map_or(JournalSeq::ZERO, |log| log.highest))
         });
         if let Err(error) = checked {
             return Durable::ready(Err(error));
@@ -81,7 +85,12 @@ impl Journal for MemoryJournal {
             .collect())
     }
 
-    fn read(&self, tenant: &TenantId, from: u64, to: u64) -> Result<Vec<Entry>, JournalError> {
+    fn read(
+        &self,
+        tenant: &TenantId,
+        from: JournalSeq,
+        to: JournalSeq,
+    ) -> Result<Vec<Entry>, JournalError> {
         if from > to {
             return Ok(Vec::new());
         }
@@ -93,16 +102,16 @@ impl Journal for MemoryJournal {
         }))
     }
 
-    fn highest_seq(&self, tenant: &TenantId) -> Result<u64, JournalError> {
-        Ok(self.lock().get(tenant).map_or(0, |log| log.highest))
+    fn highest_seq(&self, tenant: &TenantId) -> Result<JournalSeq, JournalError> {
+        Ok(self
+            .lock()
+            .get(tenant)
+            .map_or(JournalSeq::ZERO, |log| log.highest))
     }
 
-    fn delete_up_to(&self, tenant: &TenantId, to: u64) -> Result<(), JournalError> {
+    fn delete_up_to(&self, tenant: &TenantId, to: JournalSeq) -> Result<(), JournalError> {
         if let Some(log) = self.lock().get_mut(tenant) {
-            log.entries = log.entries.split_off(&to.saturating_add(1));
-            if to == u64::MAX {
-                log.entries.clear();
-            }
+            log.entries.retain(|seq, _| *seq > to);
         }
         Ok(())
     }
@@ -127,7 +136,7 @@ impl Journal for MemoryJournal {
         Ok(found.cloned())
     }
 
-    fn delete_image(&self, tenant: &TenantId, seq: u64) -> Result<(), JournalError> {
+    fn delete_image(&self, tenant: &TenantId, seq: JournalSeq) -> Result<(), JournalError> {
         if let Some(log) = self.lock().get_mut(tenant) {
             log.images.remove(&seq);
         }

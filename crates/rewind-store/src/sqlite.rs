@@ -14,7 +14,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rewind_core::TenantId;
-use rewind_runtime::journal::{Durable, Entry, Image, ImageQuery, Journal, JournalError};
+use rewind_runtime::journal::{
+    Durable, Entry, Image, ImageQuery, Journal, JournalError, JournalSeq,
+};
 use tokio::sync::oneshot;
 
 use reader::Reader;
@@ -281,16 +283,21 @@ impl Journal for SqliteJournal {
         self.reader.tenants()
     }
 
-    fn read(&self, tenant: &TenantId, from: u64, to: u64) -> Result<Vec<Entry>, JournalError> {
-        self.reader.read(tenant, from, to)
+    fn read(
+        &self,
+        tenant: &TenantId,
+        from: JournalSeq,
+        to: JournalSeq,
+    ) -> Result<Vec<Entry>, JournalError> {
+        self.reader.read(tenant, from.get(), to.get())
     }
 
-    fn highest_seq(&self, tenant: &TenantId) -> Result<u64, JournalError> {
+    fn highest_seq(&self, tenant: &TenantId) -> Result<JournalSeq, JournalError> {
         self.reader.highest_seq(tenant)
     }
 
-    fn delete_up_to(&self, tenant: &TenantId, to: u64) -> Result<(), JournalError> {
-        let tenant = tenant.clone();
+    fn delete_up_to(&self, tenant: &TenantId, to: JournalSeq) -> Result<(), JournalError> {
+        let (tenant, to) = (tenant.clone(), to.get());
         self.delete(|done| Command::DeleteEntries { tenant, to, done })
     }
 
@@ -302,8 +309,8 @@ impl Journal for SqliteJournal {
         self.reader.load_image(tenant, query)
     }
 
-    fn delete_image(&self, tenant: &TenantId, seq: u64) -> Result<(), JournalError> {
-        let tenant = tenant.clone();
+    fn delete_image(&self, tenant: &TenantId, seq: JournalSeq) -> Result<(), JournalError> {
+        let (tenant, seq) = (tenant.clone(), seq.get());
         self.delete(|done| Command::DeleteImage { tenant, seq, done })
     }
 }

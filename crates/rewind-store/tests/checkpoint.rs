@@ -46,9 +46,13 @@ async fn the_wal_stays_bounded_over_many_commits() {
         big.payload = vec![round as u8; 512 << 10];
         journal.save_image(big).await.unwrap();
         if round > 1 {
-            journal.delete_image(&tenant("acme"), first - 1).unwrap();
+            journal
+                .delete_image(&tenant("acme"), (first - 1).into())
+                .unwrap();
         }
-        journal.delete_up_to(&tenant("acme"), first + 99).unwrap();
+        journal
+            .delete_up_to(&tenant("acme"), (first + 99).into())
+            .unwrap();
         largest = largest.max(len(&wal));
     }
     assert!(
@@ -60,7 +64,7 @@ async fn the_wal_stays_bounded_over_many_commits() {
         .load_image(&tenant("acme"), &ImageQuery::Latest)
         .unwrap()
         .unwrap();
-    assert_eq!((latest.seq, latest.payload[0]), (24_000, 240));
+    assert_eq!((latest.seq.get(), latest.payload[0]), (24_000, 240));
     assert_eq!(journal.highest_seq(&tenant("acme")).unwrap(), 24_000);
     journal.close().unwrap();
 }
@@ -127,7 +131,7 @@ async fn a_flush_waits_for_the_images_queued_before_it() {
     let stored = journal
         .load_image(&tenant("acme"), &ImageQuery::Named("three".into()))
         .unwrap();
-    assert_eq!(stored.map(|image| image.seq), Some(3));
+    assert_eq!(stored.map(|image| image.seq.get()), Some(3));
     assert_eq!(journal.highest_seq(&tenant("globex")).unwrap(), 1);
     saved.await.unwrap();
     appended.await.unwrap();
@@ -150,19 +154,28 @@ async fn a_large_delete_up_to_deletes_everything_it_covers() {
             .unwrap();
     }
     // Well past one deletion transaction's share.
-    journal.delete_up_to(&tenant("acme"), 2_500).unwrap();
-    let left = journal.read(&tenant("acme"), 1, u64::MAX).unwrap();
+    journal.delete_up_to(&tenant("acme"), 2_500.into()).unwrap();
+    let left = journal
+        .read(&tenant("acme"), 1.into(), (u64::MAX).into())
+        .unwrap();
     assert_eq!(seqs(&left), (2_501..=3_000).collect::<Vec<_>>());
     assert_eq!(journal.highest_seq(&tenant("acme")).unwrap(), 3_000);
     assert_eq!(
-        journal.read(&tenant("globex"), 1, u64::MAX).unwrap().len(),
+        journal
+            .read(&tenant("globex"), 1.into(), (u64::MAX).into())
+            .unwrap()
+            .len(),
         3_000
     );
     // Past the end, and again: nothing left to delete is no error.
-    journal.delete_up_to(&tenant("acme"), u64::MAX).unwrap();
-    journal.delete_up_to(&tenant("acme"), u64::MAX).unwrap();
+    journal
+        .delete_up_to(&tenant("acme"), (u64::MAX).into())
+        .unwrap();
+    journal
+        .delete_up_to(&tenant("acme"), (u64::MAX).into())
+        .unwrap();
     assert!(journal
-        .read(&tenant("acme"), 1, u64::MAX)
+        .read(&tenant("acme"), 1.into(), (u64::MAX).into())
         .unwrap()
         .is_empty());
     assert_eq!(journal.highest_seq(&tenant("acme")).unwrap(), 3_000);

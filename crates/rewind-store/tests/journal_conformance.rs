@@ -54,17 +54,38 @@ async fn replays_by_range(journal: &impl Journal) {
     journal.append(entries("acme", 1..=4)).await.unwrap();
     journal.append(entries("acme", 5..=10)).await.unwrap();
 
-    assert_eq!(journal.read(&acme, 3, 7).unwrap(), entries("acme", 3..=7));
     assert_eq!(
-        journal.read(&acme, 1, u64::MAX).unwrap(),
+        journal.read(&acme, 3.into(), 7.into()).unwrap(),
+        entries("acme", 3..=7)
+    );
+    assert_eq!(
+        journal.read(&acme, 1.into(), (u64::MAX).into()).unwrap(),
         entries("acme", 1..=10)
     );
-    assert_eq!(journal.read(&acme, 0, 2).unwrap(), entries("acme", 1..=2));
-    assert_eq!(journal.read(&acme, 8, 20).unwrap(), entries("acme", 8..=10));
-    assert_eq!(journal.read(&acme, 5, 5).unwrap(), entries("acme", 5..=5));
-    assert!(journal.read(&acme, 11, 20).unwrap().is_empty());
-    assert!(journal.read(&acme, 7, 3).unwrap().is_empty(), "from > to");
-    assert!(journal.read(&tenant("nobody"), 1, 10).unwrap().is_empty());
+    assert_eq!(
+        journal.read(&acme, 0.into(), 2.into()).unwrap(),
+        entries("acme", 1..=2)
+    );
+    assert_eq!(
+        journal.read(&acme, 8.into(), 20.into()).unwrap(),
+        entries("acme", 8..=10)
+    );
+    assert_eq!(
+        journal.read(&acme, 5.into(), 5.into()).unwrap(),
+        entries("acme", 5..=5)
+    );
+    assert!(journal
+        .read(&acme, 11.into(), 20.into())
+        .unwrap()
+        .is_empty());
+    assert!(
+        journal.read(&acme, 7.into(), 3.into()).unwrap().is_empty(),
+        "from > to"
+    );
+    assert!(journal
+        .read(&tenant("nobody"), 1.into(), 10.into())
+        .unwrap()
+        .is_empty());
     assert_eq!(journal.highest_seq(&acme).unwrap(), 10);
     assert_eq!(journal.highest_seq(&tenant("nobody")).unwrap(), 0);
 }
@@ -73,25 +94,31 @@ async fn replays_after_delete(journal: &impl Journal) {
     let acme = tenant("acme");
     journal.append(entries("acme", 1..=10)).await.unwrap();
 
-    journal.delete_up_to(&acme, 4).unwrap();
+    journal.delete_up_to(&acme, 4.into()).unwrap();
     assert_eq!(
-        journal.read(&acme, 1, u64::MAX).unwrap(),
+        journal.read(&acme, 1.into(), (u64::MAX).into()).unwrap(),
         entries("acme", 5..=10)
     );
-    assert_eq!(seqs(&journal.read(&acme, 3, 6).unwrap()), [5, 6]);
-
-    journal.delete_up_to(&acme, 2).unwrap(); // below what is gone: no-op
     assert_eq!(
-        seqs(&journal.read(&acme, 1, u64::MAX).unwrap()),
+        seqs(&journal.read(&acme, 3.into(), 6.into()).unwrap()),
+        [5, 6]
+    );
+
+    journal.delete_up_to(&acme, 2.into()).unwrap(); // below what is gone: no-op
+    assert_eq!(
+        seqs(&journal.read(&acme, 1.into(), (u64::MAX).into()).unwrap()),
         [5, 6, 7, 8, 9, 10]
     );
 
-    journal.delete_up_to(&acme, 10).unwrap();
-    assert!(journal.read(&acme, 1, u64::MAX).unwrap().is_empty());
+    journal.delete_up_to(&acme, 10.into()).unwrap();
+    assert!(journal
+        .read(&acme, 1.into(), (u64::MAX).into())
+        .unwrap()
+        .is_empty());
     // The sequence continues where it was.
     journal.append(entries("acme", 11..=12)).await.unwrap();
     assert_eq!(
-        journal.read(&acme, 1, u64::MAX).unwrap(),
+        journal.read(&acme, 1.into(), (u64::MAX).into()).unwrap(),
         entries("acme", 11..=12)
     );
 }
@@ -104,9 +131,9 @@ async fn highest_seq_survives_entry_and_image_deletion(journal: &impl Journal) {
         .await
         .unwrap();
 
-    journal.delete_up_to(&acme, 5).unwrap();
+    journal.delete_up_to(&acme, 5.into()).unwrap();
     assert_eq!(journal.highest_seq(&acme).unwrap(), 5);
-    journal.delete_image(&acme, 5).unwrap();
+    journal.delete_image(&acme, 5.into()).unwrap();
     assert_eq!(journal.highest_seq(&acme).unwrap(), 5);
 
     // A seq is never reused: the next entry must be 6.
@@ -114,11 +141,7 @@ async fn highest_seq_survives_entry_and_image_deletion(journal: &impl Journal) {
     assert!(
         matches!(
             reused,
-            Err(JournalError::OutOfSequence {
-                seq: 1,
-                highest: 5,
-                ..
-            })
+            Err(JournalError::OutOfSequence { seq, highest, .. }) if seq == 1 && highest == 5
         ),
         "{reused:?}"
     );
@@ -133,7 +156,7 @@ async fn highest_seq_survives_entry_and_image_deletion(journal: &impl Journal) {
         .await
         .unwrap();
     assert_eq!(journal.highest_seq(&imported).unwrap(), 7);
-    journal.delete_image(&imported, 7).unwrap();
+    journal.delete_image(&imported, 7.into()).unwrap();
     assert_eq!(journal.highest_seq(&imported).unwrap(), 7);
     journal.append(vec![entry("imported", 8)]).await.unwrap();
 }
@@ -151,12 +174,18 @@ async fn batches_are_atomic(journal: &impl Journal) {
             seq,
             highest,
         }) => {
-            assert_eq!((tenant.as_str(), seq, highest), ("acme", 4, 2));
+            assert_eq!((tenant.as_str(), seq.get(), highest.get()), ("acme", 4, 2));
         }
         other => panic!("expected OutOfSequence, got {other:?}"),
     }
-    assert_eq!(seqs(&journal.read(&acme, 1, u64::MAX).unwrap()), [1]);
-    assert!(journal.read(&globex, 1, u64::MAX).unwrap().is_empty());
+    assert_eq!(
+        seqs(&journal.read(&acme, 1.into(), (u64::MAX).into()).unwrap()),
+        [1]
+    );
+    assert!(journal
+        .read(&globex, 1.into(), (u64::MAX).into())
+        .unwrap()
+        .is_empty());
     assert_eq!(journal.highest_seq(&acme).unwrap(), 1);
     assert_eq!(journal.highest_seq(&globex).unwrap(), 0);
     assert!(!journal.tenants().unwrap().contains(&globex));
@@ -174,14 +203,20 @@ async fn batches_are_atomic(journal: &impl Journal) {
             "{bad:?} gave {outcome:?}"
         );
     }
-    assert_eq!(seqs(&journal.read(&acme, 1, u64::MAX).unwrap()), [1]);
+    assert_eq!(
+        seqs(&journal.read(&acme, 1.into(), (u64::MAX).into()).unwrap()),
+        [1]
+    );
 
     // A valid interleaved batch of two tenants goes in whole.
     let batch = vec![entry("globex", 1), entry("acme", 2), entry("globex", 2)];
     journal.append(batch).await.unwrap();
-    assert_eq!(seqs(&journal.read(&acme, 1, u64::MAX).unwrap()), [1, 2]);
     assert_eq!(
-        journal.read(&globex, 1, u64::MAX).unwrap(),
+        seqs(&journal.read(&acme, 1.into(), (u64::MAX).into()).unwrap()),
+        [1, 2]
+    );
+    assert_eq!(
+        journal.read(&globex, 1.into(), (u64::MAX).into()).unwrap(),
         entries("globex", 1..=2)
     );
     // An empty batch is trivially durable.
@@ -201,17 +236,20 @@ async fn tenants_are_isolated(journal: &impl Journal) {
         .await
         .unwrap();
 
-    assert_eq!(journal.read(&acme, 1, 3).unwrap(), entries("acme", 1..=3));
     assert_eq!(
-        journal.read(&globex, 1, 3).unwrap(),
+        journal.read(&acme, 1.into(), 3.into()).unwrap(),
+        entries("acme", 1..=3)
+    );
+    assert_eq!(
+        journal.read(&globex, 1.into(), 3.into()).unwrap(),
         entries("globex", 1..=3)
     );
 
-    journal.delete_up_to(&acme, 3).unwrap();
-    journal.delete_image(&acme, 3).unwrap();
-    assert!(journal.read(&acme, 1, 3).unwrap().is_empty());
+    journal.delete_up_to(&acme, 3.into()).unwrap();
+    journal.delete_image(&acme, 3.into()).unwrap();
+    assert!(journal.read(&acme, 1.into(), 3.into()).unwrap().is_empty());
     assert_eq!(
-        journal.read(&globex, 1, 3).unwrap(),
+        journal.read(&globex, 1.into(), 3.into()).unwrap(),
         entries("globex", 1..=3)
     );
     assert_eq!(
@@ -243,7 +281,7 @@ async fn loads_images_by_name_latest_and_time(journal: &impl Journal) {
         journal
             .load_image(&acme, &query)
             .unwrap()
-            .map(|found| found.seq)
+            .map(|found| found.seq.get())
     };
     let at = Timestamp::from_unix_micros;
 
@@ -298,23 +336,23 @@ async fn deletes_images(journal: &impl Journal) {
         journal
             .load_image(&acme, &query)
             .unwrap()
-            .map(|found| found.seq)
+            .map(|found| found.seq.get())
     };
 
-    journal.delete_image(&acme, 8).unwrap();
+    journal.delete_image(&acme, 8.into()).unwrap();
     assert_eq!(load(ImageQuery::Latest), Some(6));
-    journal.delete_image(&acme, 6).unwrap();
+    journal.delete_image(&acme, 6.into()).unwrap();
     assert_eq!(load(ImageQuery::Named("v1".into())), Some(2));
     assert_eq!(
         load(ImageQuery::AtOrBefore(Timestamp::from_unix_micros(350))),
         Some(2)
     );
-    journal.delete_image(&acme, 5).unwrap(); // no image there: nothing to do
-    journal.delete_image(&acme, 2).unwrap();
+    journal.delete_image(&acme, 5.into()).unwrap(); // no image there: nothing to do
+    journal.delete_image(&acme, 2.into()).unwrap();
     assert_eq!(load(ImageQuery::Latest), None);
     // Entries are untouched.
     assert_eq!(
-        journal.read(&acme, 1, u64::MAX).unwrap(),
+        journal.read(&acme, 1.into(), (u64::MAX).into()).unwrap(),
         entries("acme", 1..=8)
     );
 }
@@ -333,8 +371,8 @@ async fn lists_tenants_with_entries_or_images(journal: &impl Journal) {
         "ordered by id"
     );
 
-    journal.delete_up_to(&tenant("globex"), 2).unwrap();
-    journal.delete_image(&tenant("acme"), 1).unwrap();
+    journal.delete_up_to(&tenant("globex"), 2.into()).unwrap();
+    journal.delete_image(&tenant("acme"), 1.into()).unwrap();
     assert_eq!(journal.tenants().unwrap(), [tenant("initech")]);
 }
 

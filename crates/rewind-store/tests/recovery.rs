@@ -143,3 +143,63 @@ async fn a_restarted_runtime_has_everything_back() {
         restarted.shutdown().await.unwrap();
     }
 }
+
+/// A process that dies while a transaction runs leaves it open in the
+/// journal: the next start rolls it back to its start, finishes it as
+/// failed, and counts it in the report.
+#[tokio::test]
+async fn a_transaction_interrupted_by_a_crash_is_rolled_back_at_start() {
+    let journal = Arc::new(MemoryJournal::new());
+    let crashed = start(&journal, 1000).await;
+    let acme = crashed
+        .create_tenant("acme", Doc::from_json(&json!({"n": 0})).unwrap())
+        .await
+        .unwrap();
+    let running = tokio::spawn({
+        let acme = acme.clone();
+        async move {
+            acme.transaction()
+                .step(
+                    "one",
+                    patch(json!([{"op": "replace", "path": "/n", "value": 1}])),
+                )
+                // Never returns: the process "dies" here.
+                .effect("wait", |_| {
+                    std::future::pending::<Result<(), std::io::Error>>()
+                })
+                .run()
+                .await
+        }
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while acme.current()["n"] != 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the first step is durable");
+    // The crash: nothing of the first runtime runs from here on.
+    running.abort();
+    std::mem::forget(crashed);
+
+    let restarted = start(&journal, 1000).await;
+    let report = restarted.recovery();
+    assert_eq!(report.interrupted_transactions, 1);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let acme = restarted.tenant("acme").unwrap();
+    assert_eq!(
+        acme.current()["n"],
+        0,
+        "rolled back to the transaction's start"
+    );
+    let transactions = acme.timeline().transactions();
+    assert_eq!(
+        transactions[0].outcome,
+        Some(rewind_core::TransactionOutcome::Failed)
+    );
+    // A second start finds nothing left to close.
+    restarted.shutdown().await.unwrap();
+    let again = start(&journal, 1000).await;
+    assert_eq!(again.recovery().interrupted_transactions, 0);
+    again.shutdown().await.unwrap();
+}

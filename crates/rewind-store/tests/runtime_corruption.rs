@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use fixtures::{tenant, ScratchDir};
 use rewind_core::{Doc, Patch, RollbackTarget, Timestamp};
-use rewind_runtime::{Entry, Error, Journal, JournalError, Runtime};
+use rewind_runtime::{Entry, EntryKind, Error, Journal, JournalError, Runtime};
 use rewind_store::{MemoryJournal, SqliteJournal, SqliteOptions};
 use serde_json::json;
 
@@ -244,18 +244,18 @@ async fn a_damaged_image_fails_its_tenant_only() {
 /// the journal API (so the record itself is well formed).
 async fn append_next(journal: &MemoryJournal, kind: &str, payload: &[u8]) -> u64 {
     let id = tenant(DAMAGED);
-    let seq = journal.highest_seq(&id).unwrap() + 1;
+    let seq = journal.highest_seq(&id).unwrap().next();
     journal
         .append(vec![Entry {
             tenant: id,
             seq,
             at: Timestamp::now(),
-            kind: kind.into(),
+            kind: EntryKind::from_label(kind),
             payload: payload.to_vec(),
         }])
         .await
         .unwrap();
-    seq
+    seq.get()
 }
 
 #[tokio::test]

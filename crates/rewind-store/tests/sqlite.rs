@@ -12,7 +12,7 @@ use std::time::Duration;
 use fixtures::{entries, entry, image, seqs, tenant, ScratchDir};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use rewind_runtime::metrics::JOURNAL_BATCH_RECORDS;
-use rewind_runtime::{ImageQuery, Journal, JournalError};
+use rewind_runtime::{ImageQuery, Journal, JournalError, JournalSeq};
 use rewind_store::{SqliteJournal, SqliteOptions, SyncMode};
 
 fn open(path: &Path) -> SqliteJournal {
@@ -60,12 +60,12 @@ async fn reopening_after_drop_or_close_keeps_everything() {
             .save_image(image("acme", 3, 300, Some("v1")))
             .await
             .unwrap();
-        journal.delete_up_to(&acme, 2).unwrap();
+        journal.delete_up_to(&acme, 2.into()).unwrap();
     } // dropped
     {
         let journal = open(&dir.journal());
         assert_eq!(
-            journal.read(&acme, 1, u64::MAX).unwrap(),
+            journal.read(&acme, 1.into(), (u64::MAX).into()).unwrap(),
             entries("acme", 3..=5)
         );
         assert_eq!(journal.highest_seq(&acme).unwrap(), 5);
@@ -79,11 +79,11 @@ async fn reopening_after_drop_or_close_keeps_everything() {
     let journal = open(&dir.journal());
     assert_eq!(journal.tenants().unwrap(), [acme.clone(), globex.clone()]);
     assert_eq!(
-        journal.read(&acme, 1, u64::MAX).unwrap(),
+        journal.read(&acme, 1.into(), (u64::MAX).into()).unwrap(),
         entries("acme", 3..=5)
     );
     assert_eq!(
-        journal.read(&globex, 1, u64::MAX).unwrap(),
+        journal.read(&globex, 1.into(), (u64::MAX).into()).unwrap(),
         entries("globex", 1..=3)
     );
     assert_eq!(journal.highest_seq(&globex).unwrap(), 3);
@@ -143,7 +143,10 @@ async fn group_commit_batches_concurrent_appends_of_all_tenants() {
     );
     for i in 0..256 {
         let tenant = tenant(&format!("tenant-{i}"));
-        assert_eq!(seqs(&journal.read(&tenant, 1, u64::MAX).unwrap()), [1]);
+        assert_eq!(
+            seqs(&journal.read(&tenant, 1.into(), (u64::MAX).into()).unwrap()),
+            [1]
+        );
     }
     // The same seen through the metric (other tests of this binary may add
     // samples, never remove any).
@@ -215,7 +218,9 @@ async fn concurrent_writers_lose_nothing() {
     for t in 0..32 {
         let id = format!("tenant-{t}");
         assert_eq!(
-            journal.read(&tenant(&id), 1, u64::MAX).unwrap(),
+            journal
+                .read(&tenant(&id), 1.into(), (u64::MAX).into())
+                .unwrap(),
             entries(&id, 1..=8)
         );
     }
@@ -239,19 +244,25 @@ async fn buffered_appends_are_acknowledged_at_once_and_committed_by_flush() {
     // Ready without the writer: the first poll resolves it.
     assert!(matches!(futures_poll_once(durable), Some(Ok(()))));
     assert!(
-        journal.read(&acme, 1, u64::MAX).unwrap().is_empty(),
+        journal
+            .read(&acme, 1.into(), (u64::MAX).into())
+            .unwrap()
+            .is_empty(),
         "not yet committed"
     );
     journal.flush().await.unwrap();
     assert_eq!(
-        journal.read(&acme, 1, u64::MAX).unwrap(),
+        journal.read(&acme, 1.into(), (u64::MAX).into()).unwrap(),
         entries("acme", 1..=3)
     );
 
     // A deletion waits for the writes queued before it.
     journal.append(entries("acme", 4..=6)).await.unwrap();
-    journal.delete_up_to(&acme, 4).unwrap();
-    assert_eq!(seqs(&journal.read(&acme, 1, u64::MAX).unwrap()), [5, 6]);
+    journal.delete_up_to(&acme, 4.into()).unwrap();
+    assert_eq!(
+        seqs(&journal.read(&acme, 1.into(), (u64::MAX).into()).unwrap()),
+        [5, 6]
+    );
 
     // A refused batch was acknowledged, so the next flush reports it, once.
     journal.append(vec![entry("acme", 9)]).await.unwrap();
@@ -260,8 +271,8 @@ async fn buffered_appends_are_acknowledged_at_once_and_committed_by_flush() {
         matches!(
             flushed,
             Err(JournalError::OutOfSequence {
-                seq: 9,
-                highest: 6,
+                seq: JournalSeq(9),
+                highest: JournalSeq(6),
                 ..
             })
         ),
@@ -274,7 +285,7 @@ async fn buffered_appends_are_acknowledged_at_once_and_committed_by_flush() {
     drop(journal);
     let journal = open(&dir.journal());
     assert_eq!(
-        seqs(&journal.read(&acme, 1, u64::MAX).unwrap()),
+        seqs(&journal.read(&acme, 1.into(), (u64::MAX).into()).unwrap()),
         [5, 6, 7, 8]
     );
 }
@@ -352,7 +363,7 @@ async fn a_truncated_file_is_a_storage_error_naming_it() {
         Ok(journal) => {
             let failure = tenants
                 .iter()
-                .map(|id| journal.read(&tenant(id), 1, u64::MAX))
+                .map(|id| journal.read(&tenant(id), 1.into(), (u64::MAX).into()))
                 .find(Result::is_err)
                 .expect("a read past the truncation fails");
             assert_names_file(failure, &path);
@@ -396,33 +407,33 @@ async fn a_damaged_record_is_corrupt_naming_tenant_and_seq_and_others_still_read
     }
 
     let journal = open(&path);
-    match journal.read(&globex, 1, u64::MAX) {
+    match journal.read(&globex, 1.into(), (u64::MAX).into()) {
         Err(JournalError::Corrupt {
             tenant,
             seq,
             reason,
         }) => {
-            assert_eq!((tenant.as_str(), seq), ("globex", 2));
+            assert_eq!((tenant.as_str(), seq.get()), ("globex", 2));
             assert!(reason.contains("checksum"), "{reason}");
         }
         other => panic!("expected Corrupt, got {other:?}"),
     }
     // The undamaged records of the tenant and the other tenant read fine.
     assert_eq!(
-        journal.read(&globex, 1, 1).unwrap(),
+        journal.read(&globex, 1.into(), 1.into()).unwrap(),
         entries("globex", 1..=1)
     );
     assert_eq!(
-        journal.read(&globex, 3, 3).unwrap(),
+        journal.read(&globex, 3.into(), 3.into()).unwrap(),
         entries("globex", 3..=3)
     );
     assert_eq!(
-        journal.read(&acme, 1, u64::MAX).unwrap(),
+        journal.read(&acme, 1.into(), (u64::MAX).into()).unwrap(),
         entries("acme", 1..=3)
     );
     match journal.load_image(&globex, &ImageQuery::Latest) {
         Err(JournalError::Corrupt { tenant, seq, .. }) => {
-            assert_eq!((tenant.as_str(), seq), ("globex", 3));
+            assert_eq!((tenant.as_str(), seq.get()), ("globex", 3));
         }
         other => panic!("expected Corrupt, got {other:?}"),
     }
@@ -437,8 +448,11 @@ async fn a_damaged_record_is_corrupt_naming_tenant_and_seq_and_others_still_read
         .unwrap();
     let journal = open(&path);
     assert!(matches!(
-        journal.read(&acme, 1, u64::MAX),
-        Err(JournalError::Corrupt { seq: 3, .. })
+        journal.read(&acme, 1.into(), (u64::MAX).into()),
+        Err(JournalError::Corrupt {
+            seq: JournalSeq(3),
+            ..
+        })
     ));
 }
 

@@ -188,7 +188,12 @@ impl<M: Model> SupervisorState<M> {
                 tenant: id.clone(),
                 source,
             };
-            seq = journaling.journal.highest_seq(&id).map_err(journal_error)? + 1;
+            seq = journaling
+                .journal
+                .highest_seq(&id)
+                .map_err(journal_error)?
+                .get()
+                + 1;
             let entry =
                 durability::create_entry(&id, seq, &config, timeline.head(), timeline.last_at());
             journaling

@@ -20,7 +20,7 @@ use tracing::warn;
 use super::shared::TenantShared;
 use crate::durability;
 use crate::error::Error;
-use crate::journal::{Durable, Journal, JournalError};
+use crate::journal::{Durable, Journal, JournalError, JournalSeq};
 
 /// An answer waiting for its batch: called with the journal failure, if the
 /// batch failed, once every earlier batch is answered.
@@ -202,9 +202,9 @@ async fn store_image<M: Model>(
         return warn!(%tenant, error = %e, "could not store an image");
     }
     let pruned = tokio::task::spawn_blocking(move || {
-        journal.delete_up_to(&tenant, seq)?;
+        journal.delete_up_to(&tenant, JournalSeq::new(seq))?;
         if previous > 0 {
-            journal.delete_image(&tenant, previous)?;
+            journal.delete_image(&tenant, JournalSeq::new(previous))?;
         }
         Ok::<_, JournalError>(())
     })

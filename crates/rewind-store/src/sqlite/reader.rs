@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rewind_core::TenantId;
-use rewind_runtime::journal::{Entry, Image, ImageQuery, JournalError};
+use rewind_runtime::journal::{Entry, Image, ImageQuery, JournalError, JournalSeq};
 use rusqlite::Connection;
 
 use super::{schema, tables};
@@ -46,7 +46,7 @@ impl Reader {
         tables::read_entries(&self.connection(), &self.name, tenant, from, to)
     }
 
-    pub(super) fn highest_seq(&self, tenant: &TenantId) -> Result<u64, JournalError> {
+    pub(super) fn highest_seq(&self, tenant: &TenantId) -> Result<JournalSeq, JournalError> {
         tables::highest_seq(&self.connection(), &self.name, tenant)
     }
 

@@ -5,7 +5,7 @@
 //! `i64::MAX` is refused on write and clamped away in range queries.
 
 use rewind_core::{TenantId, Timestamp};
-use rewind_runtime::journal::{Entry, Image, ImageQuery, JournalError};
+use rewind_runtime::journal::{Entry, EntryKind, Image, ImageQuery, JournalError, JournalSeq};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::storage;
@@ -16,7 +16,7 @@ pub(super) fn highest_seq(
     connection: &Connection,
     name: &str,
     tenant: &TenantId,
-) -> Result<u64, JournalError> {
+) -> Result<JournalSeq, JournalError> {
     let stored: Option<i64> = connection
         .prepare_cached("SELECT seq FROM highest_seq WHERE tenant = ?1")
         .and_then(|mut statement| {
@@ -26,12 +26,14 @@ pub(super) fn highest_seq(
         })
         .map_err(|e| reading(name, "the highest seq", tenant, e))?;
     match stored {
-        None => Ok(0),
-        Some(seq) => u64::try_from(seq).map_err(|_| JournalError::Corrupt {
-            tenant: tenant.as_str().to_owned(),
-            seq: 0,
-            reason: format!("{name}: negative highest seq {seq}"),
-        }),
+        None => Ok(JournalSeq::ZERO),
+        Some(seq) => u64::try_from(seq)
+            .map(JournalSeq::new)
+            .map_err(|_| JournalError::Corrupt {
+                tenant: tenant.as_str().to_owned(),
+                seq: JournalSeq::ZERO,
+                reason: format!("{name}: negative highest seq {seq}"),
+            }),
     }
 }
 
@@ -51,22 +53,16 @@ pub(super) fn insert_entries(
         .map_err(|e| storage(name, "preparing an append", e))?;
     for entry in entries {
         let tenant = entry.tenant.as_str();
-        let seq = storable(name, tenant, entry.seq)?;
+        let seq = storable(name, tenant, entry.seq.get())?;
         let at = entry.at.as_unix_micros();
-        let sum = checksum::entry(tenant, entry.seq, at, &entry.kind, &entry.payload);
+        let kind = entry.kind.as_str();
+        let sum = checksum::entry(tenant, entry.seq.get(), at, kind, &entry.payload);
         insert
-            .execute(params![
-                tenant,
-                seq,
-                at,
-                entry.kind,
-                entry.payload,
-                sum as i64
-            ])
+            .execute(params![tenant, seq, at, kind, entry.payload, sum as i64])
             .map_err(|e| storage(name, &format!("appending to tenant '{tenant}'"), e))?;
     }
     for (tenant, seq) in highest {
-        raise_highest(connection, name, tenant.as_str(), seq)?;
+        raise_highest(connection, name, tenant.as_str(), seq.get())?;
     }
     Ok(())
 }
@@ -78,9 +74,15 @@ pub(super) fn insert_image(
     image: &Image,
 ) -> Result<(), JournalError> {
     let tenant = image.tenant.as_str();
-    let seq = storable(name, tenant, image.seq)?;
+    let seq = storable(name, tenant, image.seq.get())?;
     let at = image.at.as_unix_micros();
-    let sum = checksum::image(tenant, image.seq, at, image.name.as_deref(), &image.payload);
+    let sum = checksum::image(
+        tenant,
+        image.seq.get(),
+        at,
+        image.name.as_deref(),
+        &image.payload,
+    );
     connection
         .execute(
             "INSERT OR REPLACE INTO images (tenant, seq, at, name, payload, checksum)
@@ -88,7 +90,7 @@ pub(super) fn insert_image(
             params![tenant, seq, at, image.name, image.payload, sum as i64],
         )
         .map_err(|e| storage(name, &format!("saving an image of tenant '{tenant}'"), e))?;
-    raise_highest(connection, name, tenant, image.seq)
+    raise_highest(connection, name, tenant, image.seq.get())
 }
 
 /// Deletes the tenant's entries with `seq <= to`.
@@ -175,7 +177,7 @@ pub(super) fn tenants(connection: &Connection, name: &str) -> Result<Vec<TenantI
         let id: String = row.get(0).map_err(listing)?;
         let tenant = TenantId::new(&id).map_err(|e| JournalError::Corrupt {
             tenant: id.clone(),
-            seq: 0,
+            seq: JournalSeq::ZERO,
             reason: format!("{name}: stored tenant id is invalid: {e}"),
         })?;
         tenants.push(tenant);
@@ -252,7 +254,7 @@ fn entry_from_row(row: &Row<'_>, name: &str, tenant: &TenantId) -> Result<Entry,
     let seq = seq_from_row(row, name, tenant)?;
     let corrupt = |reason: String| JournalError::Corrupt {
         tenant: tenant.as_str().to_owned(),
-        seq,
+        seq: JournalSeq::new(seq),
         reason: format!("{name}: {reason}"),
     };
     let unreadable =
@@ -270,9 +272,9 @@ fn entry_from_row(row: &Row<'_>, name: &str, tenant: &TenantId) -> Result<Entry,
     }
     Ok(Entry {
         tenant: tenant.clone(),
-        seq,
+        seq: JournalSeq::new(seq),
         at: Timestamp::from_unix_micros(at),
-        kind,
+        kind: EntryKind::from_label(&kind),
         payload,
     })
 }
@@ -281,7 +283,7 @@ fn image_from_row(row: &Row<'_>, name: &str, tenant: &TenantId) -> Result<Image,
     let seq = seq_from_row(row, name, tenant)?;
     let corrupt = |reason: String| JournalError::Corrupt {
         tenant: tenant.as_str().to_owned(),
-        seq,
+        seq: JournalSeq::new(seq),
         reason: format!("{name}: {reason}"),
     };
     let unreadable =
@@ -299,7 +301,7 @@ fn image_from_row(row: &Row<'_>, name: &str, tenant: &TenantId) -> Result<Image,
     }
     Ok(Image {
         tenant: tenant.clone(),
-        seq,
+        seq: JournalSeq::new(seq),
         at: Timestamp::from_unix_micros(at),
         name: label,
         payload,
@@ -310,7 +312,7 @@ fn image_from_row(row: &Row<'_>, name: &str, tenant: &TenantId) -> Result<Image,
 fn seq_from_row(row: &Row<'_>, name: &str, tenant: &TenantId) -> Result<u64, JournalError> {
     let corrupt = |reason: String| JournalError::Corrupt {
         tenant: tenant.as_str().to_owned(),
-        seq: 0,
+        seq: JournalSeq::ZERO,
         reason: format!("{name}: {reason}"),
     };
     let seq: i64 = row

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rewind_core::{TenantId, Timestamp};
-use rewind_runtime::{Entry, Image};
+use rewind_runtime::{Entry, EntryKind, Image, JournalSeq};
 
 /// A fresh directory under the system temp dir, removed on drop.
 pub(crate) struct ScratchDir(PathBuf);
@@ -49,9 +49,9 @@ pub(crate) fn tenant(id: &str) -> TenantId {
 pub(crate) fn entry(tenant_id: &str, seq: u64) -> Entry {
     Entry {
         tenant: tenant(tenant_id),
-        seq,
+        seq: JournalSeq::new(seq),
         at: Timestamp::from_unix_micros(1_000 * seq as i64),
-        kind: "op".into(),
+        kind: EntryKind::Op,
         payload: format!("{tenant_id}#{seq}").into_bytes(),
     }
 }
@@ -65,7 +65,7 @@ pub(crate) fn entries(tenant_id: &str, seqs: std::ops::RangeInclusive<u64>) -> V
 pub(crate) fn image(tenant_id: &str, seq: u64, at: i64, name: Option<&str>) -> Image {
     Image {
         tenant: tenant(tenant_id),
-        seq,
+        seq: JournalSeq::new(seq),
         at: Timestamp::from_unix_micros(at),
         name: name.map(str::to_owned),
         payload: format!("image of {tenant_id} at {seq}").into_bytes(),
@@ -74,5 +74,5 @@ pub(crate) fn image(tenant_id: &str, seq: u64, at: i64, name: Option<&str>) -> I
 
 /// The seqs of `entries`.
 pub(crate) fn seqs(entries: &[Entry]) -> Vec<u64> {
-    entries.iter().map(|e| e.seq).collect()
+    entries.iter().map(|e| e.seq.get()).collect()
 }
