@@ -99,6 +99,11 @@ impl Api {
         &self.shared.runtime
     }
 
+    /// The limits requests and connections are held to.
+    pub fn limits(&self) -> &Limits {
+        &self.shared.limits
+    }
+
     /// Ends every open watch stream and refuses new ones; call it when the
     /// server begins a graceful shutdown.
     pub fn close_streams(&self) {
@@ -130,11 +135,34 @@ impl Api {
             .route(&format!("{tenant}/history"), get(history::history))
             .route(&format!("{tenant}/transactions"), post(transactions::run))
             .route(&format!("{tenant}/watch"), get(watch_events::watch))
+            .route_layer(middleware::from_fn_with_state(self.clone(), time_limit))
             .route_layer(middleware::from_fn(http_metrics::track))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(self.shared.limits.max_body_bytes))
             .with_state(self.clone())
+    }
+}
+
+/// 503 `timeout` when a handler takes longer than `request_timeout`.
+async fn time_limit(
+    axum::extract::State(api): axum::extract::State<Api>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let limit = api.shared.limits.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "the request was not answered within the limit of {}; a write may still \
+                 take effect: check the history before retrying",
+                crate::limits::show_duration(limit)
+            ),
+        )
+        .into_response(),
     }
 }
 

@@ -13,11 +13,14 @@
 //!   to one tenant.
 //! - [`ApiError`] and [`status_and_code`] (`error.rs`): the error body and
 //!   the one mapping from runtime errors to statuses and codes.
-//! - [`Limits`] (`limits.rs`).
+//! - [`Limits`] (`limits.rs`): request, quota and connection limits.
 //! - `http_metrics.rs`: the Prometheus recorder and the HTTP request
 //!   metrics.
-//! - [`serve`] and [`check_listen`] (`serve.rs`), and the `rewind serve`
-//!   command ([`ServeArgs`], [`run_serve`], `serve/command.rs`).
+//! - [`serve`] and [`check_listen`] (`serve.rs`): the accept loop and the
+//!   connection cap; `serve/connection.rs` drives one connection (header
+//!   and idle timeouts), `serve/drain.rs` drains bodies after early
+//!   refusals; the `rewind serve` command ([`ServeArgs`], [`run_serve`],
+//!   `serve/command.rs`).
 //! - [`Client`] (`client.rs`): a small HTTP/1 client of the API.
 //! - The other commands of `rewind` ([`ClientOptions`], [`ClientCommand`],
 //!   [`run_client`], `cli.rs`), with their text output in `cli/render.rs`.
@@ -43,11 +46,13 @@
 //!
 //! Errors are `{"error":{"code","message"}}`: `invalid_request` 400,
 //! `unauthorized` 401, `forbidden` 403, `tenant_not_found` /
-//! `snapshot_not_found` / `revision_not_found` 404, `tenant_exists` /
-//! `snapshot_exists` / `snapshot_protected` 409, `revision_mismatch` 412,
-//! `payload_too_large` 413 (body, patch length, transaction steps and
-//! document depth), `patch_failed` 422, `quota_exceeded` 429, `overloaded`
-//! / `unavailable` 503, `internal` 500.
+//! `snapshot_not_found` / `revision_not_found` 404, `request_timeout` 408
+//! (the body did not arrive in time), `tenant_exists` / `snapshot_exists` /
+//! `snapshot_protected` 409, `revision_mismatch` 412, `payload_too_large`
+//! 413 (body, patch length, transaction steps and document depth),
+//! `patch_failed` 422, `quota_exceeded` 429, `overloaded` (also past the
+//! connection cap) / `unavailable` / `timeout` (the request took longer
+//! than its limit) 503, `internal` 500.
 //!
 //! # Example
 //!

@@ -2,18 +2,18 @@
 //! query strings, `If-Match`, documents and patches. Every refusal is an
 //! [`ApiError`]; nothing here panics on input.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
-use axum::http::header::IF_MATCH;
+use axum::http::header::{CONTENT_LENGTH, IF_MATCH};
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use rewind_core::{Doc, Patch, Revision, Timestamp};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::Api;
 use crate::error::ApiError;
-use crate::limits::Limits;
+use crate::limits::{show_duration, Limits};
 
 /// A JSON request body; `None` when the body is empty.
 pub(crate) struct JsonBody(pub(crate) Option<Value>);
@@ -22,18 +22,43 @@ impl FromRequest<Api> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, api: &Api) -> Result<Self, ApiError> {
-        let limit = api.shared.limits.max_body_bytes;
-        let bytes = Bytes::from_request(request, api)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::too_large(format!(
-                        "the request body is larger than the limit of {limit} bytes"
-                    ))
-                } else {
-                    ApiError::invalid(rejection.body_text())
-                }
-            })?;
+        let limits = &api.shared.limits;
+        let limit = limits.max_body_bytes;
+        let too_large = || {
+            ApiError::too_large(format!(
+                "the request body is larger than the limit of {limit} bytes"
+            ))
+        };
+        // Refused before reading: the connection drains what follows, so
+        // the client still reads this answer.
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit as u64) {
+            return Err(too_large());
+        }
+        let body = Limited::new(request.into_body(), limit).collect();
+        let bytes = match tokio::time::timeout(limits.body_read_timeout, body).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(error)) if error.is::<LengthLimitError>() => return Err(too_large()),
+            Ok(Err(error)) => {
+                return Err(ApiError::invalid(format!(
+                    "the request body could not be read: {error}"
+                )))
+            }
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    format!(
+                        "the request body did not arrive within {}",
+                        show_duration(limits.body_read_timeout)
+                    ),
+                ))
+            }
+        };
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(None));
         }

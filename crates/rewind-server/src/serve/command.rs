@@ -5,17 +5,18 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use rewind_core::Doc;
 use rewind_runtime::{Journal, Runtime};
 use rewind_store::{SqliteJournal, SqliteOptions};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::api::{Api, ApiConfig};
 use crate::auth::Tokens;
 use crate::http_metrics::install_metrics_recorder;
-use crate::limits::Limits;
+use crate::limits::{parse_duration, show_duration, Limits};
 use crate::serve::{check_listen, serve};
 
 /// Environment variable holding the admin token.
@@ -60,10 +61,44 @@ pub struct ServeArgs {
     /// Named snapshots kept per tenant; when all are protected, 429.
     #[arg(long, default_value_t = Limits::default().max_snapshots)]
     pub max_snapshots: usize,
+    /// Most connections served at once; past it a connection gets 503 and
+    /// is closed (GET /healthz is still answered). Default: 4096, or what
+    /// fits the open-file limit when that is lower (720 of 1024; logged at
+    /// start).
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Time a client has to send a complete request head (from the
+    /// connection's start, or from the head's first byte on a kept-alive
+    /// connection); past it the connection is closed.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub header_read_timeout: Duration,
+    /// Time an idle keep-alive connection may wait for its next request.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration)]
+    pub idle_timeout: Duration,
+    /// Time a client has to send a request body (408 past it).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    pub body_read_timeout: Duration,
+    /// Time a request may take to be answered (503 `timeout` past it).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration)]
+    pub request_timeout: Duration,
+    /// After a refusal sent before the body was read (such as 413), read
+    /// and discard at most this many more bytes of it so the client can
+    /// read the answer.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().drain_max_bytes)]
+    pub drain_max_bytes: usize,
+    /// ... for at most this long.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
+    pub drain_timeout: Duration,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text)
 }
 
 impl ServeArgs {
-    fn limits(&self) -> Limits {
+    /// The limits these flags give, with `fd_limit` the process's
+    /// open-file limit (it sizes the default connection cap).
+    fn limits(&self, fd_limit: Option<u64>) -> Limits {
         Limits {
             max_body_bytes: self.max_body_bytes,
             max_patch_ops: self.max_patch_ops,
@@ -71,6 +106,15 @@ impl ServeArgs {
             max_depth: self.max_depth,
             max_tenants: self.max_tenants,
             max_snapshots: self.max_snapshots,
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(|| Limits::max_connections_for(fd_limit)),
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            body_read_timeout: self.body_read_timeout,
+            request_timeout: self.request_timeout,
+            drain_max_bytes: self.drain_max_bytes,
+            drain_timeout: self.drain_timeout,
         }
     }
 
@@ -100,8 +144,27 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if let Err(refusal) = check_listen(args.listen, &tokens) {
         bail!(refusal);
     }
-    let limits = args.limits();
+    let fd_limit = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .ok()
+        .map(|(soft, _hard)| soft);
+    let limits = args.limits(fd_limit);
     limits.validate().map_err(anyhow::Error::msg)?;
+    tracing::info!(
+        open_file_limit = fd_limit,
+        max_connections = limits.max_connections,
+        header_read_timeout = %show_duration(limits.header_read_timeout),
+        idle_timeout = %show_duration(limits.idle_timeout),
+        "connection limits"
+    );
+    if let Some(fd_limit) = fd_limit {
+        if limits.max_connections as u64 > fd_limit {
+            tracing::warn!(
+                "--max-connections {} is above the open-file limit of {fd_limit}: past it \
+                 connections fail instead of getting a 503",
+                limits.max_connections
+            );
+        }
+    }
     let metrics = install_metrics_recorder().map_err(anyhow::Error::msg)?;
 
     let journal = if args.memory {
@@ -140,9 +203,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         ..ApiConfig::default()
     };
     let api = Api::new(runtime.clone(), config).map_err(anyhow::Error::msg)?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener =
+        listen(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
     // On stdout, for scripts that start the server on port 0.
     println!("rewind listening on http://{local}");
@@ -176,6 +238,23 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     drained.context("draining the runtime")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Connections the kernel queues before they are accepted. The usual 128
+/// fills within milliseconds when many clients connect at once, and every
+/// connection past it waits a second for its SYN to be sent again.
+const LISTEN_BACKLOG: u32 = 1024;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 fn api_auth(args: &ServeArgs) -> &'static str {
