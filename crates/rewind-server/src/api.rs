@@ -130,6 +130,14 @@ impl Api {
                 &format!("{tenant}/snapshots/{{name}}"),
                 delete(snapshots::delete),
             )
+            .route(
+                &format!("{tenant}/snapshots/{{name}}/protect"),
+                post(snapshots::protect),
+            )
+            .route(
+                &format!("{tenant}/snapshots/{{name}}/unprotect"),
+                post(snapshots::unprotect),
+            )
             .route(&format!("{tenant}/rollback"), post(rollback::rollback))
             .route(&format!("{tenant}/diff"), get(diff::diff))
             .route(&format!("{tenant}/history"), get(history::history))

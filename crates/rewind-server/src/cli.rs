@@ -14,24 +14,23 @@ use crate::client::{encode, Client, ClientError};
 
 mod render;
 
-/// Where the server is and how to talk to it; accepted before or after the
-/// subcommand.
+/// Where the server is and how to talk to it: the options of every client
+/// subcommand (`rewind serve` has its own).
 #[derive(Clone, Debug, clap::Args)]
 pub struct ClientOptions {
     /// URL of the rewind server.
     #[arg(
         long,
-        global = true,
         env = "REWIND_SERVER",
         default_value = "http://127.0.0.1:7070",
         value_name = "URL"
     )]
     pub server: String,
     /// Bearer token: the admin token, or a tenant's for its own routes.
-    #[arg(long, global = true, env = "REWIND_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "REWIND_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Print the server's JSON instead of text.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -40,6 +39,12 @@ pub struct ClientOptions {
 pub enum ClientCommand {
     /// List the tenants and their revisions (admin).
     Tenants,
+    /// Delete a tenant and its whole history (admin).
+    Delete {
+        /// The tenant.
+        #[arg(value_parser = tenant_id)]
+        tenant: TenantId,
+    },
     /// Create a tenant at revision 0 (admin).
     Create {
         /// Tenant id: 1-64 of `A-Z a-z 0-9 _ . -`.
@@ -71,17 +76,51 @@ pub enum ClientCommand {
         #[arg(long, value_name = "REVISION")]
         if_match: Option<u64>,
     },
-    /// Take a named snapshot of the head.
+    /// Take a named snapshot of the head, or delete one with `--delete`.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["name", "delete"])))]
     Snapshot {
         /// The tenant.
         #[arg(value_parser = tenant_id)]
         tenant: TenantId,
         /// 1-128 of `A-Z a-z 0-9 . _ : -`, e.g. `pre_v2_deploy`.
         #[arg(value_parser = snapshot_name)]
-        name: SnapshotName,
-        /// Never pruned by retention.
-        #[arg(long)]
+        name: Option<SnapshotName>,
+        /// Never pruned by retention, and not deletable until unprotected.
+        #[arg(long, conflicts_with = "delete")]
         protected: bool,
+        /// Delete this snapshot (auto, or named and unprotected).
+        #[arg(long, value_name = "NAME", value_parser = snapshot_name)]
+        delete: Option<SnapshotName>,
+    },
+    /// Protect a named snapshot: never pruned, not deletable.
+    Protect {
+        /// The tenant.
+        #[arg(value_parser = tenant_id)]
+        tenant: TenantId,
+        /// The snapshot.
+        #[arg(value_parser = snapshot_name)]
+        name: SnapshotName,
+    },
+    /// Unprotect a named snapshot: retention may prune it, `snapshot
+    /// --delete` can delete it.
+    Unprotect {
+        /// The tenant.
+        #[arg(value_parser = tenant_id)]
+        tenant: TenantId,
+        /// The snapshot.
+        #[arg(value_parser = snapshot_name)]
+        name: SnapshotName,
+    },
+    /// Run a transaction: the steps of FILE (`{"steps": [{"name", "patch"}],
+    /// "on_failure"?}`), a checkpoint after each, rolled back per
+    /// `on_failure` when one fails. Prints each step.
+    Transaction {
+        /// The tenant.
+        #[arg(value_parser = tenant_id)]
+        tenant: TenantId,
+        /// The transaction: a JSON file, or `-` for stdin.
+        #[arg(value_name = "FILE|-")]
+        file: String,
     },
     /// List a tenant's snapshots, oldest first.
     Snapshots {
@@ -162,6 +201,9 @@ pub struct RollbackTo {
     /// A revision still in the history window.
     #[arg(long, value_name = "N")]
     pub to_revision: Option<u64>,
+    /// A checkpoint of a recent transaction: `TX:NAME`, e.g. `3:start`.
+    #[arg(long, value_name = "TX:NAME", value_parser = checkpoint)]
+    pub to_checkpoint: Option<(u64, SnapshotName)>,
 }
 
 impl RollbackTo {
@@ -180,6 +222,10 @@ impl RollbackTo {
                 to_revision: Some(revision),
                 ..
             } => json!({"revision": revision}),
+            RollbackTo {
+                to_checkpoint: Some((transaction, name)),
+                ..
+            } => json!({"checkpoint": {"transaction": transaction, "name": name}}),
             _ => json!({"latest": true}),
         }
     }
@@ -191,6 +237,17 @@ fn tenant_id(text: &str) -> Result<TenantId, String> {
 
 fn snapshot_name(text: &str) -> Result<SnapshotName, String> {
     SnapshotName::new(text).map_err(|e| e.to_string())
+}
+
+/// `TX:NAME`: a transaction number and one of its checkpoints.
+fn checkpoint(text: &str) -> Result<(u64, SnapshotName), String> {
+    let (transaction, name) = text
+        .split_once(':')
+        .ok_or_else(|| format!("'{text}' is not TX:NAME (e.g. 3:start)"))?;
+    let transaction = transaction
+        .parse()
+        .map_err(|_| format!("'{transaction}' is not a transaction number"))?;
+    Ok((transaction, snapshot_name(name)?))
 }
 
 /// Runs one client subcommand against the server of `options`, printing
@@ -276,15 +333,44 @@ impl Session<'_> {
                     .await?;
                 self.print(&reply.body, |body| render::committed(&tenant, body))
             }
+            ClientCommand::Delete { tenant } => {
+                let path = tenant_path(&tenant, "");
+                let reply = self.call(Method::DELETE, &path, None).await?;
+                self.print(&reply.body, |_| Ok(format!("deleted tenant '{tenant}'\n")))
+            }
+            ClientCommand::Snapshot {
+                tenant,
+                delete: Some(name),
+                ..
+            } => {
+                let path = tenant_path(&tenant, &format!("/snapshots/{}", encode(name.as_str())));
+                let reply = self.call(Method::DELETE, &path, None).await?;
+                self.print(&reply.body, |_| {
+                    Ok(format!("deleted snapshot '{name}' of '{tenant}'\n"))
+                })
+            }
             ClientCommand::Snapshot {
                 tenant,
                 name,
                 protected,
+                ..
             } => {
                 let body = json!({"name": name, "protected": protected});
                 let path = tenant_path(&tenant, "/snapshots");
                 let reply = self.call(Method::POST, &path, Some(&body)).await?;
                 self.print(&reply.body, |body| render::snapshot(&tenant, body))
+            }
+            ClientCommand::Protect { tenant, name } => {
+                self.protection(&tenant, &name, "protect").await
+            }
+            ClientCommand::Unprotect { tenant, name } => {
+                self.protection(&tenant, &name, "unprotect").await
+            }
+            ClientCommand::Transaction { tenant, file } => {
+                let body = read_json(&file)?;
+                let path = tenant_path(&tenant, "/transactions");
+                let reply = self.call(Method::POST, &path, Some(&body)).await?;
+                self.print(&reply.body, |body| render::transaction(&tenant, body))
             }
             ClientCommand::Snapshots { tenant } => {
                 let path = tenant_path(&tenant, "/snapshots");
@@ -315,6 +401,16 @@ impl Session<'_> {
             }
             ClientCommand::Watch { tenant } => self.watch(&tenant).await,
         }
+    }
+
+    /// `POST .../snapshots/{name}/protect` or `/unprotect`.
+    async fn protection(&self, tenant: &TenantId, name: &SnapshotName, action: &str) -> Result<()> {
+        let path = tenant_path(
+            tenant,
+            &format!("/snapshots/{}/{action}", encode(name.as_str())),
+        );
+        let reply = self.call(Method::POST, &path, None).await?;
+        self.print(&reply.body, |body| render::snapshot(tenant, body))
     }
 
     async fn call(

@@ -37,7 +37,8 @@
 //! | `GET /v1/tenants/{t}/state` | the document, `ETag: "<revision>"`; `?revision=N` \| `?snapshot=NAME` \| `?as_of=TIME` |
 //! | `PUT`/`PATCH /v1/tenants/{t}/state` | document / RFC 6902 patch, `If-Match` → `{"revision"}` |
 //! | `GET`/`POST /v1/tenants/{t}/snapshots` | list / `{"name"?,"protected"?}` → 201 |
-//! | `DELETE /v1/tenants/{t}/snapshots/{name}` | 204 |
+//! | `DELETE /v1/tenants/{t}/snapshots/{name}` | 204; 409 `snapshot_protected` if protected |
+//! | `POST /v1/tenants/{t}/snapshots/{name}/protect` \| `/unprotect` | the snapshot |
 //! | `POST /v1/tenants/{t}/rollback` | `{"to", "dry_run"?}` → `{"revision","restored","diff"}` |
 //! | `GET /v1/tenants/{t}/diff?from=REF&to=REF` | `{"from","to","summary","changes","patch"}` |
 //! | `GET /v1/tenants/{t}/history?limit=N` | `{"revisions":[...]}` newest first |

@@ -20,18 +20,36 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use rewind_server::{ClientCommand, ClientOptions, ServeArgs};
 
 /// rewind: multi-tenant snapshot & rollback runtime.
 #[derive(Parser)]
 #[command(name = "rewind", version)]
 struct Cli {
+    /// The client options may also come before the subcommand.
     #[command(flatten)]
-    client: ClientOptions,
+    client: LeadingClientOptions,
     /// Default: `serve` with its defaults.
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// The client options given before the subcommand (`rewind --json
+/// tenants`); each client subcommand also takes them after its name, with
+/// their environment variables and defaults.
+#[derive(Args)]
+struct LeadingClientOptions {
+    /// URL of the rewind server (see a client subcommand's --help).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// Bearer token (see a client subcommand's --help).
+    #[arg(long)]
+    token: Option<String>,
+    /// Print the server's JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -42,12 +60,73 @@ enum Command {
     Client(ClientCommand),
 }
 
+/// The command line: every client subcommand gets the [`ClientOptions`];
+/// `serve` gets only its own.
+fn command_line() -> clap::Command {
+    let mut command = Cli::command();
+    let clients: Vec<String> = command
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_owned())
+        .filter(|name| name != "serve")
+        .collect();
+    for name in clients {
+        command = command.mut_subcommand(name, |sub| {
+            // Keep the subcommand's own description, not the options'.
+            let about = sub.get_about().cloned();
+            let long_about = sub.get_long_about().cloned();
+            let sub = ClientOptions::augment_args(sub);
+            let sub = match about {
+                Some(about) => sub.about(about),
+                None => sub,
+            };
+            match long_about {
+                Some(long_about) => sub.long_about(long_about),
+                None => sub,
+            }
+        });
+    }
+    command
+}
+
+/// The client options: those after the subcommand, else those before it,
+/// else the environment and the defaults.
+fn client_options(leading: LeadingClientOptions, matches: &ArgMatches) -> ClientOptions {
+    let mut options = ClientOptions::from_arg_matches(matches).unwrap_or_else(|e| e.exit());
+    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    if !given("server") {
+        if let Some(server) = leading.server {
+            options.server = server;
+        }
+    }
+    if !given("token") && leading.token.is_some() {
+        options.token = leading.token;
+    }
+    options.json |= leading.json;
+    options
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = command_line().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let outcome = match cli.command {
-        Some(Command::Client(command)) => rewind_server::run_client(cli.client, command).await,
-        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Client(command)) => {
+            let sub = matches.subcommand().map(|(_, sub)| sub).unwrap_or(&matches);
+            let options = client_options(cli.client, sub);
+            rewind_server::run_client(options, command).await
+        }
+        Some(Command::Serve(args)) => {
+            if cli.client.server.is_some() || cli.client.token.is_some() || cli.client.json {
+                command_line()
+                    .error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        "--server, --token and --json are options of the client commands, not \
+                         of `rewind serve`",
+                    )
+                    .exit();
+            }
+            serve(args).await
+        }
         None => match Cli::try_parse_from(["rewind", "serve"]) {
             Ok(Cli {
                 command: Some(Command::Serve(args)),

@@ -540,3 +540,149 @@ fn watch_prints_one_line_per_revision() {
     watch.kill().unwrap();
     watch.wait().unwrap();
 }
+
+/// `rewind serve --help` lists the server's flags only; the client
+/// subcommands list the client options.
+#[test]
+fn serve_help_shows_only_serve_options() {
+    let output = Command::new(REWIND)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for flag in [
+        "--listen",
+        "--max-connections",
+        "--header-read-timeout",
+        "--idle-timeout",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from {help}");
+    }
+    let flags: Vec<&str> = help
+        .lines()
+        .filter_map(|line| line.trim().split([' ', ',']).next())
+        .filter(|word| word.starts_with("--"))
+        .collect();
+    for flag in ["--server", "--token", "--json"] {
+        assert!(
+            !flags.contains(&flag),
+            "{flag} in rewind serve --help:\n{help}"
+        );
+    }
+    assert!(flags.contains(&"--tokens"), "{flags:?}");
+    let output = Command::new(REWIND)
+        .args(["get", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        help.contains("--server") && help.contains("REWIND_SERVER"),
+        "{help}"
+    );
+    assert!(!help.contains("--listen"), "{help}");
+    let output = Command::new(REWIND)
+        .args(["--json", "serve", "--memory"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not of `rewind serve`"));
+}
+
+/// Snapshots protected, unprotected and deleted; a transaction from a
+/// file with each step printed; a rollback to one of its checkpoints; and
+/// the tenant deleted.
+#[test]
+fn snapshots_transactions_checkpoints_and_deletion_from_the_command_line() {
+    let server = Server::start();
+    let dir = temp_dir("lifecycle");
+    server.ok(&["create", "acme_corp"]);
+    assert_eq!(
+        server.ok(&["snapshot", "acme_corp", "v1", "--protected"]),
+        "snapshot 'v1' (named, protected) of 'acme_corp' pins revision 0\n"
+    );
+    let stderr = server.fails(&["snapshot", "acme_corp", "--delete", "v1"]);
+    assert!(stderr.contains("(snapshot_protected)"), "{stderr}");
+    assert_eq!(
+        server.ok(&["unprotect", "acme_corp", "v1"]),
+        "snapshot 'v1' (named) of 'acme_corp' pins revision 0\n"
+    );
+    assert_eq!(
+        server.ok(&["protect", "acme_corp", "v1"]),
+        "snapshot 'v1' (named, protected) of 'acme_corp' pins revision 0\n"
+    );
+    server.ok(&["unprotect", "acme_corp", "v1"]);
+    assert_eq!(
+        server.ok(&["snapshot", "acme_corp", "--delete", "v1"]),
+        "deleted snapshot 'v1' of 'acme_corp'\n"
+    );
+    assert_eq!(server.ok(&["snapshots", "acme_corp"]), "no snapshots\n");
+    let stderr = server.fails(&["protect", "acme_corp", "v1"]);
+    assert!(stderr.contains("(snapshot_not_found)"), "{stderr}");
+
+    // A migration in three steps; the third fails, so it rolls back to the
+    // start, and every step is printed.
+    let file = dir.join("migration.json");
+    std::fs::write(
+        &file,
+        json!({"steps": [
+            {"name": "schema", "patch": [{"op": "add", "path": "/schema", "value": "v2"}]},
+            {"name": "data", "patch": [{"op": "add", "path": "/users", "value": 3}]},
+            {"name": "verify", "patch": [{"op": "test", "path": "/users", "value": 4}]}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let out = server.ok(&["transaction", "acme_corp", file.to_str().unwrap()]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0], "step 'schema': revision 1, checkpoint 'schema'",
+        "{out}"
+    );
+    assert_eq!(
+        lines[1], "step 'data': revision 2, checkpoint 'data'",
+        "{out}"
+    );
+    assert!(lines[2].starts_with("step 'verify' failed: "), "{out}");
+    assert!(
+        lines[3].starts_with("transaction 1 on 'acme_corp': rolled back to checkpoint 'start'"),
+        "{out}"
+    );
+    assert_eq!(server.json(&["get", "acme_corp"]), json!({}));
+
+    // Roll forward to the checkpoint after `data`.
+    let out = server.ok(&["rollback", "acme_corp", "--to-checkpoint", "1:data"]);
+    assert!(
+        out.starts_with("rolled back 'acme_corp' to checkpoint 'data'"),
+        "{out}"
+    );
+    assert_eq!(
+        server.json(&["get", "acme_corp"]),
+        json!({"schema": "v2", "users": 3})
+    );
+    let stderr = server.fails(&["rollback", "acme_corp", "--to-checkpoint", "1:nope"]);
+    assert!(stderr.contains("not found"), "{stderr}");
+    let output = server
+        .rewind(&["rollback", "acme_corp", "--to-checkpoint", "data"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+
+    // A committed transaction from stdin, as JSON.
+    let report = server.ok_with_stdin(
+        &["transaction", "acme_corp", "-", "--json"],
+        &json!({"steps": [{"name": "bump", "patch": [{"op": "replace", "path": "/users", "value": 4}]}]})
+            .to_string(),
+    );
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["outcome"], "committed");
+
+    assert_eq!(
+        server.ok(&["delete", "acme_corp"]),
+        "deleted tenant 'acme_corp'\n"
+    );
+    assert_eq!(server.ok(&["tenants"]), "no tenants\n");
+    let stderr = server.fails(&["delete", "acme_corp"]);
+    assert!(stderr.contains("(tenant_not_found)"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

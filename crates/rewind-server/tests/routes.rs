@@ -516,3 +516,99 @@ async fn transactions_commit_or_roll_back() {
         1
     );
 }
+
+/// A protected snapshot cannot be deleted until it is unprotected; auto
+/// snapshots cannot be protected; unknown names are 404.
+#[tokio::test]
+async fn snapshots_are_protected_and_unprotected() {
+    let server = Server::with_acme().await;
+    let acme = "/v1/tenants/acme_corp";
+    server
+        .post(
+            &format!("{acme}/snapshots"),
+            json!({"name": "pre_v2_deploy", "protected": true}),
+        )
+        .await
+        .assert_status(201);
+    server
+        .rejects(
+            "DELETE",
+            &format!("{acme}/snapshots/pre_v2_deploy"),
+            None,
+            &[],
+            409,
+            "snapshot_protected",
+        )
+        .await;
+
+    let reply = server
+        .send(
+            "POST",
+            &format!("{acme}/snapshots/pre_v2_deploy/unprotect"),
+            None,
+            &[],
+        )
+        .await;
+    reply.assert_status(200);
+    assert_eq!(reply.body["name"], "pre_v2_deploy");
+    assert_eq!(reply.body["protected"], false);
+    let reply = server
+        .send(
+            "POST",
+            &format!("{acme}/snapshots/pre_v2_deploy/protect"),
+            None,
+            &[],
+        )
+        .await;
+    reply.assert_status(200);
+    assert_eq!(reply.body["protected"], true);
+    let listed = server.get(&format!("{acme}/snapshots")).await;
+    assert_eq!(listed.body["snapshots"][0]["protected"], true);
+
+    server
+        .send(
+            "POST",
+            &format!("{acme}/snapshots/pre_v2_deploy/unprotect"),
+            None,
+            &[],
+        )
+        .await
+        .assert_status(200);
+    server
+        .delete(&format!("{acme}/snapshots/pre_v2_deploy"))
+        .await
+        .assert_status(204);
+
+    server
+        .rejects(
+            "POST",
+            &format!("{acme}/snapshots/v9/protect"),
+            None,
+            &[],
+            404,
+            "snapshot_not_found",
+        )
+        .await;
+    let auto = server.post(&format!("{acme}/snapshots"), json!({})).await;
+    let auto = auto.body["name"].as_str().unwrap().to_owned();
+    server
+        .rejects(
+            "POST",
+            &format!("{acme}/snapshots/{auto}/protect"),
+            None,
+            &[],
+            400,
+            "invalid_request",
+        )
+        .await;
+    server
+        .rejects(
+            "GET",
+            &format!("{acme}/snapshots/{auto}/protect"),
+            None,
+            &[],
+            405,
+            "method_not_allowed",
+        )
+        .await;
+}

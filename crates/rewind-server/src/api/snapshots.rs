@@ -1,5 +1,6 @@
 //! `GET` and `POST /v1/tenants/{t}/snapshots`, `DELETE
-//! /v1/tenants/{t}/snapshots/{name}`.
+//! /v1/tenants/{t}/snapshots/{name}`, `POST
+//! /v1/tenants/{t}/snapshots/{name}/protect` and `/unprotect`.
 
 use axum::extract::RawPathParams;
 use axum::http::StatusCode;
@@ -54,16 +55,41 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(snapshot)))
 }
 
-/// 204 once the snapshot is gone (auto or unprotected named).
+/// 204 once the snapshot is gone (auto or unprotected named); 409
+/// `snapshot_protected` for a protected one (unprotect it first).
 pub(super) async fn delete(
     TenantAccess(tenant): TenantAccess,
     params: RawPathParams,
 ) -> Result<StatusCode, ApiError> {
-    let name = params
+    tenant.delete_snapshot(&snapshot_segment(&params)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST .../snapshots/{name}/protect` -> the snapshot, now never pruned
+/// nor deletable. Only named snapshots can be protected (400 otherwise).
+pub(super) async fn protect(
+    TenantAccess(tenant): TenantAccess,
+    params: RawPathParams,
+) -> Result<Json<SnapshotInfo>, ApiError> {
+    let name = snapshot_segment(&params)?;
+    Ok(Json(tenant.protect(&name, true).await?))
+}
+
+/// `POST .../snapshots/{name}/unprotect` -> the snapshot, which retention
+/// may prune again and a `DELETE` can remove.
+pub(super) async fn unprotect(
+    TenantAccess(tenant): TenantAccess,
+    params: RawPathParams,
+) -> Result<Json<SnapshotInfo>, ApiError> {
+    let name = snapshot_segment(&params)?;
+    Ok(Json(tenant.protect(&name, false).await?))
+}
+
+/// The `{name}` segment of the path, percent-decoded.
+fn snapshot_segment(params: &RawPathParams) -> Result<String, ApiError> {
+    params
         .iter()
         .find(|(key, _)| *key == "name")
         .map(|(_, value)| value.to_owned())
-        .ok_or_else(|| ApiError::invalid("the path names no snapshot"))?;
-    tenant.delete_snapshot(&name).await?;
-    Ok(StatusCode::NO_CONTENT)
+        .ok_or_else(|| ApiError::invalid("the path names no snapshot"))
 }

@@ -85,6 +85,43 @@ fn kind_label(info: &SnapshotInfo) -> String {
     label
 }
 
+/// Each step with its revision and checkpoint, then the outcome: what
+/// failed and what was restored.
+pub(super) fn transaction(tenant: &TenantId, body: &Value) -> Result<String> {
+    #[derive(Deserialize)]
+    struct Step {
+        name: String,
+        revision: Option<u64>,
+        checkpoint: SnapshotInfo,
+    }
+    let id: u64 = field(body, "transaction")?;
+    let outcome: String = field(body, "outcome")?;
+    let steps: Vec<Step> = field(body, "steps")?;
+    let mut out = String::new();
+    for step in &steps {
+        match step.revision {
+            Some(revision) => write!(out, "step '{}': revision {revision}", step.name)?,
+            None => write!(out, "step '{}': no change", step.name)?,
+        }
+        writeln!(out, ", checkpoint '{}'", step.checkpoint.name)?;
+    }
+    if let Some(failed) = body["failed_step"].as_str() {
+        let error = body["error"].as_str().unwrap_or("");
+        writeln!(out, "step '{failed}' failed: {error}")?;
+    }
+    write!(
+        out,
+        "transaction {id} on '{tenant}': {}",
+        outcome.replace('_', " ")
+    )?;
+    if body["rolled_back_to"].is_object() {
+        let restored: Restored = field(body, "rolled_back_to")?;
+        write!(out, " to {restored}")?;
+    }
+    out.push('\n');
+    Ok(out)
+}
+
 /// One line per snapshot, oldest first: name, revision, time, kind.
 pub(super) fn snapshots(body: &Value) -> Result<String> {
     let snapshots: Vec<SnapshotInfo> = field(body, "snapshots")?;
