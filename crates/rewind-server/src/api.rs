@@ -29,6 +29,7 @@ mod access;
 mod diff;
 mod history;
 mod input;
+mod merge;
 mod rollback;
 mod snapshots;
 mod state;

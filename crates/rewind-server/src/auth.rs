@@ -1,9 +1,13 @@
 //! Bearer-token authentication: [`Tokens`] (an admin token for everything,
-//! tenant tokens scoped to one tenant) and the [`Access`] a request gets.
+//! tenant tokens scoped to one tenant) and the [`Caller`] a request comes
+//! from: its [`Access`] and the identity recorded as the author of its
+//! writes (a token's label, never the token).
 //!
 //! With no token configured every request is allowed; `rewind serve` then
 //! only listens on loopback addresses (see
 //! [`check_listen`](crate::check_listen)).
+
+use std::sync::Arc;
 
 use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
@@ -18,16 +22,42 @@ enum Owner {
     Tenant(TenantId),
 }
 
+/// One configured token.
+#[derive(Clone)]
+struct Entry {
+    owner: Owner,
+    token: String,
+    /// Who the token stands for in the audit trail: its `label=`, else
+    /// `admin` or `tenant:<id>`.
+    identity: Arc<str>,
+}
+
 /// The configured tokens.
 #[derive(Clone, Default)]
 pub struct Tokens {
-    entries: Vec<(Owner, String)>,
+    entries: Vec<Entry>,
 }
+
+/// Who made a request: what it may do and who it is recorded as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// What the request may do.
+    pub access: Access,
+    /// Recorded as the author of its writes: the token's label, `admin`,
+    /// `tenant:<id>`, or `anonymous` when authentication is off.
+    pub identity: Arc<str>,
+}
+
+/// The identity of requests to a server without tokens.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// The longest token label.
+const MAX_LABEL: usize = 64;
 
 impl std::fmt::Debug for Tokens {
     /// Never shows a token.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let admins = self.entries.iter().filter(|(o, _)| *o == Owner::Admin);
+        let admins = self.entries.iter().filter(|e| e.owner == Owner::Admin);
         f.debug_struct("Tokens")
             .field("admin", &admins.count())
             .field("tenant", &(self.entries.len() - self.admin_count()))
@@ -49,37 +79,68 @@ impl Tokens {
     fn admin_count(&self) -> usize {
         self.entries
             .iter()
-            .filter(|(o, _)| *o == Owner::Admin)
+            .filter(|e| e.owner == Owner::Admin)
             .count()
     }
 
-    /// Adds an admin token, allowed everywhere.
+    /// Adds an admin token, allowed everywhere, recorded as `admin`.
     pub fn add_admin(&mut self, token: &str) -> Result<(), String> {
-        self.add(Owner::Admin, token)
+        self.add(Owner::Admin, token, None)
     }
 
-    /// Adds a token allowed only on `tenant`'s routes.
+    /// Adds a token allowed only on `tenant`'s routes, recorded as
+    /// `tenant:<id>`.
     pub fn add_tenant(&mut self, tenant: TenantId, token: &str) -> Result<(), String> {
-        self.add(Owner::Tenant(tenant), token)
+        self.add(Owner::Tenant(tenant), token, None)
     }
 
-    fn add(&mut self, owner: Owner, token: &str) -> Result<(), String> {
+    /// Adds an admin token (`tenant` `None`) or a tenant's, recorded in the
+    /// audit trail as `label` (1-64 characters, no whitespace).
+    pub fn add_labelled(
+        &mut self,
+        tenant: Option<TenantId>,
+        token: &str,
+        label: &str,
+    ) -> Result<(), String> {
+        let owner = tenant.map_or(Owner::Admin, Owner::Tenant);
+        self.add(owner, token, Some(label))
+    }
+
+    fn add(&mut self, owner: Owner, token: &str, label: Option<&str>) -> Result<(), String> {
+        if let Some(label) = label {
+            if label.is_empty() || label.chars().count() > MAX_LABEL {
+                return Err(format!("a label has 1 to {MAX_LABEL} characters"));
+            }
+            if label.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err("a label must not contain whitespace or control characters".into());
+            }
+        }
         if token.is_empty() {
             return Err("a token must not be empty".into());
         }
         if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err("a token must not contain whitespace or control characters".into());
         }
-        if self.entries.iter().any(|(_, t)| t == token) {
+        if self.entries.iter().any(|e| e.token == token) {
             return Err("the same token is given twice".into());
         }
-        self.entries.push((owner, token.to_owned()));
+        let identity: Arc<str> = match (label, &owner) {
+            (Some(label), _) => label.into(),
+            (None, Owner::Admin) => "admin".into(),
+            (None, Owner::Tenant(tenant)) => format!("tenant:{tenant}").into(),
+        };
+        self.entries.push(Entry {
+            owner,
+            token: token.to_owned(),
+            identity,
+        });
         Ok(())
     }
 
     /// Reads a token file: one token a line, `admin <token>` or
-    /// `tenant <tenant_id> <token>`; blank lines and lines starting with `#`
-    /// are skipped. Errors name the line.
+    /// `tenant <tenant_id> <token>`, each optionally followed by
+    /// `label=NAME` (who the token's writes are recorded as); blank lines
+    /// and lines starting with `#` are skipped. Errors name the line.
     pub fn parse_file(&mut self, text: &str) -> Result<(), String> {
         for (index, line) in text.lines().enumerate() {
             let number = index + 1;
@@ -87,13 +148,24 @@ impl Tokens {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let words: Vec<&str> = line.split_whitespace().collect();
+            let mut words: Vec<&str> = line.split_whitespace().collect();
+            let label = match words.last().and_then(|w| w.strip_prefix("label=")) {
+                Some(label) => {
+                    words.pop();
+                    Some(label)
+                }
+                None => None,
+            };
             let added = match words.as_slice() {
-                ["admin", token] => self.add_admin(token),
+                ["admin", token] => self.add(Owner::Admin, token, label),
                 ["tenant", tenant, token] => TenantId::new(tenant)
                     .map_err(|e| e.to_string())
-                    .and_then(|tenant| self.add_tenant(tenant, token)),
-                _ => Err("expected `admin <token>` or `tenant <tenant_id> <token>`".into()),
+                    .and_then(|tenant| self.add(Owner::Tenant(tenant), token, label)),
+                _ => Err(
+                    "expected `admin <token>` or `tenant <tenant_id> <token>`, then \
+                          optionally `label=NAME`"
+                        .into(),
+                ),
             };
             added.map_err(|e| format!("line {number}: {e}"))?;
         }
@@ -104,8 +176,19 @@ impl Tokens {
     /// token is configured, else the owner of its bearer token; 401 when the
     /// token is missing or unknown.
     pub fn authorize(&self, headers: &HeaderMap) -> Result<Access, ApiError> {
+        self.authenticate(headers).map(|caller| caller.access)
+    }
+
+    /// The [`Caller`] of a request with these headers: [`authorize`]'s
+    /// access with the identity its writes are recorded under.
+    ///
+    /// [`authorize`]: Tokens::authorize
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         if !self.is_configured() {
-            return Ok(Access::Everything);
+            return Ok(Caller {
+                access: Access::Everything,
+                identity: ANONYMOUS.into(),
+            });
         }
         let header = headers.get(AUTHORIZATION).ok_or_else(|| {
             ApiError::unauthorized("missing bearer token (send `Authorization: Bearer <token>`)")
@@ -115,18 +198,22 @@ impl Tokens {
         })?;
         // Every configured token is compared, each in constant time, so the
         // time taken does not tell which one (or how much of one) matched.
-        let owner = self.entries.iter().fold(None, |found, (owner, known)| {
-            if same_bytes(token.as_bytes(), known.as_bytes()) {
-                Some(owner)
+        let entry = self.entries.iter().fold(None, |found, entry| {
+            if same_bytes(token.as_bytes(), entry.token.as_bytes()) {
+                Some(entry)
             } else {
                 found
             }
         });
-        match owner {
-            Some(Owner::Admin) => Ok(Access::Everything),
-            Some(Owner::Tenant(tenant)) => Ok(Access::Tenant(tenant.clone())),
-            None => Err(ApiError::unauthorized("invalid token")),
-        }
+        let entry = entry.ok_or_else(|| ApiError::unauthorized("invalid token"))?;
+        let access = match &entry.owner {
+            Owner::Admin => Access::Everything,
+            Owner::Tenant(tenant) => Access::Tenant(tenant.clone()),
+        };
+        Ok(Caller {
+            access,
+            identity: Arc::clone(&entry.identity),
+        })
     }
 }
 
@@ -216,12 +303,46 @@ mod tests {
     }
 
     #[test]
+    fn labels_name_who_a_token_is() {
+        let mut tokens = Tokens::none();
+        tokens
+            .parse_file(
+                "admin root-token\nadmin ops-token label=ops\n\
+                 tenant acme_corp acme-token label=ci-deployer\ntenant globex globex-token\n",
+            )
+            .unwrap();
+        let identity = |token: &str| {
+            tokens
+                .authenticate(&headers(&format!("Bearer {token}")))
+                .unwrap()
+                .identity
+                .to_string()
+        };
+        assert_eq!(identity("root-token"), "admin");
+        assert_eq!(identity("ops-token"), "ops");
+        assert_eq!(identity("acme-token"), "ci-deployer");
+        assert_eq!(identity("globex-token"), "tenant:globex");
+        assert_eq!(
+            Tokens::none()
+                .authenticate(&HeaderMap::new())
+                .unwrap()
+                .identity
+                .as_ref(),
+            ANONYMOUS
+        );
+        // A token is never shown, not even in Debug.
+        assert!(!format!("{tokens:?}").contains("acme-token"));
+    }
+
+    #[test]
     fn bad_token_files_name_the_line() {
         for (text, line) in [
             ("admin\n", 1),
             ("admin a\ntenant bad/id t\n", 2),
             ("admin a\nadmin a\n", 2),
             ("user x y\n", 1),
+            ("admin a label=\n", 1),
+            ("admin a\ntenant acme b label=x label=y\n", 2),
         ] {
             let err = Tokens::none().parse_file(text).unwrap_err();
             assert!(err.starts_with(&format!("line {line}:")), "{err}");

@@ -32,6 +32,10 @@ pub struct ClientOptions {
     /// Print the server's JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Why: sent as X-Rewind-Reason and recorded with the write, beside
+    /// who made it (shown by `history` and `watch`).
+    #[arg(long, env = "REWIND_REASON", value_name = "TEXT")]
+    pub reason: Option<String>,
 }
 
 /// The client subcommands of `rewind`.
@@ -64,7 +68,8 @@ pub enum ClientCommand {
         #[command(flatten)]
         at: ReadAt,
     },
-    /// Apply an RFC 6902 JSON Patch (a JSON array) as a new revision.
+    /// Apply an RFC 6902 JSON Patch (a JSON array), or with `--merge` an
+    /// RFC 7396 merge patch, as a new revision.
     Patch {
         /// The tenant.
         #[arg(value_parser = tenant_id)]
@@ -72,6 +77,10 @@ pub enum ClientCommand {
         /// The patch: a JSON file, or `-` for stdin.
         #[arg(value_name = "FILE|-")]
         patch: String,
+        /// FILE is a JSON Merge Patch (RFC 7396): its members replace or,
+        /// when null, remove those of the state.
+        #[arg(long)]
+        merge: bool,
         /// Apply only if the head is this revision (412 otherwise).
         #[arg(long, value_name = "REVISION")]
         if_match: Option<u64>,
@@ -166,6 +175,10 @@ pub enum ClientCommand {
         /// The tenant.
         #[arg(value_parser = tenant_id)]
         tenant: TenantId,
+        /// First print the revisions after this one still in the history
+        /// window (resuming an earlier watch).
+        #[arg(long, value_name = "REVISION")]
+        after: Option<u64>,
     },
 }
 
@@ -254,7 +267,8 @@ fn checkpoint(text: &str) -> Result<(u64, SnapshotName), String> {
 /// its outcome on stdout. A refusal is an error carrying the server's
 /// message and code.
 pub async fn run(options: ClientOptions, command: ClientCommand) -> Result<()> {
-    let client = Client::new(&options.server, options.token.clone())?;
+    let client =
+        Client::new(&options.server, options.token.clone())?.with_reason(options.reason.clone())?;
     let session = Session {
         client: &client,
         json: options.json,
@@ -320,16 +334,24 @@ impl Session<'_> {
             ClientCommand::Patch {
                 tenant,
                 patch,
+                merge,
                 if_match,
             } => {
                 let patch = read_json(&patch)?;
-                if !patch.is_array() {
-                    bail!("a JSON Patch is a JSON array of operations (RFC 6902)");
-                }
+                let content_type = if merge {
+                    "application/merge-patch+json"
+                } else if patch.is_array() {
+                    "application/json-patch+json"
+                } else {
+                    bail!(
+                        "a JSON Patch is a JSON array of operations (RFC 6902); for a merge \
+                         patch (RFC 7396) give --merge"
+                    );
+                };
                 let path = tenant_path(&tenant, "/state");
                 let reply = self
                     .client
-                    .send(Method::PATCH, &path, Some(&patch), if_match)
+                    .send_as(Method::PATCH, &path, Some(&patch), if_match, content_type)
                     .await?;
                 self.print(&reply.body, |body| render::committed(&tenant, body))
             }
@@ -399,7 +421,7 @@ impl Session<'_> {
                 let reply = self.call(Method::GET, &path, None).await?;
                 self.print(&reply.body, render::history)
             }
-            ClientCommand::Watch { tenant } => self.watch(&tenant).await,
+            ClientCommand::Watch { tenant, after } => self.watch(&tenant, after).await,
         }
     }
 
@@ -436,8 +458,11 @@ impl Session<'_> {
     }
 
     /// One line per event, flushed as it comes, until the stream ends.
-    async fn watch(&self, tenant: &TenantId) -> Result<()> {
-        let mut events = self.client.events(&tenant_path(tenant, "/watch")).await?;
+    async fn watch(&self, tenant: &TenantId, after: Option<u64>) -> Result<()> {
+        let mut events = self
+            .client
+            .events(&tenant_path(tenant, "/watch"), after)
+            .await?;
         // On stderr, so stdout holds only events; printed once the server
         // has subscribed, so every revision from now on is shown.
         eprintln!(

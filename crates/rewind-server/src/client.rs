@@ -75,6 +75,8 @@ pub struct Client {
     server: Server,
     /// Sent as `Authorization: Bearer <token>`.
     token: Option<String>,
+    /// Sent as `X-Rewind-Reason`: recorded with every write.
+    reason: Option<String>,
 }
 
 /// Where a server is: `http://host[:port][/prefix]`.
@@ -135,7 +137,21 @@ impl Client {
         Ok(Client {
             server: Server::parse(url)?,
             token: token.filter(|t| !t.is_empty()),
+            reason: None,
         })
+    }
+
+    /// This client, sending `reason` as `X-Rewind-Reason` with every
+    /// request: the server records it with each write.
+    pub fn with_reason(mut self, reason: Option<String>) -> Result<Client, ClientError> {
+        if let Some(reason) = &reason {
+            HeaderValue::from_str(reason).map_err(|_| ClientError::InvalidServer {
+                url: self.server.url.clone(),
+                reason: "the reason must be one line of text".into(),
+            })?;
+        }
+        self.reason = reason.filter(|r| !r.trim().is_empty());
+        Ok(self)
     }
 
     /// The server URL, as named in messages.
@@ -153,7 +169,21 @@ impl Client {
         body: Option<&Value>,
         if_match: Option<u64>,
     ) -> Result<Reply, ClientError> {
-        let mut request = self.request(method, path, body)?;
+        self.send_as(method, path, body, if_match, "application/json")
+            .await
+    }
+
+    /// [`send`](Self::send) with the body's `Content-Type` (e.g.
+    /// `application/merge-patch+json`).
+    pub async fn send_as(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<u64>,
+        content_type: &'static str,
+    ) -> Result<Reply, ClientError> {
+        let mut request = self.request(method, path, body, content_type)?;
         if let Some(revision) = if_match {
             request.headers_mut().insert(
                 hyper::header::IF_MATCH,
@@ -194,9 +224,20 @@ impl Client {
         })
     }
 
-    /// `GET` of a server-sent event stream: the events as they come.
-    pub async fn events(&self, path: &str) -> Result<EventStream, ClientError> {
-        let request = self.request(Method::GET, path, None)?;
+    /// `GET` of a server-sent event stream: the events as they come; with
+    /// `last_event_id`, those after it first (`Last-Event-ID`).
+    pub async fn events(
+        &self,
+        path: &str,
+        last_event_id: Option<u64>,
+    ) -> Result<EventStream, ClientError> {
+        let mut request = self.request(Method::GET, path, None, "application/json")?;
+        if let Some(id) = last_event_id {
+            request.headers_mut().insert(
+                "last-event-id",
+                HeaderValue::from_str(&id.to_string()).expect("digits"),
+            );
+        }
         let (response, connection) = self.exchange(request).await?;
         let status = response.status();
         if !status.is_success() {
@@ -222,6 +263,7 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<&Value>,
+        content_type: &'static str,
     ) -> Result<Request<Full<Bytes>>, ClientError> {
         let mut builder = Request::builder()
             .method(method)
@@ -230,9 +272,12 @@ impl Client {
         if let Some(token) = &self.token {
             builder = builder.header(AUTHORIZATION, format!("Bearer {token}"));
         }
+        if let Some(reason) = &self.reason {
+            builder = builder.header("x-rewind-reason", reason.as_str());
+        }
         let payload = match body {
             Some(body) => {
-                builder = builder.header(CONTENT_TYPE, "application/json");
+                builder = builder.header(CONTENT_TYPE, content_type);
                 Bytes::from(body.to_string())
             }
             None => Bytes::new(),

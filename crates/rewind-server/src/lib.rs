@@ -35,15 +35,19 @@
 //! | `PUT /v1/tenants/{t}` | body `{"state"?}` → 201 `{"tenant","revision":0}` (admin) |
 //! | `DELETE /v1/tenants/{t}` | 204 (admin) |
 //! | `GET /v1/tenants/{t}/state` | the document, `ETag: "<revision>"`; `?revision=N` \| `?snapshot=NAME` \| `?as_of=TIME` |
-//! | `PUT`/`PATCH /v1/tenants/{t}/state` | document / RFC 6902 patch, `If-Match` → `{"revision"}` |
+//! | `PUT`/`PATCH /v1/tenants/{t}/state` | document / RFC 6902 patch (or RFC 7396 with `Content-Type: application/merge-patch+json`), `If-Match` → `{"revision"}` |
 //! | `GET`/`POST /v1/tenants/{t}/snapshots` | list / `{"name"?,"protected"?}` → 201 |
 //! | `DELETE /v1/tenants/{t}/snapshots/{name}` | 204; 409 `snapshot_protected` if protected |
 //! | `POST /v1/tenants/{t}/snapshots/{name}/protect` \| `/unprotect` | the snapshot |
 //! | `POST /v1/tenants/{t}/rollback` | `{"to", "dry_run"?}` → `{"revision","restored","diff"}` |
 //! | `GET /v1/tenants/{t}/diff?from=REF&to=REF` | `{"from","to","summary","changes","patch"}` |
-//! | `GET /v1/tenants/{t}/history?limit=N` | `{"revisions":[...]}` newest first |
+//! | `GET /v1/tenants/{t}/history?limit=N` | `{"revisions":[{"revision","at","cause","author"?,"message"?}]}` newest first |
 //! | `POST /v1/tenants/{t}/transactions` | `{"steps":[{"name","patch"}],"on_failure"}` → report |
-//! | `GET /v1/tenants/{t}/watch` | server-sent events, one per new revision |
+//! | `GET /v1/tenants/{t}/watch` | server-sent events, one per new revision (`id:` the revision); `Last-Event-ID` resumes, `gap` says what left the window |
+//!
+//! Writes record who made them (the token's label, `admin`, `tenant:<id>`
+//! or `anonymous`) and why (`X-Rewind-Reason`, or a body's `reason`) in
+//! the revision's `author` and `message`, and in the `rewind::audit` log.
 //!
 //! Errors are `{"error":{"code","message"}}`: `invalid_request` 400,
 //! `unauthorized` 401, `forbidden` 403, `tenant_not_found` /
@@ -84,7 +88,7 @@ mod limits;
 mod serve;
 
 pub use api::{Api, ApiConfig};
-pub use auth::{Access, Tokens};
+pub use auth::{Access, Caller, Tokens, ANONYMOUS};
 pub use cli::{run as run_client, ClientCommand, ClientOptions, ReadAt, RollbackTo};
 pub use client::{Client, ClientError, EventStream, Reply, ServerEvent};
 pub use error::{status_and_code, ApiError};

@@ -50,6 +50,9 @@ struct LeadingClientOptions {
     /// Print the server's JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Why: recorded with the write (see a client subcommand's --help).
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -101,6 +104,9 @@ fn client_options(leading: LeadingClientOptions, matches: &ArgMatches) -> Client
     if !given("token") && leading.token.is_some() {
         options.token = leading.token;
     }
+    if !given("reason") && leading.reason.is_some() {
+        options.reason = leading.reason;
+    }
     options.json |= leading.json;
     options
 }
@@ -116,12 +122,17 @@ async fn main() -> ExitCode {
             rewind_server::run_client(options, command).await
         }
         Some(Command::Serve(args)) => {
-            if cli.client.server.is_some() || cli.client.token.is_some() || cli.client.json {
+            let leading = &cli.client;
+            if leading.server.is_some()
+                || leading.token.is_some()
+                || leading.reason.is_some()
+                || leading.json
+            {
                 command_line()
                     .error(
                         clap::error::ErrorKind::ArgumentConflict,
-                        "--server, --token and --json are options of the client commands, not \
-                         of `rewind serve`",
+                        "--server, --token, --reason and --json are options of the client \
+                         commands, not of `rewind serve`",
                     )
                     .exit();
             }

@@ -25,9 +25,14 @@ impl Server {
     }
 
     fn start_with(admin_token: Option<&str>) -> Server {
+        Server::start_with_args(admin_token, &[])
+    }
+
+    fn start_with_args(admin_token: Option<&str>, args: &[&str]) -> Server {
         let mut command = Command::new(REWIND);
         command
             .args(["serve", "--memory", "--listen", "127.0.0.1:0"])
+            .args(args)
             .env_remove("REWIND_ADMIN_TOKEN")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -256,11 +261,12 @@ fn the_safe_deployment_story_runs_from_the_command_line() {
     assert_eq!(lines.len(), 3, "{history}");
     assert!(
         lines[0].starts_with("revision 2 at ")
-            && lines[0]
-                .ends_with(": rollback (named) to named 'pre_v2_deploy' (revision 0) from 1"),
+            && lines[0].ends_with(
+                ": rollback (named) to named 'pre_v2_deploy' (revision 0) from 1 by anonymous"
+            ),
         "{history}"
     );
-    assert!(lines[1].starts_with("revision 1 at ") && lines[1].ends_with(": change"));
+    assert!(lines[1].starts_with("revision 1 at ") && lines[1].ends_with(": change by anonymous"));
     assert!(lines[2].starts_with("revision 0 at ") && lines[2].ends_with(": initial"));
     assert_eq!(
         server
@@ -526,15 +532,16 @@ fn watch_prints_one_line_per_revision() {
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
     assert!(
-        first.starts_with("revision 1 at ") && first.ends_with(": change\n"),
+        first.starts_with("revision 1 at ") && first.ends_with(": change by anonymous\n"),
         "{first}"
     );
     let mut second = String::new();
     stdout.read_line(&mut second).unwrap();
     assert!(
         second.starts_with("revision 2 at ")
-            && second
-                .ends_with(": rollback (named) to named 'pre_v2_deploy' (revision 0) from 1\n"),
+            && second.ends_with(
+                ": rollback (named) to named 'pre_v2_deploy' (revision 0) from 1 by anonymous\n"
+            ),
         "{second}"
     );
     watch.kill().unwrap();
@@ -684,5 +691,101 @@ fn snapshots_transactions_checkpoints_and_deletion_from_the_command_line() {
     assert_eq!(server.ok(&["tenants"]), "no tenants\n");
     let stderr = server.fails(&["delete", "acme_corp"]);
     assert!(stderr.contains("(tenant_not_found)"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The audit trail from the command line: `--reason` (or REWIND_REASON)
+/// goes with each write, `history` shows who and why, `patch --merge` sends
+/// a merge patch, and `watch --after N` resumes a watch.
+#[test]
+fn history_shows_who_and_why() {
+    let dir = temp_dir("audit");
+    let tokens = dir.join("tokens");
+    std::fs::write(
+        &tokens,
+        "admin root-token\ntenant acme_corp acme-token label=ci-deployer\n",
+    )
+    .unwrap();
+    let server = Server::start_with_args(None, &["--tokens", tokens.to_str().unwrap()]);
+    let as_ci = |args: &[&str]| {
+        let output = server
+            .rewind(args)
+            .env("REWIND_TOKEN", "acme-token")
+            .output()
+            .unwrap();
+        stdout_of_success(args, &output)
+    };
+    let output = server
+        .rewind(&["create", "acme_corp"])
+        .env("REWIND_TOKEN", "root-token")
+        .output()
+        .unwrap();
+    stdout_of_success(&["create"], &output);
+
+    let merge = dir.join("memory.json");
+    std::fs::write(
+        &merge,
+        json!({"memory_pct": 95, "canary": null}).to_string(),
+    )
+    .unwrap();
+    assert_eq!(
+        as_ci(&[
+            "patch",
+            "acme_corp",
+            merge.to_str().unwrap(),
+            "--merge",
+            "--reason",
+            "memory at 95%"
+        ]),
+        "'acme_corp' is at revision 1\n"
+    );
+    let output = server
+        .rewind(&["rollback", "acme_corp", "--to-revision", "0"])
+        .env("REWIND_TOKEN", "root-token")
+        .env("REWIND_REASON", "undo the deploy")
+        .output()
+        .unwrap();
+    stdout_of_success(&["rollback"], &output);
+
+    let history = as_ci(&["history", "acme_corp"]);
+    let lines: Vec<&str> = history.lines().collect();
+    assert!(
+        lines[0].ends_with(" from 1 by admin: \"undo the deploy\""),
+        "{history}"
+    );
+    assert!(
+        lines[1].ends_with(": change by ci-deployer: \"memory at 95%\""),
+        "{history}"
+    );
+    let json = as_ci(&["history", "acme_corp", "--json"]);
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["revisions"][1]["author"], "ci-deployer");
+    assert_eq!(json["revisions"][1]["message"], "memory at 95%");
+    assert!(!json.to_string().contains("acme-token"));
+    let state: Value =
+        serde_json::from_str(&as_ci(&["get", "acme_corp", "--revision", "1"])).unwrap();
+    assert_eq!(state, json!({"memory_pct": 95}));
+
+    // Resuming a watch after revision 0 replays 1 and 2 first.
+    let mut watch = server
+        .rewind(&["watch", "acme_corp", "--after", "0"])
+        .env("REWIND_TOKEN", "acme-token")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(watch.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(
+        first.starts_with("revision 1 at ")
+            && first.ends_with("by ci-deployer: \"memory at 95%\"\n"),
+        "{first}"
+    );
+    let mut second = String::new();
+    stdout.read_line(&mut second).unwrap();
+    assert!(second.starts_with("revision 2 at "), "{second}");
+    watch.kill().unwrap();
+    watch.wait().unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -2,9 +2,11 @@
 //! a valid token, 403 outside the token's scope, then 400 for an invalid
 //! tenant id and 404 for an unknown tenant.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
-use rewind_core::{Doc, TenantId};
+use rewind_core::{CommitMeta, Doc, TenantId};
 use rewind_runtime::Tenant;
 
 use super::Api;
@@ -66,4 +68,75 @@ async fn tenant_segment(parts: &mut Parts, api: &Api) -> Result<String, ApiError
         .find(|(key, _)| *key == "t")
         .map(|(_, value)| value.to_owned())
         .ok_or_else(|| ApiError::invalid("the path names no tenant"))
+}
+
+/// The header giving the reason of a write.
+pub(crate) const REASON_HEADER: &str = "x-rewind-reason";
+
+/// The longest reason, in characters.
+const MAX_REASON: usize = 1024;
+
+/// Who makes a request and, from `X-Rewind-Reason`, why: recorded in the
+/// meta of the revision a write makes (`author`, `message`) and in the
+/// audit log. Extracted after the access check, so it never authenticates
+/// on its own.
+pub(crate) struct Audit {
+    identity: Arc<str>,
+    header_reason: Option<String>,
+}
+
+impl FromRequestParts<Api> for Audit {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        let caller = api.shared.tokens.authenticate(&parts.headers)?;
+        let header_reason = match parts.headers.get(REASON_HEADER) {
+            None => None,
+            Some(value) => Some(
+                std::str::from_utf8(value.as_bytes())
+                    .map_err(|_| ApiError::invalid("X-Rewind-Reason must be UTF-8 text"))?
+                    .trim()
+                    .to_owned(),
+            ),
+        };
+        Ok(Audit {
+            identity: caller.identity,
+            header_reason,
+        })
+    }
+}
+
+impl Audit {
+    /// The meta of a write: the caller as author, and as message the
+    /// body's `reason` if it has one, else the header's. 400 when the
+    /// reason is longer than 1024 characters.
+    pub(crate) fn meta(&self, body_reason: Option<String>) -> Result<CommitMeta, ApiError> {
+        let reason = body_reason
+            .or_else(|| self.header_reason.clone())
+            .filter(|reason| !reason.trim().is_empty());
+        if let Some(reason) = &reason {
+            if reason.chars().count() > MAX_REASON {
+                return Err(ApiError::invalid(format!(
+                    "the reason is longer than {MAX_REASON} characters"
+                )));
+            }
+        }
+        Ok(CommitMeta {
+            author: Some(Arc::clone(&self.identity)),
+            message: reason.map(Arc::from),
+        })
+    }
+
+    /// Logs a write that makes no revision (tenants, snapshots) or whose
+    /// revisions carry no meta (transaction steps), so the audit log has
+    /// every write.
+    pub(crate) fn log(&self, action: &str, tenant: &str, meta: &CommitMeta) {
+        tracing::info!(
+            target: "rewind::audit",
+            by = %self.identity,
+            reason = meta.message.as_deref().unwrap_or(""),
+            tenant,
+            "{action}"
+        );
+    }
 }

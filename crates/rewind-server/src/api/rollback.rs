@@ -5,7 +5,9 @@ use rewind_core::{Revision, RollbackTarget, SnapshotName, Timestamp, Transaction
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::access::TenantAccess;
+use rewind_runtime::WriteOptions;
+
+use super::access::{Audit, TenantAccess};
 use super::input::JsonBody;
 use crate::error::ApiError;
 
@@ -16,6 +18,8 @@ struct RollbackRequest {
     /// Compute the rollback without making it.
     #[serde(default)]
     dry_run: bool,
+    /// Why (else `X-Rewind-Reason`): recorded with the new revision.
+    reason: Option<String>,
 }
 
 /// The five targets as the API spells them.
@@ -52,14 +56,16 @@ impl Target {
     }
 }
 
-/// Body `{"to": TARGET, "dry_run"?}` -> `{"revision", "restored", "diff"}`;
+/// Body `{"to": TARGET, "dry_run"?, "reason"?}` -> `{"revision", "restored", "diff"}`;
 /// `revision` is the new one, or the unchanged head on a dry run. A real
 /// rollback also reports `pre_rollback`, the auto snapshot that undoes it.
 pub(super) async fn rollback(
     TenantAccess(tenant): TenantAccess,
+    audit: Audit,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let request: RollbackRequest = body.parse()?;
+    let meta = audit.meta(request.reason)?;
     let target = request.to.resolve()?;
     if request.dry_run {
         let preview = tenant.rollback_dry_run(&target)?;
@@ -70,7 +76,12 @@ pub(super) async fn rollback(
             "dry_run": true,
         })));
     }
-    let outcome = tenant.rollback(target).await?;
+    let options = WriteOptions {
+        meta: meta.clone(),
+        expected_revision: None,
+    };
+    let outcome = tenant.rollback_with(target, options).await?;
+    audit.log("rollback", tenant.id().as_str(), &meta);
     Ok(Json(json!({
         "revision": outcome.revision,
         "restored": outcome.restored,

@@ -9,7 +9,7 @@ use rewind_core::{NamedOptions, SnapshotInfo, SnapshotName};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::access::TenantAccess;
+use super::access::{Audit, TenantAccess};
 use super::input::JsonBody;
 use crate::error::ApiError;
 
@@ -26,16 +26,20 @@ struct CreateSnapshot {
     /// Never pruned (named snapshots only).
     #[serde(default)]
     protected: bool,
+    /// Why (else `X-Rewind-Reason`): in the audit log.
+    reason: Option<String>,
 }
 
-/// Body `{"name"?, "protected"?}` -> 201 with the snapshot; 409 if the name
+/// Body `{"name"?, "protected"?, "reason"?}` -> 201 with the snapshot; 409 if the name
 /// exists; 429 when every named snapshot is protected and the limit is
 /// reached.
 pub(super) async fn create(
     TenantAccess(tenant): TenantAccess,
+    audit: Audit,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<SnapshotInfo>), ApiError> {
     let request: CreateSnapshot = body.parse_or_default()?;
+    let meta = audit.meta(request.reason)?;
     let snapshot = match request.name {
         Some(name) => {
             let name = SnapshotName::new(name).map_err(|e| ApiError::input(&e))?;
@@ -52,6 +56,11 @@ pub(super) async fn create(
         }
         None => tenant.snapshot().await?,
     };
+    audit.log(
+        &format!("snapshot '{}'", snapshot.name),
+        tenant.id().as_str(),
+        &meta,
+    );
     Ok((StatusCode::CREATED, Json(snapshot)))
 }
 
@@ -59,9 +68,17 @@ pub(super) async fn create(
 /// `snapshot_protected` for a protected one (unprotect it first).
 pub(super) async fn delete(
     TenantAccess(tenant): TenantAccess,
+    audit: Audit,
     params: RawPathParams,
 ) -> Result<StatusCode, ApiError> {
-    tenant.delete_snapshot(&snapshot_segment(&params)?).await?;
+    let meta = audit.meta(None)?;
+    let name = snapshot_segment(&params)?;
+    tenant.delete_snapshot(&name).await?;
+    audit.log(
+        &format!("delete snapshot '{name}'"),
+        tenant.id().as_str(),
+        &meta,
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -69,20 +86,36 @@ pub(super) async fn delete(
 /// nor deletable. Only named snapshots can be protected (400 otherwise).
 pub(super) async fn protect(
     TenantAccess(tenant): TenantAccess,
+    audit: Audit,
     params: RawPathParams,
 ) -> Result<Json<SnapshotInfo>, ApiError> {
+    let meta = audit.meta(None)?;
     let name = snapshot_segment(&params)?;
-    Ok(Json(tenant.protect(&name, true).await?))
+    let snapshot = tenant.protect(&name, true).await?;
+    audit.log(
+        &format!("protect snapshot '{name}'"),
+        tenant.id().as_str(),
+        &meta,
+    );
+    Ok(Json(snapshot))
 }
 
 /// `POST .../snapshots/{name}/unprotect` -> the snapshot, which retention
 /// may prune again and a `DELETE` can remove.
 pub(super) async fn unprotect(
     TenantAccess(tenant): TenantAccess,
+    audit: Audit,
     params: RawPathParams,
 ) -> Result<Json<SnapshotInfo>, ApiError> {
+    let meta = audit.meta(None)?;
     let name = snapshot_segment(&params)?;
-    Ok(Json(tenant.protect(&name, false).await?))
+    let snapshot = tenant.protect(&name, false).await?;
+    audit.log(
+        &format!("unprotect snapshot '{name}'"),
+        tenant.id().as_str(),
+        &meta,
+    );
+    Ok(Json(snapshot))
 }
 
 /// The `{name}` segment of the path, percent-decoded.

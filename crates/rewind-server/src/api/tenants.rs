@@ -10,7 +10,7 @@ use rewind_core::Doc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::access::{Admin, AdminOf};
+use super::access::{Admin, AdminOf, Audit};
 use super::input::{document, JsonBody};
 use super::Api;
 use crate::error::ApiError;
@@ -32,16 +32,20 @@ pub(super) async fn list(_: Admin, State(api): State<Api>) -> Json<Value> {
 struct CreateTenant {
     /// The initial state (default `{}`).
     state: Option<Value>,
+    /// Why (else `X-Rewind-Reason`): in the audit log.
+    reason: Option<String>,
 }
 
-/// Body `{"state"?}` -> 201 `{"tenant", "revision": 0}`; 409 if it exists,
+/// Body `{"state"?, "reason"?}` -> 201 `{"tenant", "revision": 0}`; 409 if it exists,
 /// 429 past `max_tenants`.
 pub(super) async fn create(
     AdminOf(id): AdminOf,
     State(api): State<Api>,
+    audit: Audit,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let request: CreateTenant = body.parse_or_default()?;
+    let meta = audit.meta(request.reason)?;
     let initial = match &request.state {
         Some(state) => document(state, &api.shared.limits)?,
         None => Doc::object(),
@@ -64,6 +68,7 @@ pub(super) async fn create(
         .runtime
         .create_tenant_with(id, initial, Some(shared.tenant))
         .await?;
+    audit.log("create tenant", tenant.id().as_str(), &meta);
     Ok((
         StatusCode::CREATED,
         Json(json!({"tenant": tenant.id(), "revision": tenant.revision()})),
@@ -83,7 +88,10 @@ impl Drop for Decrement<'_> {
 pub(super) async fn delete(
     AdminOf(id): AdminOf,
     State(api): State<Api>,
+    audit: Audit,
 ) -> Result<StatusCode, ApiError> {
+    let meta = audit.meta(None)?;
     api.shared.runtime.delete_tenant(id.as_str()).await?;
+    audit.log("delete tenant", id.as_str(), &meta);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,7 +7,7 @@ use rewind_runtime::TransactionPlan;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::access::TenantAccess;
+use super::access::{Audit, TenantAccess};
 use super::input::{patch, JsonBody};
 use super::Api;
 use crate::error::ApiError;
@@ -19,6 +19,8 @@ struct TransactionRequest {
     /// `"start"` (default), `"last_checkpoint"` or `{"checkpoint": NAME}`.
     #[serde(default)]
     on_failure: RollbackPolicy,
+    /// Why (else `X-Rewind-Reason`): in the audit log.
+    reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -37,10 +39,12 @@ struct Step {
 pub(super) async fn run(
     TenantAccess(tenant): TenantAccess,
     State(api): State<Api>,
+    audit: Audit,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let limits = &api.shared.limits;
     let request: TransactionRequest = body.parse()?;
+    let meta = audit.meta(request.reason)?;
     if request.steps.is_empty() {
         return Err(ApiError::invalid("a transaction needs at least one step"));
     }
@@ -63,6 +67,11 @@ pub(super) async fn run(
         plan = plan.step(&step.name, change);
     }
     let report = tenant.run_transaction(plan).await?;
+    audit.log(
+        &format!("transaction {} ({:?})", report.transaction, report.outcome),
+        tenant.id().as_str(),
+        &meta,
+    );
 
     let steps: Vec<Value> = report
         .steps

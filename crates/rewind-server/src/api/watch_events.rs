@@ -1,45 +1,146 @@
-//! `GET /v1/tenants/{t}/watch`: server-sent events, one per new revision.
+//! `GET /v1/tenants/{t}/watch`: server-sent events, one per new revision,
+//! resumable with `Last-Event-ID`.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
-use rewind_core::RevisionInfo;
+use rewind_core::{Doc, RevisionInfo, TenantId, Timeline};
+use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
 
 use super::access::TenantAccess;
 use super::Api;
+use crate::error::ApiError;
 
 /// Every revision committed after the request, as an event `revision` with
-/// `id: <revision>` and the revision's JSON (`{"revision", "at", "cause"}`)
-/// as data. A client that falls more than 1024 revisions behind gets one
-/// `lagged` event with the number it missed. The stream ends when the tenant
-/// is deleted or the server stops.
+/// `id: <revision>` and the revision's JSON (`{"revision", "at", "cause",
+/// "author"?, "message"?}`) as data.
+///
+/// With `Last-Event-ID: N` (a reconnecting client sends the last id it
+/// got), the stream first replays every revision after N still in the
+/// history window, then goes on live: nothing is missed or repeated. When
+/// revisions after N have left the window, an event `gap` (`{"after": N,
+/// "oldest": R}`: revisions N+1 to R-1 are gone) comes first. A client that
+/// falls behind the live buffer is caught up from the window the same way.
+/// The stream ends when the tenant is deleted or the server stops.
 pub(super) async fn watch(
     TenantAccess(tenant): TenantAccess,
     State(api): State<Api>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let last = last_event_id(&headers)?;
+    // Subscribed before the window is read: a revision committed in
+    // between is in one or the other (or both: `delivered` dedupes).
     let revisions = tenant.watch();
-    let closing = api.shared.closing.subscribe();
-    let events = futures_util::stream::unfold(
-        (revisions, closing),
-        |(mut revisions, mut closing)| async move {
-            let event = tokio::select! {
+    let delivered = tenant.revision().get();
+    let timeline = tenant.timeline();
+    let mut stream = Watch {
+        api: api.clone(),
+        tenant: tenant.id().clone(),
+        revisions,
+        closing: api.shared.closing.subscribe(),
+        backlog: VecDeque::new(),
+        delivered,
+    };
+    drop(tenant);
+    if let Some(last) = last {
+        stream.catch_up(&timeline, last);
+    }
+    let events = futures_util::stream::unfold(stream, |mut stream| async move {
+        let event = stream.next().await?;
+        Some((Ok(event), stream))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// The state of one watch stream.
+struct Watch {
+    /// To find the tenant's window again after falling behind. No handle
+    /// is held: a deleted tenant must drop its sender, ending the stream.
+    api: Api,
+    tenant: TenantId,
+    revisions: broadcast::Receiver<RevisionInfo>,
+    closing: watch::Receiver<bool>,
+    /// Events to send before the next live one.
+    backlog: VecDeque<Event>,
+    /// The newest revision sent, or the head when the stream began: live
+    /// revisions up to it are not sent (again).
+    delivered: u64,
+}
+
+impl Watch {
+    /// Queues what came after revision `last` from the window of
+    /// `timeline`.
+    fn catch_up(&mut self, timeline: &Timeline<Doc>, last: u64) {
+        let oldest = timeline.oldest_revision().get();
+        if last.saturating_add(1) < oldest {
+            self.backlog.push_back(
+                Event::default()
+                    .event("gap")
+                    .id((oldest - 1).to_string())
+                    .data(json!({"after": last, "oldest": oldest}).to_string()),
+            );
+        }
+        let mut delivered = last;
+        for info in timeline.history().filter(|i| i.revision.get() > last) {
+            self.backlog.push_back(revision_event(info));
+            delivered = info.revision.get();
+        }
+        self.delivered = delivered;
+    }
+
+    /// The next event; `None` ends the stream.
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.backlog.pop_front() {
+                return Some(event);
+            }
+            let received = tokio::select! {
                 // Also ends when the API is dropped.
-                _ = closing.wait_for(|closed| *closed) => return None,
-                received = revisions.recv() => match received {
-                    Ok(info) => revision_event(&info),
-                    Err(RecvError::Lagged(missed)) => {
-                        Event::default().event("lagged").data(missed.to_string())
-                    }
-                    Err(RecvError::Closed) => return None,
-                },
+                _ = self.closing.wait_for(|closed| *closed) => return None,
+                received = self.revisions.recv() => received,
             };
-            Some((Ok(event), (revisions, closing)))
-        },
-    );
-    Sse::new(events).keep_alive(KeepAlive::default())
+            match received {
+                Ok(info) => {
+                    let revision = info.revision.get();
+                    if revision <= self.delivered {
+                        continue;
+                    }
+                    self.delivered = revision;
+                    return Some(revision_event(&info));
+                }
+                // Missed live events: take them from the window.
+                Err(RecvError::Lagged(_)) => {
+                    let Ok(tenant) = self.api.shared.runtime.tenant(self.tenant.as_str()) else {
+                        return None;
+                    };
+                    let timeline = tenant.timeline();
+                    drop(tenant);
+                    self.catch_up(&timeline, self.delivered);
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+/// The revision of a `Last-Event-ID` header, if any.
+fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("").trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        ApiError::invalid("Last-Event-ID must be a revision number, the id of an event")
+    })
 }
 
 fn revision_event(info: &RevisionInfo) -> Event {

@@ -196,17 +196,48 @@ pub(super) fn history(body: &Value) -> Result<String> {
     let revisions: Vec<RevisionInfo> = field(body, "revisions")?;
     let mut out = String::new();
     for info in &revisions {
-        writeln!(out, "{info}")?;
+        writeln!(out, "{}", revision_line(info))?;
     }
     Ok(out)
 }
 
+/// `revision 3 at 2026-03-14T14:35:02Z: rollback (named) to named 'v1'
+/// (revision 0) from 2 by ci-deployer: "memory at 95%"`: the cause, then who
+/// and why when the revision records them.
+fn revision_line(info: &RevisionInfo) -> String {
+    let mut line = format!("revision {} at {}: {}", info.revision, info.at, info.cause);
+    if let Some(author) = &info.meta.author {
+        line.push_str(&format!(" by {author}"));
+    }
+    if let Some(message) = &info.meta.message {
+        let quoted = serde_json::to_string(message.as_ref()).unwrap_or_default();
+        let sep = if info.meta.author.is_some() {
+            ":"
+        } else {
+            " —"
+        };
+        line.push_str(&format!("{sep} {quoted}"));
+    }
+    line
+}
+
 /// A watch event: the revision's line as in `history`, or what the stream
-/// says otherwise (`lagged: 12`).
+/// says otherwise (`gap: ...`, `lagged: 12`).
 pub(super) fn event(event: &ServerEvent) -> String {
     if event.event == "revision" {
         if let Ok(info) = serde_json::from_str::<RevisionInfo>(&event.data) {
-            return info.to_string();
+            return revision_line(&info);
+        }
+    }
+    if event.event == "gap" {
+        if let Ok(gap) = serde_json::from_str::<Value>(&event.data) {
+            if let (Some(after), Some(oldest)) = (gap["after"].as_u64(), gap["oldest"].as_u64()) {
+                return format!(
+                    "gap: revisions {} to {} left the history window",
+                    after + 1,
+                    oldest.saturating_sub(1)
+                );
+            }
         }
     }
     if event.event == "lagged" {

@@ -1,0 +1,307 @@
+//! Who made each write over HTTP and why: the token's label (never the
+//! token), `admin`, or `anonymous` without authentication, and the reason
+//! from `X-Rewind-Reason` or a body's `reason`, recorded in the meta of the
+//! revision a write makes and in the audit log for every write.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use rewind_server::{ApiConfig, Tokens};
+use serde_json::{json, Value};
+use support::Server;
+
+const ACME: &str = "/v1/tenants/acme_corp";
+
+/// A server with an admin token labelled `ops` and acme_corp's token
+/// labelled `ci-deployer`.
+async fn labelled() -> Server {
+    let mut tokens = Tokens::none();
+    tokens
+        .parse_file("admin root-token label=ops\ntenant acme_corp acme-token label=ci-deployer\n")
+        .unwrap();
+    let server = Server::start(ApiConfig {
+        tokens,
+        ..support::config()
+    })
+    .await;
+    server
+        .create("acme_corp", json!({"version": "1.9.5", "memory": 41}))
+        .await;
+    server
+}
+
+/// The newest revision of acme_corp's history.
+async fn head_info(server: &Server, token: &str) -> Value {
+    let reply = server
+        .send(
+            "GET",
+            &format!("{ACME}/history?limit=1"),
+            None,
+            &[("authorization", token)],
+        )
+        .await;
+    reply.assert_status(200);
+    reply.body["revisions"][0].clone()
+}
+
+#[tokio::test]
+async fn every_revision_made_over_http_records_who_and_why() {
+    let server = labelled().await;
+    let ci = "Bearer acme-token";
+    let ops = "Bearer root-token";
+
+    // PUT state: the reason comes from the header (the body is the state).
+    server
+        .send(
+            "PUT",
+            &format!("{ACME}/state"),
+            Some(&json!({"version": "2.0.0", "memory": 41})),
+            &[("authorization", ci), ("x-rewind-reason", "deploy v2.0.0")],
+        )
+        .await
+        .assert_status(200);
+    let info = head_info(&server, ci).await;
+    assert_eq!(
+        (info["author"].as_str(), info["message"].as_str()),
+        (Some("ci-deployer"), Some("deploy v2.0.0"))
+    );
+    assert_eq!(info["cause"]["kind"], "replace");
+
+    // PATCH, RFC 6902.
+    server
+        .send(
+            "PATCH",
+            &format!("{ACME}/state"),
+            Some(&json!([{"op": "replace", "path": "/memory", "value": 95}])),
+            &[("authorization", ci), ("x-rewind-reason", "memory at 95%")],
+        )
+        .await
+        .assert_status(200);
+    let info = head_info(&server, ci).await;
+    assert_eq!(
+        (info["author"].as_str(), info["message"].as_str()),
+        (Some("ci-deployer"), Some("memory at 95%"))
+    );
+
+    // PATCH, RFC 7396.
+    server
+        .send(
+            "PATCH",
+            &format!("{ACME}/state"),
+            Some(&json!({"canary": true})),
+            &[
+                ("authorization", ops),
+                ("content-type", "application/merge-patch+json"),
+                ("x-rewind-reason", "canary on"),
+            ],
+        )
+        .await
+        .assert_status(200);
+    let info = head_info(&server, ops).await;
+    assert_eq!(
+        (info["author"].as_str(), info["message"].as_str()),
+        (Some("ops"), Some("canary on"))
+    );
+
+    // Rollback: the body's reason wins over the header's.
+    server
+        .send(
+            "POST",
+            &format!("{ACME}/rollback"),
+            Some(&json!({"to": {"revision": 0}, "reason": "who rolled back production at 3 am? ops"})),
+            &[("authorization", ops), ("x-rewind-reason", "ignored")],
+        )
+        .await
+        .assert_status(200);
+    let info = head_info(&server, ops).await;
+    assert_eq!(info["cause"]["kind"], "rollback");
+    assert_eq!(
+        (info["author"].as_str(), info["message"].as_str()),
+        (Some("ops"), Some("who rolled back production at 3 am? ops"))
+    );
+
+    // Without a reason: the author alone.
+    server
+        .send(
+            "PATCH",
+            &format!("{ACME}/state"),
+            Some(&json!([{"op": "add", "path": "/n", "value": 1}])),
+            &[("authorization", ci)],
+        )
+        .await
+        .assert_status(200);
+    let info = head_info(&server, ci).await;
+    assert_eq!(info["author"], "ci-deployer");
+    assert!(info.get("message").is_none(), "{info}");
+
+    // No token is ever recorded.
+    let history = server
+        .send(
+            "GET",
+            &format!("{ACME}/history"),
+            None,
+            &[("authorization", ops)],
+        )
+        .await;
+    assert!(!history.text.contains("acme-token") && !history.text.contains("root-token"));
+}
+
+#[tokio::test]
+async fn without_authentication_writes_are_anonymous() {
+    let server = Server::with_acme().await;
+    server
+        .send(
+            "PATCH",
+            &format!("{ACME}/state"),
+            Some(&json!([{"op": "replace", "path": "/sessions", "value": 150}])),
+            &[("x-rewind-reason", "load test")],
+        )
+        .await
+        .assert_status(200);
+    let info = &server.get(&format!("{ACME}/history?limit=1")).await.body["revisions"][0];
+    assert_eq!(
+        (info["author"].as_str(), info["message"].as_str()),
+        (Some("anonymous"), Some("load test"))
+    );
+}
+
+#[tokio::test]
+async fn a_reason_too_long_is_refused_and_changes_nothing() {
+    let server = Server::with_acme().await;
+    let long = "x".repeat(1025);
+    server
+        .rejects(
+            "PATCH",
+            &format!("{ACME}/state"),
+            Some(r#"[{"op": "add", "path": "/a", "value": 1}]"#),
+            &[("x-rewind-reason", &long)],
+            400,
+            "invalid_request",
+        )
+        .await;
+    let body = json!({"to": {"latest": true}, "reason": long}).to_string();
+    server
+        .rejects(
+            "POST",
+            &format!("{ACME}/rollback"),
+            Some(&body),
+            &[],
+            400,
+            "invalid_request",
+        )
+        .await;
+}
+
+/// Captures what the server logs.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes that make no revision with meta (tenants, snapshots, transaction
+/// steps) are in the audit log with who and why; so are the others.
+#[tokio::test(flavor = "current_thread")]
+async fn every_write_route_is_in_the_audit_log() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_env_filter("rewind::audit=info")
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = labelled().await;
+    let ops = [
+        ("authorization", "Bearer root-token"),
+        ("x-rewind-reason", "r-header"),
+    ];
+    let requests: Vec<(&str, String, Option<Value>, &str)> = vec![
+        (
+            "PUT",
+            "/v1/tenants/globex".into(),
+            Some(json!({"reason": "r-create"})),
+            "create tenant",
+        ),
+        (
+            "POST",
+            format!("{ACME}/snapshots"),
+            Some(json!({"name": "v1", "reason": "r-snap"})),
+            "snapshot 'v1'",
+        ),
+        (
+            "POST",
+            format!("{ACME}/snapshots/v1/protect"),
+            None,
+            "protect snapshot 'v1'",
+        ),
+        (
+            "POST",
+            format!("{ACME}/snapshots/v1/unprotect"),
+            None,
+            "unprotect snapshot 'v1'",
+        ),
+        (
+            "DELETE",
+            format!("{ACME}/snapshots/v1"),
+            None,
+            "delete snapshot 'v1'",
+        ),
+        (
+            "PUT",
+            format!("{ACME}/state"),
+            Some(json!({"a": 1})),
+            "replace",
+        ),
+        (
+            "PATCH",
+            format!("{ACME}/state"),
+            Some(json!([{"op": "add", "path": "/b", "value": 2}])),
+            "patch",
+        ),
+        (
+            "POST",
+            format!("{ACME}/transactions"),
+            Some(
+                json!({"steps": [{"name": "s", "patch": [{"op": "add", "path": "/c", "value": 3}]}], "reason": "r-tx"}),
+            ),
+            "transaction 1",
+        ),
+        (
+            "POST",
+            format!("{ACME}/rollback"),
+            Some(json!({"to": {"revision": 0}})),
+            "rollback",
+        ),
+        ("DELETE", "/v1/tenants/globex".into(), None, "delete tenant"),
+    ];
+    for (method, path, body, action) in &requests {
+        let before = captured.0.lock().unwrap().len();
+        let reply = server.send(method, path, body.as_ref(), &ops).await;
+        assert!(reply.status.is_success(), "{method} {path}: {}", reply.text);
+        let log = String::from_utf8(captured.0.lock().unwrap()[before..].to_vec()).unwrap();
+        assert!(log.contains(action), "{method} {path}: {log}");
+        assert!(log.contains("by=ops"), "{method} {path}: {log}");
+        let reason = body
+            .as_ref()
+            .and_then(|b| b.get("reason"))
+            .and_then(Value::as_str)
+            .unwrap_or("r-header");
+        assert!(
+            log.contains(&format!("reason=\"{reason}\""))
+                || log.contains(&format!("reason={reason}")),
+            "{method} {path}: {log}"
+        );
+        assert!(!log.contains("root-token"), "{log}");
+    }
+}
