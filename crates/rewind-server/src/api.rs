@@ -12,7 +12,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::{middleware, Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use rewind_core::Doc;
@@ -30,6 +30,7 @@ mod diff;
 mod history;
 mod input;
 mod merge;
+pub(crate) mod openapi;
 mod rollback;
 mod snapshots;
 mod state;
@@ -113,37 +114,8 @@ impl Api {
 
     /// The router of every route of the API.
     pub fn router(&self) -> Router {
-        let tenant = "/v1/tenants/{t}";
-        Router::new()
-            .route("/healthz", get(healthz))
-            .route("/metrics", get(render_metrics))
-            .route("/v1/tenants", get(tenants::list))
-            .route(tenant, put(tenants::create).delete(tenants::delete))
-            .route(
-                &format!("{tenant}/state"),
-                get(state::get).put(state::replace).patch(state::patch),
-            )
-            .route(
-                &format!("{tenant}/snapshots"),
-                get(snapshots::list).post(snapshots::create),
-            )
-            .route(
-                &format!("{tenant}/snapshots/{{name}}"),
-                delete(snapshots::delete),
-            )
-            .route(
-                &format!("{tenant}/snapshots/{{name}}/protect"),
-                post(snapshots::protect),
-            )
-            .route(
-                &format!("{tenant}/snapshots/{{name}}/unprotect"),
-                post(snapshots::unprotect),
-            )
-            .route(&format!("{tenant}/rollback"), post(rollback::rollback))
-            .route(&format!("{tenant}/diff"), get(diff::diff))
-            .route(&format!("{tenant}/history"), get(history::history))
-            .route(&format!("{tenant}/transactions"), post(transactions::run))
-            .route(&format!("{tenant}/watch"), get(watch_events::watch))
+        self.routes()
+            .router
             .route_layer(middleware::from_fn_with_state(self.clone(), time_limit))
             .route_layer(middleware::from_fn(http_metrics::track))
             .fallback(not_found)
@@ -151,6 +123,70 @@ impl Api {
             .layer(DefaultBodyLimit::max(self.shared.limits.max_body_bytes))
             .with_state(self.clone())
     }
+
+    /// The path template of every route of [`router`](Self::router), in
+    /// the order they are added (`/v1/tenants/{t}/state`, ...): what the
+    /// OpenAPI document must describe.
+    pub fn route_paths(&self) -> Vec<&'static str> {
+        self.routes().paths
+    }
+
+    fn routes(&self) -> Routes {
+        Routes::default()
+            .at("/healthz", get(healthz))
+            .at("/metrics", get(render_metrics))
+            .at("/openapi.json", get(openapi_json))
+            .at("/v1/tenants", get(tenants::list))
+            .at(
+                "/v1/tenants/{t}",
+                put(tenants::create).delete(tenants::delete),
+            )
+            .at(
+                "/v1/tenants/{t}/state",
+                get(state::get).put(state::replace).patch(state::patch),
+            )
+            .at(
+                "/v1/tenants/{t}/snapshots",
+                get(snapshots::list).post(snapshots::create),
+            )
+            .at(
+                "/v1/tenants/{t}/snapshots/{name}",
+                delete(snapshots::delete),
+            )
+            .at(
+                "/v1/tenants/{t}/snapshots/{name}/protect",
+                post(snapshots::protect),
+            )
+            .at(
+                "/v1/tenants/{t}/snapshots/{name}/unprotect",
+                post(snapshots::unprotect),
+            )
+            .at("/v1/tenants/{t}/rollback", post(rollback::rollback))
+            .at("/v1/tenants/{t}/diff", get(diff::diff))
+            .at("/v1/tenants/{t}/history", get(history::history))
+            .at("/v1/tenants/{t}/transactions", post(transactions::run))
+            .at("/v1/tenants/{t}/watch", get(watch_events::watch))
+    }
+}
+
+/// The routes as they are added: the router and the list of their paths,
+/// built together so the list cannot miss one.
+#[derive(Default)]
+struct Routes {
+    router: Router<Api>,
+    paths: Vec<&'static str>,
+}
+
+impl Routes {
+    fn at(mut self, path: &'static str, methods: MethodRouter<Api>) -> Routes {
+        self.router = self.router.route(path, methods);
+        self.paths.push(path);
+        self
+    }
+}
+
+async fn openapi_json() -> Json<serde_json::Value> {
+    Json(openapi::document())
 }
 
 /// 503 `timeout` when a handler takes longer than `request_timeout`.

@@ -31,6 +31,7 @@
 //! |---|---|
 //! | `GET /healthz` | `{"status":"ok"}` (no token needed) |
 //! | `GET /metrics` | Prometheus text (no token needed) |
+//! | `GET /openapi.json` | this API as OpenAPI 3.1 ([`openapi_document`]; no token needed) |
 //! | `GET /v1/tenants` | `{"tenants":[{"tenant","revision"}]}` (admin) |
 //! | `PUT /v1/tenants/{t}` | body `{"state"?}` → 201 `{"tenant","revision":0}` (admin) |
 //! | `DELETE /v1/tenants/{t}` | 204 (admin) |
@@ -87,6 +88,7 @@ mod http_metrics;
 mod limits;
 mod serve;
 
+pub use api::openapi::document as openapi_document;
 pub use api::{Api, ApiConfig};
 pub use auth::{Access, Caller, Tokens, ANONYMOUS};
 pub use cli::{run as run_client, ClientCommand, ClientOptions, ReadAt, RollbackTo};
