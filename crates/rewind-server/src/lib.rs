@@ -56,7 +56,8 @@
 //! (the body did not arrive in time), `tenant_exists` / `snapshot_exists` /
 //! `snapshot_protected` 409, `revision_mismatch` 412, `payload_too_large`
 //! 413 (body, patch length, transaction steps and document depth),
-//! `patch_failed` 422, `quota_exceeded` 429, `overloaded` (also past the
+//! `patch_failed` / `invalid_transaction` (step names twice or `start`,
+//! or an `on_failure` checkpoint that is no step) 422, `quota_exceeded` 429, `overloaded` (also past the
 //! connection cap) / `unavailable` / `timeout` (the request took longer
 //! than its limit) 503, `internal` 500.
 //!

@@ -612,3 +612,33 @@ async fn snapshots_are_protected_and_unprotected() {
         )
         .await;
 }
+
+/// A transaction whose plan cannot run is 422 `invalid_transaction` and
+/// changes nothing: a step named `start`, a name used twice, an
+/// `on_failure` checkpoint that is no step.
+#[tokio::test]
+async fn transactions_that_cannot_run_are_refused() {
+    let server = Server::with_acme().await;
+    let path = "/v1/tenants/acme_corp/transactions";
+    let step =
+        |name: &str| json!({"name": name, "patch": [{"op": "add", "path": "/x", "value": 1}]});
+    for body in [
+        json!({"steps": [step("start")]}),
+        json!({"steps": [step("a"), step("a")]}),
+        json!({"steps": [step("a")], "on_failure": {"checkpoint": "b"}}),
+    ] {
+        let reply = server
+            .rejects(
+                "POST",
+                path,
+                Some(&body.to_string()),
+                &[],
+                422,
+                "invalid_transaction",
+            )
+            .await;
+        assert!(!reply.body["error"]["message"].as_str().unwrap().is_empty());
+    }
+    let body = json!({"steps": [step("a")], "on_failure": {"checkpoint": "start"}});
+    server.post(path, body).await.assert_status(200);
+}

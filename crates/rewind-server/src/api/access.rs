@@ -111,10 +111,9 @@ impl Audit {
     /// body's `reason` if it has one, else the header's. 400 when the
     /// reason is longer than 1024 characters.
     pub(crate) fn meta(&self, body_reason: Option<String>) -> Result<CommitMeta, ApiError> {
-        let reason = body_reason
-            .or_else(|| self.header_reason.clone())
-            .filter(|reason| !reason.trim().is_empty());
-        if let Some(reason) = &reason {
+        let given = |reason: Option<String>| reason.filter(|r| !r.trim().is_empty());
+        let (body, header) = (given(body_reason), given(self.header_reason.clone()));
+        for reason in [&body, &header].into_iter().flatten() {
             if reason.chars().count() > MAX_REASON {
                 return Err(ApiError::invalid(format!(
                     "the reason is longer than {MAX_REASON} characters"
@@ -123,7 +122,7 @@ impl Audit {
         }
         Ok(CommitMeta {
             author: Some(Arc::clone(&self.identity)),
-            message: reason.map(Arc::from),
+            message: body.or(header).map(Arc::from),
         })
     }
 

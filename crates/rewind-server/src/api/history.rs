@@ -13,7 +13,7 @@ const DEFAULT_LIMIT: usize = 100;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct HistoryQuery {
-    limit: Option<usize>,
+    limit: Option<u64>,
 }
 
 /// `{"revisions": [{"revision", "at", "cause": {"kind", ...}}]}`, newest
@@ -22,6 +22,8 @@ pub(super) async fn history(
     TenantAccess(tenant): TenantAccess,
     QueryParams(query): QueryParams<HistoryQuery>,
 ) -> Json<Value> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    let limit = query
+        .limit
+        .map_or(DEFAULT_LIMIT, |n| usize::try_from(n).unwrap_or(usize::MAX));
     Json(json!({ "revisions": tenant.history(limit) }))
 }

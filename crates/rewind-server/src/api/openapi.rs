@@ -153,7 +153,7 @@ fn paths() -> Value {
             "get": operation(
                 "getState",
                 "The document at the head, or at one past reference (reading changes nothing)",
-                &[param("t"), param("revision"), param("snapshot"), param("as_of")],
+                &[param("t"), param("at")],
                 None,
                 &[("200", {
                     let mut ok = json_response("The document", json!({}));
@@ -196,7 +196,7 @@ fn paths() -> Value {
     add(
         &format!("{tenant}/snapshots"),
         json!({
-            "get": operation(
+            "get": with_links(operation(
                 "listSnapshots",
                 "Auto and named snapshots, oldest first",
                 &[param("t")],
@@ -207,8 +207,8 @@ fn paths() -> Value {
                     "properties": {"snapshots": {"type": "array", "items": {"$ref": "#/components/schemas/Snapshot"}}},
                 })))],
                 &[400, 401, 403, 404],
-            ),
-            "post": with_links(operation(
+            ), "200", snapshot_links()),
+            "post": operation(
                 "createSnapshot",
                 "Take a snapshot of the head: named with a name, else auto",
                 &[param("t"), param("reason")],
@@ -220,10 +220,12 @@ fn paths() -> Value {
                         "protected": {"type": "boolean", "description": "Named snapshots only"},
                         "reason": {"$ref": "#/components/schemas/Reason"},
                     },
+                    "if": {"required": ["protected"], "properties": {"protected": {"const": true}}},
+                    "then": {"required": ["name"]},
                 }))),
                 &[("201", json_response("The snapshot", json!({"$ref": "#/components/schemas/Snapshot"})))],
                 &[400, 401, 403, 404, 408, 409, 413, 429],
-            ), "201", snapshot_links()),
+            ),
         }),
     );
     add(
@@ -342,7 +344,12 @@ fn paths() -> Value {
                         "required": ["name", "patch"],
                         "additionalProperties": false,
                         "properties": {
-                            "name": {"$ref": "#/components/schemas/SnapshotName"},
+                            "name": {
+                                "allOf": [{"$ref": "#/components/schemas/SnapshotName"}],
+                                "not": {"const": "start"},
+                                "description": "Unique in the transaction; `start` names the \
+                                    checkpoint before the first step",
+                            },
                             "patch": {"$ref": "#/components/schemas/JsonPatch"},
                         },
                     }},
@@ -378,7 +385,7 @@ fn paths() -> Value {
                     "rolled_back_to": {"$ref": "#/components/schemas/Restored"},
                 },
             })))],
-            &[400, 401, 403, 404, 408, 413],
+            &[400, 401, 403, 404, 408, 413, 422],
         )}),
     );
     add(
@@ -392,7 +399,16 @@ fn paths() -> Value {
             None,
             &[("200", json!({
                 "description": "The event stream, until the tenant is deleted or the server stops",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "content": {"text/event-stream": {"schema": {
+                    "description": "One server-sent event",
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {
+                        "event": {"enum": ["revision", "gap"]},
+                        "id": {"type": "string", "pattern": "^[0-9]+$"},
+                        "data": {"type": "string", "description": "JSON: a RevisionInfo, or {\"after\", \"oldest\"} for a gap"},
+                    },
+                }}},
             }))],
             &[400, 401, 403, 404],
         )}),
@@ -436,6 +452,9 @@ fn with_links(mut op: Value, status: &str, links: Value) -> Value {
 
 /// From a created tenant to what can be done with it (schemathesis follows
 /// these: create → patch → snapshot → rollback → diff).
+/// Tenant creation must stay the only entry with links that is not a
+/// `GET` of a path without parameters or a `POST`: a fuzzer starts its
+/// scenarios from those.
 fn tenant_links() -> Value {
     let t = json!({"t": "$request.path.t"});
     let mut links = Map::new();
@@ -459,17 +478,15 @@ fn tenant_links() -> Value {
     Value::Object(links)
 }
 
-/// From a created snapshot to the operations on it.
+/// From a tenant's snapshot list to the operations on its oldest snapshot.
+/// (Not from snapshot creation: a fuzzer would start there, with tenants
+/// that do not exist, instead of at tenant creation.)
 fn snapshot_links() -> Value {
-    let parameters = json!({"t": "$request.path.t", "name": "$response.body#/name"});
+    let parameters = json!({"t": "$request.path.t", "name": "$response.body#/snapshots/0/name"});
     json!({
         "ProtectSnapshot": {"operationId": "protectSnapshot", "parameters": parameters},
         "UnprotectSnapshot": {"operationId": "unprotectSnapshot", "parameters": parameters},
         "DeleteSnapshot": {"operationId": "deleteSnapshot", "parameters": parameters},
-        "GetStateAtSnapshot": {
-            "operationId": "getState",
-            "parameters": {"t": "$request.path.t", "snapshot": "$response.body#/name"},
-        },
     })
 }
 
@@ -534,7 +551,11 @@ fn error_responses() -> Value {
             &["revision_mismatch"],
         ),
         (413, "Too large or too deep", &["payload_too_large"]),
-        (422, "The patch cannot be applied", &["patch_failed"]),
+        (
+            422,
+            "The patch cannot be applied, or the transaction cannot run",
+            &["patch_failed", "invalid_transaction"],
+        ),
         (429, "Quota exceeded", &["quota_exceeded"]),
         (500, "Internal error; nothing was applied", &["internal"]),
         (
@@ -571,20 +592,20 @@ fn parameters() -> Value {
             "description": "Snapshot name",
             "schema": {"$ref": "#/components/schemas/SnapshotName"},
         },
-        "revision": {
-            "name": "revision", "in": "query",
-            "description": "Read at this revision (at most one of revision, snapshot, as_of)",
-            "schema": {"$ref": "#/components/schemas/Revision"},
-        },
-        "snapshot": {
-            "name": "snapshot", "in": "query",
-            "description": "Read the state this snapshot pins",
-            "schema": {"$ref": "#/components/schemas/SnapshotName"},
-        },
-        "as_of": {
-            "name": "as_of", "in": "query",
-            "description": "Read the state at this instant (RFC 3339)",
-            "schema": {"type": "string", "format": "date-time"},
+        "at": {
+            "name": "at", "in": "query", "style": "form", "explode": true,
+            "description": "At most one of `?revision=N`, `?snapshot=NAME` and \
+                `?as_of=RFC3339` (the state at that instant); none reads the head",
+            "schema": {
+                "type": "object",
+                "additionalProperties": false,
+                "maxProperties": 1,
+                "properties": {
+                    "revision": {"$ref": "#/components/schemas/Revision"},
+                    "snapshot": {"$ref": "#/components/schemas/SnapshotName"},
+                    "as_of": {"type": "string", "format": "date-time"},
+                },
+            },
         },
         "from": {
             "name": "from", "in": "query", "required": true,
@@ -598,12 +619,13 @@ fn parameters() -> Value {
         "limit": {
             "name": "limit", "in": "query",
             "description": "At most this many revisions (default 100)",
-            "schema": {"type": "integer", "minimum": 0},
+            "schema": {"type": "integer", "minimum": 0, "maximum": u64::MAX},
         },
         "if_match": {
             "name": "If-Match", "in": "header",
-            "description": "Apply only if the head is this revision: \"<revision>\" (or *)",
-            "schema": {"type": "string"},
+            "description": "Apply only if the head is this revision: \"<revision>\" (also \
+                W/\"<revision>\" or a bare number; * is any revision)",
+            "schema": {"type": "string", "pattern": "^[ \\t]*(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})[ \\t]*$"},
         },
         "reason": {
             "name": "X-Rewind-Reason", "in": "header",
@@ -612,8 +634,8 @@ fn parameters() -> Value {
         },
         "last_event_id": {
             "name": "Last-Event-ID", "in": "header",
-            "description": "Resume after this revision",
-            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            "description": "Resume after this revision (empty: from now)",
+            "schema": {"type": "string", "pattern": "^[ \\t]*([0-9]{1,19})?[ \\t]*$"},
         },
     })
 }
@@ -622,11 +644,16 @@ fn schemas() -> Value {
     json!({
         "TenantId": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
         "SnapshotName": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
-        "Revision": {"type": "integer", "minimum": 0},
+        "Revision": {"type": "integer", "minimum": 0, "maximum": 9_223_372_036_854_775_807_u64},
         "Reason": {"type": "string", "maxLength": 1024},
         "StateRef": {
             "type": "string",
             "description": "`head`, a revision number, `snapshot:NAME` or `time:RFC3339`",
+            "pattern": concat!(
+                "^(head|[0-9]{1,19}|snapshot:[A-Za-z0-9._:-]{1,128}|time:",
+                "[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]",
+                "(\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))$",
+            ),
         },
         "Error": {
             "type": "object",
@@ -642,17 +669,17 @@ fn schemas() -> Value {
         },
         "JsonPatch": {
             "type": "array",
-            "description": "RFC 6902",
-            "items": {
-                "type": "object",
-                "required": ["op", "path"],
-                "properties": {
-                    "op": {"enum": ["add", "remove", "replace", "move", "copy", "test"]},
-                    "path": {"type": "string"},
-                    "from": {"type": "string"},
-                    "value": {},
-                },
-            },
+            "description": "RFC 6902: members an operation does not define are ignored",
+            "items": {"oneOf": [
+                patch_op(&["add", "replace", "test"], &["value"]),
+                patch_op(&["remove"], &[]),
+                patch_op(&["move", "copy"], &["from"]),
+            ]},
+        },
+        "Pointer": {
+            "type": "string",
+            "description": "RFC 6901",
+            "pattern": "^(/([^/~]|~[01])*)*$",
         },
         "Snapshot": {
             "type": "object",
@@ -730,12 +757,30 @@ fn schemas() -> Value {
                 "required": ["transaction", "name"],
                 "additionalProperties": false,
                 "properties": {
-                    "transaction": {"type": "integer", "minimum": 0},
+                    "transaction": {"$ref": "#/components/schemas/Revision"},
                     "name": {"$ref": "#/components/schemas/SnapshotName"},
                 },
             })),
         ]},
     })
+}
+
+/// The schema of patch operations `ops`, which require `path` and the
+/// members `needs`.
+fn patch_op(ops: &[&str], needs: &[&str]) -> Value {
+    let mut required = vec!["op", "path"];
+    required.extend_from_slice(needs);
+    let mut properties = json!({
+        "op": {"enum": ops},
+        "path": {"$ref": "#/components/schemas/Pointer"},
+    });
+    for need in needs {
+        properties[*need] = match *need {
+            "from" => json!({"$ref": "#/components/schemas/Pointer"}),
+            _ => json!({}),
+        };
+    }
+    json!({"type": "object", "required": required, "properties": properties})
 }
 
 fn target(name: &str, schema: Value) -> Value {

@@ -1,8 +1,11 @@
 //! `POST /v1/tenants/{t}/transactions`.
 
+use std::collections::BTreeSet;
+
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
-use rewind_core::{Doc, RollbackPolicy};
+use rewind_core::{Doc, RollbackPolicy, START_CHECKPOINT};
 use rewind_runtime::TransactionPlan;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -30,6 +33,42 @@ struct Step {
     patch: Value,
 }
 
+/// 422 `invalid_transaction` for a plan that is well-formed but cannot
+/// run: step names used twice or named `start` (the checkpoint before the
+/// first step), or `on_failure` naming a checkpoint that is not a step.
+fn check_names(request: &TransactionRequest) -> Result<(), ApiError> {
+    let invalid = |message: String| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_transaction",
+            message,
+        )
+    };
+    let mut seen = BTreeSet::new();
+    for step in &request.steps {
+        if step.name == START_CHECKPOINT {
+            return Err(invalid(format!(
+                "a step cannot be named '{START_CHECKPOINT}': it names the checkpoint taken \
+                 before the first step"
+            )));
+        }
+        if !seen.insert(step.name.as_str()) {
+            return Err(invalid(format!(
+                "step name '{}' is used twice in the transaction",
+                step.name
+            )));
+        }
+    }
+    if let RollbackPolicy::Checkpoint(name) = &request.on_failure {
+        if name.as_str() != START_CHECKPOINT && !seen.contains(name.as_str()) {
+            return Err(invalid(format!(
+                "on_failure names checkpoint '{name}', which is not a step of the transaction"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Runs the steps under the tenant's write lease, a checkpoint after each;
 /// when one fails, rolls back per `on_failure`. A failed step is not an
 /// error of the request: the answer says what happened.
@@ -43,8 +82,8 @@ pub(super) async fn run(
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let limits = &api.shared.limits;
-    let request: TransactionRequest = body.parse()?;
-    let meta = audit.meta(request.reason)?;
+    let mut request: TransactionRequest = body.parse()?;
+    let meta = audit.meta(request.reason.take())?;
     if request.steps.is_empty() {
         return Err(ApiError::invalid("a transaction needs at least one step"));
     }
@@ -55,6 +94,7 @@ pub(super) async fn run(
             limits.max_transaction_steps
         )));
     }
+    check_names(&request)?;
     let mut plan = TransactionPlan::<Doc>::new().on_failure(request.on_failure);
     for step in request.steps {
         let change = patch(&step.patch, limits).map_err(|e| {

@@ -134,13 +134,13 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get("last-event-id") else {
         return Ok(None);
     };
-    let text = value.to_str().unwrap_or("").trim();
+    let invalid =
+        || ApiError::invalid("Last-Event-ID must be a revision number, the id of an event");
+    let text = value.to_str().map_err(|_| invalid())?.trim();
     if text.is_empty() {
         return Ok(None);
     }
-    text.parse().map(Some).map_err(|_| {
-        ApiError::invalid("Last-Event-ID must be a revision number, the id of an event")
-    })
+    text.parse().map(Some).map_err(|_| invalid())
 }
 
 fn revision_event(info: &RevisionInfo) -> Event {
