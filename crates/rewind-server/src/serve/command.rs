@@ -39,8 +39,9 @@ pub struct ServeArgs {
     /// Keep everything in memory: a restart loses all tenants.
     #[arg(long, conflicts_with = "data")]
     pub memory: bool,
-    /// Token file: lines `admin <token>` and `tenant <tenant_id> <token>`.
-    /// The admin token may also come from REWIND_ADMIN_TOKEN.
+    /// Token file: lines `admin <token>` and `tenant <tenant_id> <token>`,
+    /// each optionally ending in `label=NAME`: who the token's writes are
+    /// recorded as. The admin token may also come from REWIND_ADMIN_TOKEN.
     #[arg(long, value_name = "FILE")]
     pub tokens: Option<PathBuf>,
     /// Largest request body, in bytes (413 past it).
