@@ -143,6 +143,7 @@ impl OperatorState {
             id,
             initial,
             config: None,
+            meta: Default::default(),
             reply,
         })
         .await??;

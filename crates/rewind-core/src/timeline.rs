@@ -118,7 +118,12 @@ impl<M: Model> Timeline<M> {
     /// A timeline at revision 0 holding `initial`, with default limits and the
     /// system clock.
     pub fn with_defaults(initial: M) -> Self {
-        Self::build(initial, TimelineConfig::default(), Arc::new(SystemClock))
+        Self::build(
+            initial,
+            TimelineConfig::default(),
+            Arc::new(SystemClock),
+            CommitMeta::default(),
+        )
     }
 
     /// A timeline at revision 0 holding `initial`.
@@ -127,11 +132,22 @@ impl<M: Model> Timeline<M> {
         config: TimelineConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, InvalidInput> {
-        config.validate()?;
-        Ok(Self::build(initial, config, clock))
+        Self::new_with(initial, config, clock, CommitMeta::default())
     }
 
-    fn build(initial: M, config: TimelineConfig, clock: Arc<dyn Clock>) -> Self {
+    /// [`new`](Self::new) with who created it and why, recorded on revision
+    /// 0.
+    pub fn new_with(
+        initial: M,
+        config: TimelineConfig,
+        clock: Arc<dyn Clock>,
+        meta: CommitMeta,
+    ) -> Result<Self, InvalidInput> {
+        config.validate()?;
+        Ok(Self::build(initial, config, clock, meta))
+    }
+
+    fn build(initial: M, config: TimelineConfig, clock: Arc<dyn Clock>, meta: CommitMeta) -> Self {
         let at = clock.now();
         let mut history = Log::new();
         history.push_back(Arc::new(Entry {
@@ -139,7 +155,7 @@ impl<M: Model> Timeline<M> {
                 revision: Revision::ZERO,
                 at,
                 cause: Cause::Initial,
-                meta: CommitMeta::default(),
+                meta,
             },
             state: initial,
         }));
@@ -528,13 +544,24 @@ impl<M: Model> Timeline<M> {
         step: &SnapshotName,
         change: &M::Change,
     ) -> Result<Commit, TimelineError> {
+        self.apply_step_with(transaction, step, change, CommitMeta::default())
+    }
+
+    /// [`apply_step`](Self::apply_step) with author and message.
+    pub fn apply_step_with(
+        &mut self,
+        transaction: TransactionId,
+        step: &SnapshotName,
+        change: &M::Change,
+        meta: CommitMeta,
+    ) -> Result<Commit, TimelineError> {
         self.running(transaction)?;
         let next = self.head().apply(change).map_err(reject)?;
         let cause = Cause::TransactionStep {
             transaction,
             step: step.clone(),
         };
-        Ok(self.push_revision(next, cause, CommitMeta::default()))
+        Ok(self.push_revision(next, cause, meta))
     }
 
     /// Records a checkpoint of the head in a running transaction. The name

@@ -24,6 +24,9 @@ use crate::journal::{Entry, EntryKind, Image, ImageQuery, Journal, JournalError,
 struct Create<M: Model> {
     config: TenantConfig,
     initial: M,
+    /// Who created the tenant and why (revision 0's meta).
+    #[serde(default)]
+    meta: CommitMeta,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -49,21 +52,22 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("journal records serialize to JSON")
 }
 
+/// The `create` entry of a tenant whose timeline is at revision 0.
 pub(crate) fn create_entry<M: Model>(
     tenant: &TenantId,
     seq: u64,
     config: &TenantConfig,
-    initial: &M,
-    at: Timestamp,
+    timeline: &Timeline<M>,
 ) -> Entry {
     Entry {
         tenant: tenant.clone(),
         seq: JournalSeq::new(seq),
-        at,
+        at: timeline.last_at(),
         kind: EntryKind::Create,
         payload: encode(&Create {
             config: *config,
-            initial: initial.clone(),
+            initial: timeline.head().clone(),
+            meta: timeline.head_info().meta.clone(),
         }),
     }
 }
@@ -220,10 +224,11 @@ pub(crate) fn recover<M: Model>(
                 }
                 let create: Create<M> = decode(&entry.payload)
                     .map_err(|e| corrupt(tenant, entry.seq, format!("does not decode: {e}")))?;
-                let timeline = Timeline::new(
+                let timeline = Timeline::new_with(
                     create.initial,
                     create.config.timeline,
                     Arc::new(replay_clock.clone()),
+                    create.meta,
                 )
                 .map_err(|e| corrupt(tenant, entry.seq, e))?;
                 state = Some(Recovered {

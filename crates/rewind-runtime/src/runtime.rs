@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use ractor::{Actor, ActorRef, RpcReplyPort};
-use rewind_core::{Clock, Doc, Model, Revision, SystemClock, TenantId};
+use rewind_core::{Clock, CommitMeta, Doc, Model, Revision, SystemClock, TenantId};
 use tokio::sync::oneshot;
 
 use crate::config::{RestartIntensity, TenantConfig};
@@ -287,10 +287,24 @@ impl<M: Model> Runtime<M> {
         initial: M,
         config: Option<TenantConfig>,
     ) -> Result<Tenant<M>, Error> {
+        self.create_tenant_with_meta(id, initial, config, CommitMeta::default())
+            .await
+    }
+
+    /// [`create_tenant_with`](Self::create_tenant_with), recording who
+    /// created the tenant and why on its revision 0.
+    pub async fn create_tenant_with_meta(
+        &self,
+        id: TenantId,
+        initial: M,
+        config: Option<TenantConfig>,
+        meta: CommitMeta,
+    ) -> Result<Tenant<M>, Error> {
         self.ask(|reply| SupervisorMsg::CreateTenant {
             id,
             initial,
             config,
+            meta,
             reply,
         })
         .await?

@@ -133,6 +133,51 @@ async fn every_revision_made_over_http_records_who_and_why() {
     assert_eq!(info["author"], "ci-deployer");
     assert!(info.get("message").is_none(), "{info}");
 
+    // A transaction: every step's revision, and the rollback after a failed
+    // step, carry the author and the body's reason.
+    let report = server
+        .send(
+            "POST",
+            &format!("{ACME}/transactions"),
+            Some(&json!({
+                "steps": [
+                    {"name": "bump", "patch": [{"op": "replace", "path": "/memory", "value": 50}]},
+                    {"name": "check", "patch": [{"op": "test", "path": "/memory", "value": 0}]}
+                ],
+                "reason": "migration 42"
+            })),
+            &[("authorization", ci)],
+        )
+        .await;
+    report.assert_status(200);
+    let history = server
+        .send(
+            "GET",
+            &format!("{ACME}/history?limit=2"),
+            None,
+            &[("authorization", ci)],
+        )
+        .await
+        .body;
+    let revisions = history["revisions"].as_array().expect("revisions").clone();
+    assert_eq!(revisions.len(), 2, "{history}");
+    let kinds: Vec<_> = revisions
+        .iter()
+        .map(|r| r["cause"]["kind"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        [json!("rollback"), json!("transaction_step")],
+        "{history}"
+    );
+    for revision in &revisions {
+        assert_eq!(
+            (revision["author"].as_str(), revision["message"].as_str()),
+            (Some("ci-deployer"), Some("migration 42")),
+            "{revision}"
+        );
+    }
+
     // No token is ever recorded.
     let history = server
         .send(
@@ -189,4 +234,34 @@ async fn a_reason_too_long_is_refused_and_changes_nothing() {
             "invalid_request",
         )
         .await;
+}
+
+#[tokio::test]
+async fn a_tenant_created_over_http_records_who_and_why_on_revision_0() {
+    let server = labelled().await;
+    server
+        .send(
+            "PUT",
+            "/v1/tenants/globex",
+            Some(&json!({"state": {"n": 1}, "reason": "onboarding"})),
+            &[("authorization", "Bearer root-token")],
+        )
+        .await
+        .assert_status(201);
+    let history = server
+        .send(
+            "GET",
+            "/v1/tenants/globex/history",
+            None,
+            &[("authorization", "Bearer root-token")],
+        )
+        .await
+        .body;
+    let first = &history["revisions"][0];
+    assert_eq!(first["revision"], 0);
+    assert_eq!(
+        (first["author"].as_str(), first["message"].as_str()),
+        (Some("ops"), Some("onboarding")),
+        "{history}"
+    );
 }

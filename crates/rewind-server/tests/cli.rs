@@ -267,7 +267,10 @@ fn the_safe_deployment_story_runs_from_the_command_line() {
         "{history}"
     );
     assert!(lines[1].starts_with("revision 1 at ") && lines[1].ends_with(": change by anonymous"));
-    assert!(lines[2].starts_with("revision 0 at ") && lines[2].ends_with(": initial"));
+    assert!(
+        lines[2].starts_with("revision 0 at ") && lines[2].ends_with(": initial by anonymous"),
+        "{history}"
+    );
     assert_eq!(
         server
             .ok(&["history", "acme_corp", "--limit", "1"])

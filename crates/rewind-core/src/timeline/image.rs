@@ -237,7 +237,7 @@ mod tests {
     use crate::timeline::{
         AutoTrigger, NamedOptions, RollbackPolicy, RollbackTarget, TimelineOp, TransactionOutcome,
     };
-    use crate::{Doc, ManualClock, SnapshotName};
+    use crate::{CommitMeta, Doc, ManualClock, SnapshotName};
     use serde_json::json;
 
     fn patch(value: serde_json::Value) -> Patch {
@@ -301,6 +301,7 @@ mod tests {
                 transaction: tx,
                 step: name("s1"),
                 change: patch(json!([{"op": "add", "path": "/t", "value": true}])),
+                meta: CommitMeta::message("a step's meta survives the image"),
             }
             .into(),
             crate::timeline::op::Checkpoint {

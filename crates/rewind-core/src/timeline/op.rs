@@ -175,12 +175,20 @@ pub struct ApplyStep<M: Model> {
     pub step: SnapshotName,
     /// The change.
     pub change: M::Change,
+    /// Attribution.
+    #[serde(default)]
+    pub meta: CommitMeta,
 }
 
 impl<M: Model> Op<M> for ApplyStep<M> {
     type Output = Commit;
     fn run(&self, timeline: &mut Timeline<M>) -> Result<Commit, Error> {
-        Ok(timeline.apply_step(self.transaction, &self.step, &self.change)?)
+        Ok(timeline.apply_step_with(
+            self.transaction,
+            &self.step,
+            &self.change,
+            self.meta.clone(),
+        )?)
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use rewind_core::imbl::OrdMap;
-use rewind_core::{Clock, Model, TenantId, Timeline};
+use rewind_core::{Clock, CommitMeta, Model, TenantId, Timeline};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -105,9 +105,10 @@ impl<M: Model> Actor for SupervisorActor<M> {
                 id,
                 initial,
                 config,
+                meta,
                 reply,
             } => {
-                let result = state.create(&myself, id, initial, config).await;
+                let result = state.create(&myself, id, initial, config, meta).await;
                 let _ = reply.send(result);
             }
             SupervisorMsg::DeleteTenant { id, reply } => state.delete(id, reply),
@@ -155,6 +156,7 @@ impl<M: Model> SupervisorState<M> {
         id: TenantId,
         initial: M,
         config: Option<TenantConfig>,
+        meta: CommitMeta,
     ) -> Result<Tenant<M>, Error> {
         if self.shutting_down {
             return Err(Error::ShuttingDown);
@@ -179,7 +181,7 @@ impl<M: Model> SupervisorState<M> {
         }
         let config = config.unwrap_or(self.defaults);
         config.validate()?;
-        let timeline = Timeline::new(initial, config.timeline, Arc::clone(&self.clock))?;
+        let timeline = Timeline::new_with(initial, config.timeline, Arc::clone(&self.clock), meta)?;
         let mut seq = 0;
         if let Some(journaling) = &self.journaling {
             // A new tenant (or one re-created after a delete) continues the
@@ -194,8 +196,7 @@ impl<M: Model> SupervisorState<M> {
                 .map_err(journal_error)?
                 .get()
                 + 1;
-            let entry =
-                durability::create_entry(&id, seq, &config, timeline.head(), timeline.last_at());
+            let entry = durability::create_entry(&id, seq, &config, &timeline);
             journaling
                 .journal
                 .append(vec![entry])

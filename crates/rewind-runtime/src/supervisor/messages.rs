@@ -1,7 +1,7 @@
 //! Messages the supervisor understands: the front door for other actors.
 
 use ractor::RpcReplyPort;
-use rewind_core::{Model, Revision, TenantId};
+use rewind_core::{CommitMeta, Model, Revision, TenantId};
 
 use crate::config::TenantConfig;
 use crate::error::Error;
@@ -19,6 +19,9 @@ pub enum SupervisorMsg<M: Model> {
         initial: M,
         /// Its configuration; `None` for the runtime's defaults.
         config: Option<TenantConfig>,
+        /// Who created it and why, recorded on revision 0 (`Default` for
+        /// none).
+        meta: CommitMeta,
         /// A handle to the new tenant.
         reply: RpcReplyPort<Result<Tenant<M>, Error>>,
     },

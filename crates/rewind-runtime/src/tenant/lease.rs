@@ -124,7 +124,7 @@ impl<M: Model> TenantState<M> {
         }
         metrics::snapshot_created(SnapshotKind::Checkpoint);
         self.lease = Some(transaction);
-        let policy = plan.policy.clone();
+        let (policy, meta) = (plan.policy.clone(), plan.meta.clone());
         let step_timeout = plan.step_timeout.unwrap_or(self.shared.config.step_timeout);
         let args = TransactionArgs {
             shared: Arc::clone(&self.shared),
@@ -140,6 +140,7 @@ impl<M: Model> TenantState<M> {
             let _ = myself.send_message(Envelope::Lease(LeaseMsg::Abandon {
                 transaction,
                 policy,
+                meta,
             }));
         }
     }
@@ -154,13 +155,14 @@ impl<M: Model> TenantState<M> {
                 transaction,
                 step,
                 change,
+                meta,
                 reply,
             } => {
                 if let Err(e) = self.holds_lease(transaction) {
                     let _ = reply.send(Err(e));
                     return Ok(());
                 }
-                match self.step(transaction, step, change).await {
+                match self.step(transaction, step, change, meta).await {
                     Ok(result) => drop(reply.send(result)),
                     Err(panicked) => return Err(self.answer_panicked(reply, panicked)),
                 }
@@ -169,13 +171,17 @@ impl<M: Model> TenantState<M> {
                 transaction,
                 failed,
                 policy,
+                meta,
                 reply,
             } => {
                 if let Err(e) = self.holds_lease(transaction) {
                     let _ = reply.send(Err(e));
                     return Ok(());
                 }
-                match self.finish(myself, transaction, failed, &policy).await {
+                match self
+                    .finish(myself, transaction, failed, &policy, meta)
+                    .await
+                {
                     Ok(outcome) => drop(reply.send(Ok(outcome))),
                     Err(panicked) => return Err(self.answer_panicked(reply, panicked)),
                 }
@@ -183,10 +189,12 @@ impl<M: Model> TenantState<M> {
             LeaseMsg::Abandon {
                 transaction,
                 policy,
+                meta,
             } => {
                 if self.holds_lease(transaction).is_ok() {
                     warn!(tenant = %self.shared.id, %transaction, "transaction abandoned; rolling back");
-                    self.finish(myself, transaction, true, &policy).await?;
+                    self.finish(myself, transaction, true, &policy, meta)
+                        .await?;
                 }
             }
         }
@@ -208,6 +216,7 @@ impl<M: Model> TenantState<M> {
         transaction: TransactionId,
         step: SnapshotName,
         change: Option<M::Change>,
+        meta: CommitMeta,
     ) -> Result<Result<StepRecord, Error>, Panicked> {
         let started = Instant::now();
         let mut revision = None;
@@ -216,6 +225,7 @@ impl<M: Model> TenantState<M> {
                 transaction,
                 step: step.clone(),
                 change,
+                meta,
             };
             match guarded(|| self.run(op))? {
                 Err(e) => {
@@ -262,13 +272,14 @@ impl<M: Model> TenantState<M> {
         transaction: TransactionId,
         failed: bool,
         policy: &RollbackPolicy,
+        meta: CommitMeta,
     ) -> Result<Option<RollbackOutcome>, Panicked> {
         let started = Instant::now();
         let (mut outcome, mut rollback, pruned) = if failed {
             let op = AbortTransaction {
                 transaction,
                 policy: policy.clone(),
-                meta: CommitMeta::default(),
+                meta,
             };
             match guarded(|| self.run(op))? {
                 Ok(aborted) => (aborted.outcome, aborted.rollback, aborted.pruned),

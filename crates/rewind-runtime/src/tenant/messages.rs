@@ -203,6 +203,7 @@ pub(crate) enum LeaseMsg<M: Model> {
         transaction: TransactionId,
         step: SnapshotName,
         change: Option<M::Change>,
+        meta: CommitMeta,
         reply: RpcReplyPort<Result<StepRecord, Error>>,
     },
     /// End the transaction: committed, or rolled back per `policy`. The
@@ -212,6 +213,8 @@ pub(crate) enum LeaseMsg<M: Model> {
         transaction: TransactionId,
         failed: bool,
         policy: RollbackPolicy,
+        /// Recorded on the rollback revision.
+        meta: CommitMeta,
         reply: RpcReplyPort<Result<Option<RollbackOutcome>, Error>>,
     },
     /// The transaction actor stopped without finishing: roll back per
@@ -219,5 +222,6 @@ pub(crate) enum LeaseMsg<M: Model> {
     Abandon {
         transaction: TransactionId,
         policy: RollbackPolicy,
+        meta: CommitMeta,
     },
 }

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use rewind_core::{Model, RollbackOutcome, RollbackPolicy, TransactionId, TransactionOutcome};
+use rewind_core::{
+    CommitMeta, Model, RollbackOutcome, RollbackPolicy, TransactionId, TransactionOutcome,
+};
 use tokio::sync::oneshot;
 use tokio::time::{timeout_at, Instant};
 
@@ -52,6 +54,7 @@ struct LeaseGuard<M: Model> {
     shared: Arc<TenantShared<M>>,
     transaction: TransactionId,
     policy: RollbackPolicy,
+    meta: CommitMeta,
     finished: bool,
 }
 
@@ -62,6 +65,7 @@ impl<M: Model> Drop for LeaseGuard<M> {
                 let _ = actor.send_message(Envelope::Lease(LeaseMsg::Abandon {
                     transaction: self.transaction,
                     policy: self.policy.clone(),
+                    meta: self.meta.clone(),
                 }));
             }
         }
@@ -84,6 +88,7 @@ impl<M: Model> Actor for TransactionActor<M> {
                 shared: Arc::clone(&args.shared),
                 transaction: args.transaction,
                 policy: args.plan.policy.clone(),
+                meta: args.plan.meta.clone(),
                 finished: false,
             },
             args: Some(args),
@@ -137,11 +142,12 @@ async fn run<M: Model>(
     guard: &mut LeaseGuard<M>,
 ) -> Result<TransactionReport, Error> {
     let policy = plan.policy.clone();
+    let meta = plan.meta.clone();
     let mut steps = Vec::with_capacity(plan.steps.len());
     let mut failure = None;
     for (index, step) in plan.steps.into_iter().enumerate() {
         let name = step.name.clone();
-        match run_step(shared, transaction, step, step_timeout).await {
+        match run_step(shared, transaction, step, &meta, step_timeout).await {
             Ok(record) => steps.push(record),
             Err(reason) => {
                 failure = Some(StepFailure {
@@ -158,6 +164,7 @@ async fn run<M: Model>(
         transaction,
         failed,
         policy,
+        meta,
         reply,
     })
     .await?;
@@ -180,6 +187,7 @@ async fn run_step<M: Model>(
     shared: &TenantShared<M>,
     transaction: TransactionId,
     step: Step<M>,
+    meta: &CommitMeta,
     step_timeout: Duration,
 ) -> Result<StepRecord, FailureReason> {
     let deadline = Instant::now() + step_timeout;
@@ -217,6 +225,7 @@ async fn run_step<M: Model>(
         transaction,
         step: name,
         change,
+        meta: meta.clone(),
         reply,
     });
     match timeout_at(deadline, request).await {

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use rewind_core::{InvalidInput, Model, RollbackPolicy, SnapshotName};
+use rewind_core::{CommitMeta, InvalidInput, Model, RollbackPolicy, SnapshotName};
 
 use super::report::TransactionReport;
 use crate::error::{BoxError, Error};
@@ -49,6 +49,9 @@ pub struct TransactionPlan<M: Model> {
     pub(crate) steps: Vec<Step<M>>,
     pub(crate) policy: RollbackPolicy,
     pub(crate) step_timeout: Option<Duration>,
+    /// Who runs it and why: recorded on every revision it makes (steps and
+    /// the rollback after a failure).
+    pub(crate) meta: CommitMeta,
     invalid: Option<InvalidInput>,
 }
 
@@ -58,6 +61,7 @@ impl<M: Model> Default for TransactionPlan<M> {
             steps: Vec::new(),
             policy: RollbackPolicy::Start,
             step_timeout: None,
+            meta: CommitMeta::default(),
             invalid: None,
         }
     }
@@ -116,6 +120,13 @@ impl<M: Model> TransactionPlan<M> {
     /// Where to roll back when a step fails (default: the start).
     pub fn on_failure(mut self, policy: RollbackPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Author and message recorded on every revision the transaction makes:
+    /// its steps, and the rollback if a step fails.
+    pub fn meta(mut self, meta: CommitMeta) -> Self {
+        self.meta = meta;
         self
     }
 
@@ -211,6 +222,13 @@ impl<M: Model> TransactionBuilder<M> {
     /// See [`TransactionPlan::on_failure`].
     pub fn on_failure(mut self, policy: RollbackPolicy) -> Self {
         self.plan = self.plan.on_failure(policy);
+        self
+    }
+
+    /// Author and message recorded on every revision the transaction makes
+    /// (see [`TransactionPlan::meta`]).
+    pub fn meta(mut self, meta: CommitMeta) -> Self {
+        self.plan = self.plan.meta(meta);
         self
     }
 

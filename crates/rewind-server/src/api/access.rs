@@ -126,9 +126,8 @@ impl Audit {
         })
     }
 
-    /// Logs a write that makes no revision (tenants, snapshots) or whose
-    /// revisions carry no meta (transaction steps), so the audit log has
-    /// every write.
+    /// Logs a write, also those that make no revision (snapshots, deletes),
+    /// so the audit log has every write.
     pub(crate) fn log(&self, action: &str, tenant: &str, meta: &CommitMeta) {
         tracing::info!(
             target: "rewind::audit",

@@ -32,7 +32,8 @@ pub(super) async fn list(_: Admin, State(api): State<Api>) -> Json<Value> {
 struct CreateTenant {
     /// The initial state (default `{}`).
     state: Option<Value>,
-    /// Why (else `X-Rewind-Reason`): in the audit log.
+    /// Why (else `X-Rewind-Reason`): recorded on revision 0, and in the audit
+    /// log.
     reason: Option<String>,
 }
 
@@ -66,7 +67,7 @@ pub(super) async fn create(
     }
     let tenant = shared
         .runtime
-        .create_tenant_with(id, initial, Some(shared.tenant))
+        .create_tenant_with_meta(id, initial, Some(shared.tenant), meta.clone())
         .await?;
     audit.log("create tenant", tenant.id().as_str(), &meta);
     Ok((

@@ -22,7 +22,8 @@ struct TransactionRequest {
     /// `"start"` (default), `"last_checkpoint"` or `{"checkpoint": NAME}`.
     #[serde(default)]
     on_failure: RollbackPolicy,
-    /// Why (else `X-Rewind-Reason`): in the audit log.
+    /// Why (else `X-Rewind-Reason`): recorded on every revision it makes, and in
+    /// the audit log.
     reason: Option<String>,
 }
 
@@ -95,7 +96,9 @@ pub(super) async fn run(
         )));
     }
     check_names(&request)?;
-    let mut plan = TransactionPlan::<Doc>::new().on_failure(request.on_failure);
+    let mut plan = TransactionPlan::<Doc>::new()
+        .on_failure(request.on_failure)
+        .meta(meta.clone());
     for step in request.steps {
         let change = patch(&step.patch, limits).map_err(|e| {
             ApiError::new(
