@@ -357,6 +357,61 @@ impl<M: Model> Runtime<M> {
             .collect()
     }
 
+    /// How many tenants the runtime holds: O(1), lock-free.
+    pub fn tenant_count(&self) -> usize {
+        self.registry.load().len()
+    }
+
+    /// Up to `limit` tenants in id order, starting after `after` (from the
+    /// first when `None`), with their revisions, and the cursor of the next
+    /// page (`None` when this one reaches the end). Lock-free and O(log n +
+    /// limit): each page reads one immutable registry, and a tenant
+    /// created or deleted between pages is seen by the pages after the
+    /// change, so paging covers every tenant that exists throughout exactly
+    /// once.
+    ///
+    /// ```
+    /// # use rewind_runtime::Runtime;
+    /// # use rewind_core::Doc;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rewind_runtime::Error> {
+    /// let runtime = Runtime::<Doc>::start().await?;
+    /// for id in ["a", "b", "c"] {
+    ///     runtime.create_tenant(id, Doc::object()).await?;
+    /// }
+    /// let (page, next) = runtime.tenants_page(None, 2);
+    /// assert_eq!(page.len(), 2);
+    /// let (rest, end) = runtime.tenants_page(next.as_ref(), 2);
+    /// assert_eq!((rest[0].0.as_str(), end), ("c", None));
+    /// assert_eq!(runtime.tenant_count(), 3);
+    /// # runtime.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tenants_page(
+        &self,
+        after: Option<&TenantId>,
+        limit: usize,
+    ) -> (Vec<(TenantId, Revision)>, Option<TenantId>) {
+        use std::ops::Bound;
+        let registry = self.registry.load();
+        let start = match after {
+            Some(after) => Bound::Excluded(after.clone()),
+            None => Bound::Unbounded,
+        };
+        let mut range = registry.range((start, Bound::Unbounded));
+        let page: Vec<_> = range
+            .by_ref()
+            .take(limit)
+            .map(|(id, shared)| (id.clone(), shared.published.load().revision()))
+            .collect();
+        let next = match (range.next(), page.last()) {
+            (Some(_), Some((last, _))) => Some(last.clone()),
+            _ => None,
+        };
+        (page, next)
+    }
+
     /// Deletes a tenant once the requests already sent to it are handled.
     pub async fn delete_tenant(&self, id: &str) -> Result<(), Error> {
         let id = TenantId::new(id)?;

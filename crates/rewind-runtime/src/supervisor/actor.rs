@@ -360,6 +360,11 @@ impl<M: Model> SupervisorState<M> {
             }
             let _ = reply.send(result);
         });
+        // Only deletions still under way are kept (a re-create of the id
+        // waits for its own); finished ones go, so the map does not grow
+        // with every tenant ever deleted.
+        self.deleting.retain(|_, task| !task.is_finished());
+        self.failures.remove(&id);
         self.deleting.insert(id, task);
     }
 

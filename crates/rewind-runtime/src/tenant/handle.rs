@@ -164,7 +164,7 @@ impl<M: Model> Tenant<M> {
     /// Every new revision from now on. A receiver that falls more than 1024
     /// revisions behind gets `RecvError::Lagged` with the count it missed.
     pub fn watch(&self) -> broadcast::Receiver<RevisionInfo> {
-        self.shared.events.subscribe()
+        self.shared.subscribe()
     }
 
     // ----- writes --------------------------------------------------------

@@ -125,9 +125,9 @@ impl<M: Model> Publisher<M> {
             return;
         }
         let last = std::mem::replace(&mut self.last_published, head);
-        if self.shared.events.receiver_count() == 0 {
+        let Some(events) = self.shared.watchers() else {
             return;
-        }
+        };
         let new: Vec<_> = timeline
             .history()
             .rev()
@@ -136,7 +136,7 @@ impl<M: Model> Publisher<M> {
             .collect();
         for info in new.into_iter().rev() {
             // A watcher that left is not an error.
-            let _ = self.shared.events.send(info);
+            let _ = events.send(info);
         }
     }
 

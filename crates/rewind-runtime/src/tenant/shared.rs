@@ -8,7 +8,7 @@
 //! whole. Requests reach the actor through the [`Lane`].
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use ractor::{ActorId, ActorRef};
@@ -68,8 +68,10 @@ pub(crate) struct TenantShared<M: Model> {
     pub(crate) slot_changed: watch::Sender<u64>,
     /// Requests accepted and not yet answered (see [`Permit`]).
     in_flight: AtomicUsize,
-    /// Every new revision, for watchers.
-    pub(crate) events: broadcast::Sender<RevisionInfo>,
+    /// Every new revision, for watchers: made on the first `watch()`, so a
+    /// tenant nobody watches holds no channel (its 1,024 slots are most of
+    /// what an idle tenant would cost).
+    events: OnceLock<broadcast::Sender<RevisionInfo>>,
     /// Where the tenant's mutations are made durable; `None` in memory mode.
     pub(crate) journaling: Option<Journaling>,
     /// Seq of the last journal entry known durable; `published` reflects
@@ -106,7 +108,7 @@ impl<M: Model> TenantShared<M> {
             slot: ArcSwap::from_pointee(Slot::Restarting),
             slot_changed: watch::channel(0).0,
             in_flight: AtomicUsize::new(0),
-            events: broadcast::channel(WATCH_CAPACITY).0,
+            events: OnceLock::new(),
             lane: Lane::default(),
             failed_generation: AtomicU64::new(0),
         })
@@ -132,6 +134,20 @@ impl<M: Model> TenantShared<M> {
         if let Err(e) = self.accepting() {
             self.lane.withdraw(ticket, e);
         }
+    }
+
+    /// A new receiver of every revision published from now on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<RevisionInfo> {
+        self.events
+            .get_or_init(|| broadcast::channel(WATCH_CAPACITY).0)
+            .subscribe()
+    }
+
+    /// The watch channel, if anyone ever watched and someone still does.
+    pub(crate) fn watchers(&self) -> Option<&broadcast::Sender<RevisionInfo>> {
+        self.events
+            .get()
+            .filter(|events| events.receiver_count() > 0)
     }
 
     pub(crate) fn failed_generation(&self) -> u64 {
