@@ -38,11 +38,19 @@ pub struct ClientOptions {
     pub reason: Option<String>,
 }
 
+/// Tenants asked for per page by `rewind tenants` (the server's maximum).
+const PAGE: u64 = 1_000;
+
 /// The client subcommands of `rewind`.
 #[derive(Clone, Debug, clap::Subcommand)]
 pub enum ClientCommand {
-    /// List the tenants and their revisions (admin).
-    Tenants,
+    /// List the tenants and their revisions in id order (admin), following
+    /// the server's pages.
+    Tenants {
+        /// List at most this many.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
     /// Delete a tenant and its whole history (admin).
     Delete {
         /// The tenant.
@@ -299,9 +307,32 @@ struct Session<'a> {
 impl Session<'_> {
     async fn run(&self, command: ClientCommand) -> Result<()> {
         match command {
-            ClientCommand::Tenants => {
-                let reply = self.call(Method::GET, "/v1/tenants", None).await?;
-                self.print(&reply.body, render::tenants)
+            ClientCommand::Tenants { limit } => {
+                let mut tenants = Vec::new();
+                let mut after: Option<String> = None;
+                loop {
+                    let left = limit.map(|limit| limit - tenants.len() as u64);
+                    let page = left.unwrap_or(PAGE).clamp(1, PAGE);
+                    let mut path = format!("/v1/tenants?limit={page}");
+                    if let Some(after) = &after {
+                        path.push_str(&format!("&after={after}"));
+                    }
+                    let reply = self.call(Method::GET, &path, None).await?;
+                    let listed = reply.body["tenants"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    tenants.extend(listed);
+                    after = reply.body["next"].as_str().map(str::to_owned);
+                    let full = limit.is_some_and(|limit| tenants.len() as u64 >= limit);
+                    if after.is_none() || full {
+                        break;
+                    }
+                }
+                if let Some(limit) = limit {
+                    tenants.truncate(limit as usize);
+                }
+                self.print(&json!({ "tenants": tenants }), render::tenants)
             }
             ClientCommand::Create { tenant, state } => {
                 let body = match state {

@@ -792,3 +792,30 @@ fn history_shows_who_and_why() {
     watch.wait().unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `rewind tenants` follows the server's pages (1,000 per page) and
+/// `--limit` caps the total.
+#[test]
+fn tenants_follows_the_pages_and_limit_caps_the_total() {
+    let server = Server::start();
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    for i in 0..1_005 {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        write!(
+            stream,
+            "PUT /v1/tenants/t{i:04} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    }
+    let listed = server.ok(&["tenants"]);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 1_005, "{listed}");
+    assert!(lines[0].starts_with("t0000 ") && lines[1_004].starts_with("t1004 "));
+    assert_eq!(server.ok(&["tenants", "--limit", "3"]).lines().count(), 3);
+    let json = server.json(&["tenants", "--limit", "1002"]);
+    assert_eq!(json["tenants"].as_array().unwrap().len(), 1_002);
+    assert_eq!(json["tenants"][1_001]["tenant"], "t1001");
+}

@@ -642,3 +642,39 @@ async fn transactions_that_cannot_run_are_refused() {
     let body = json!({"steps": [step("a")], "on_failure": {"checkpoint": "start"}});
     server.post(path, body).await.assert_status(200);
 }
+
+/// `GET /v1/tenants` pages in id order with a cursor; bad paging is 400.
+#[tokio::test]
+async fn tenants_are_listed_a_page_at_a_time() {
+    let server = Server::new().await;
+    for id in ["c", "a", "e", "b", "d"] {
+        server.create(id, json!({})).await;
+    }
+    let ids = |body: &serde_json::Value| -> Vec<String> {
+        body["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tenant"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = server.get("/v1/tenants?limit=2").await;
+    first.assert_status(200);
+    assert_eq!(ids(&first.body), ["a", "b"]);
+    assert_eq!(first.body["next"], "b");
+    let second = server.get("/v1/tenants?limit=2&after=b").await;
+    assert_eq!(ids(&second.body), ["c", "d"]);
+    let last = server.get("/v1/tenants?limit=2&after=d").await;
+    assert_eq!(ids(&last.body), ["e"]);
+    assert!(last.body.get("next").is_none(), "{}", last.text);
+    // The default page holds them all here.
+    assert_eq!(ids(&server.get("/v1/tenants").await.body).len(), 5);
+    for bad in [
+        "/v1/tenants?limit=0",
+        "/v1/tenants?limit=1001",
+        "/v1/tenants?after=no%20spaces",
+        "/v1/tenants?page=2",
+    ] {
+        server.get(bad).await.assert_error(400, "invalid_request");
+    }
+}

@@ -94,20 +94,24 @@ fn paths() -> Value {
         "/v1/tenants",
         json!({"get": operation(
             "listTenants",
-            "List the tenants and their revisions (admin)",
-            &[],
+            "List the tenants and their revisions, a page at a time (admin)",
+            &[param("page_limit"), param("after")],
             None,
-            &[("200", json_response("The tenants, ordered by id", json!({
+            &[("200", json_response("A page of tenants in id order; `next` is the cursor \
+                of the next page (absent on the last)", json!({
                 "type": "object",
                 "required": ["tenants"],
-                "properties": {"tenants": {"type": "array", "items": {
-                    "type": "object",
-                    "required": ["tenant", "revision"],
-                    "properties": {
-                        "tenant": {"$ref": "#/components/schemas/TenantId"},
-                        "revision": {"$ref": "#/components/schemas/Revision"},
-                    },
-                }}},
+                "properties": {
+                    "tenants": {"type": "array", "maxItems": 1000, "items": {
+                        "type": "object",
+                        "required": ["tenant", "revision"],
+                        "properties": {
+                            "tenant": {"$ref": "#/components/schemas/TenantId"},
+                            "revision": {"$ref": "#/components/schemas/Revision"},
+                        },
+                    }},
+                    "next": {"$ref": "#/components/schemas/TenantId"},
+                },
             })))],
             &[400, 401, 403],
         )}),
@@ -620,6 +624,16 @@ fn parameters() -> Value {
             "name": "limit", "in": "query",
             "description": "At most this many revisions (default 100)",
             "schema": {"type": "integer", "minimum": 0, "maximum": u64::MAX},
+        },
+        "page_limit": {
+            "name": "limit", "in": "query",
+            "description": "At most this many tenants (default 100)",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+        },
+        "after": {
+            "name": "after", "in": "query",
+            "description": "The cursor: list the tenants whose id sorts after it",
+            "schema": {"$ref": "#/components/schemas/TenantId"},
         },
         "if_match": {
             "name": "If-Match", "in": "header",

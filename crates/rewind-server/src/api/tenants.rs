@@ -6,25 +6,60 @@ use std::sync::atomic::Ordering;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use rewind_core::Doc;
+use rewind_core::{Doc, TenantId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::access::{Admin, AdminOf, Audit};
-use super::input::{document, JsonBody};
+use super::input::{document, JsonBody, QueryParams};
 use super::Api;
 use crate::error::ApiError;
 
-/// `{"tenants": [{"tenant", "revision"}]}`, ordered by id.
-pub(super) async fn list(_: Admin, State(api): State<Api>) -> Json<Value> {
-    let tenants: Vec<Value> = api
+/// Tenants per page without `?limit`.
+const DEFAULT_PAGE: u64 = 100;
+/// The largest `?limit`.
+const MAX_PAGE: u64 = 1_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    limit: Option<u64>,
+    after: Option<String>,
+}
+
+/// `?limit=N&after=ID` -> `{"tenants": [{"tenant", "revision"}], "next"?}`:
+/// up to `limit` (default 100, at most 1,000) tenants in id order after
+/// `after`; `next` is the cursor of the next page, absent on the last.
+pub(super) async fn list(
+    _: Admin,
+    State(api): State<Api>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_PAGE}, not {limit}"
+        )));
+    }
+    let after = match &query.after {
+        Some(after) => {
+            Some(TenantId::new(after).map_err(|e| ApiError::invalid(format!("after: {e}")))?)
+        }
+        None => None,
+    };
+    let (page, next) = api
         .shared
         .runtime
-        .tenants()
+        .tenants_page(after.as_ref(), limit as usize);
+    let tenants: Vec<Value> = page
         .into_iter()
         .map(|(tenant, revision)| json!({"tenant": tenant, "revision": revision}))
         .collect();
-    Json(json!({ "tenants": tenants }))
+    let mut body = json!({ "tenants": tenants });
+    if let Some(next) = next {
+        body["next"] = json!(next);
+    }
+    Ok(Json(body))
 }
 
 #[derive(Default, Deserialize)]
@@ -57,7 +92,7 @@ pub(super) async fn create(
     // later one counts the earlier, so together they never exceed `max`.
     let pending = shared.creating.fetch_add(1, Ordering::SeqCst);
     let _done = Decrement(&shared.creating);
-    if shared.runtime.tenants().len() + pending >= max {
+    if shared.runtime.tenant_count() + pending >= max {
         if shared.runtime.tenant(id.as_str()).is_ok() {
             return Err(rewind_runtime::Error::TenantExists(id).into());
         }
