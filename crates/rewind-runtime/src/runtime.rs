@@ -426,8 +426,14 @@ impl<M: Model> Runtime<M> {
 
     /// Graceful shutdown: new requests get `ShuttingDown`; requests already
     /// accepted (and writes waiting for a transaction) are handled; then the
-    /// actors stop.
+    /// actors stop. Returns once they have stopped and dropped their state.
+    /// The journal is then held only by this `Runtime`, its clones and its
+    /// [`Tenant`] handles: drop them to release it (a journal that locks its
+    /// file, like `SqliteJournal`, opens again after that). A second
+    /// shutdown, while the first drains, gets `ShuttingDown` at once.
     pub async fn shutdown(&self) -> Result<(), Error> {
-        self.ask(|reply| SupervisorMsg::Shutdown { reply }).await
+        self.ask(|reply| SupervisorMsg::Shutdown { reply }).await?;
+        self.supervisor.get_cell().wait(None).await.ok();
+        Ok(())
     }
 }

@@ -405,5 +405,6 @@ async fn drain_and_stop<M: Model>(actor: &ActorRef<Envelope<M>>) {
     if actor.send_message(Envelope::Drain(tx.into())).is_ok() {
         let _ = rx.await;
     }
-    actor.stop(Some("drained".into()));
+    // Waited for, so a shutdown ends with every tenant's state dropped.
+    let _ = actor.stop_and_wait(Some("drained".into()), None).await;
 }
