@@ -191,9 +191,50 @@ pub enum JournalError {
         /// The highest stored seq.
         highest: JournalSeq,
     },
+    /// The journal is open already, by this process or another: a journal
+    /// serves one runtime at a time, or the two would interleave their
+    /// writes.
+    #[error("journal file {path} is already open {}; a journal serves one runtime at a time: stop the other or use another file", holder_text(.holder))]
+    AlreadyOpen {
+        /// The file.
+        path: String,
+        /// Who holds it, when it has recorded itself (a holder that has just
+        /// taken the lock may not have yet).
+        holder: Option<JournalHolder>,
+    },
     /// The journal was closed.
     #[error("the journal is closed")]
     Closed,
+}
+
+fn holder_text(holder: &Option<JournalHolder>) -> String {
+    match holder {
+        Some(holder) => format!("by {holder}"),
+        None => "by another runtime (holder not recorded yet)".to_owned(),
+    }
+}
+
+/// The process holding a journal open, as it recorded itself: what
+/// [`JournalError::AlreadyOpen`] names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalHolder {
+    /// Its process id (on its host).
+    pub pid: u32,
+    /// Its host name, when the platform told it.
+    pub host: Option<String>,
+    /// When it opened the journal.
+    pub since: Timestamp,
+}
+
+impl std::fmt::Display for JournalHolder {
+    /// `pid 4242 on host 'web-1' since 2026-03-14T14:29:41.907Z`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {}", self.pid)?;
+        if let Some(host) = &self.host {
+            write!(f, " on host '{host}'")?;
+        }
+        write!(f, " since {}", self.since)
+    }
 }
 
 /// Resolves when the records handed to the journal are durable (or failed).

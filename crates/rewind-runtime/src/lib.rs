@@ -70,7 +70,7 @@ mod transaction;
 pub use config::{AutoSnapshotPolicy, RestartIntensity, TenantConfig};
 pub use error::{BoxError, Error};
 pub use journal::{
-    Durable, Entry, EntryKind, Image, ImageQuery, Journal, JournalError, JournalSeq,
+    Durable, Entry, EntryKind, Image, ImageQuery, Journal, JournalError, JournalHolder, JournalSeq,
 };
 pub use runtime::{RecoveryReport, Runtime, RuntimeBuilder, DEFAULT_IMAGE_EVERY};
 pub use supervisor::messages::SupervisorMsg;

@@ -1,6 +1,7 @@
 //! The `rewind` binary: `rewind serve` refuses a non-loopback address
 //! without authentication, stops gracefully on SIGTERM, and a restart on the
-//! same data directory brings every tenant back.
+//! same data directory brings every tenant back, while a second `rewind
+//! serve` on it is refused.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -209,5 +210,32 @@ fn sigterm_stops_gracefully_and_a_restart_recovers_everything() {
         (200, json!({"revision": 2}))
     );
     server.stop();
+    std::fs::remove_dir_all(data).unwrap();
+}
+
+#[test]
+fn a_second_serve_on_the_same_data_directory_is_refused() {
+    let data = temp_dir("twice");
+    let first = Running::start(serve_on(&data));
+    let output = serve_on(&data).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the data directory {} is in use (is another `rewind serve` running on it?)",
+            data.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("already open by pid {}", first.child.id())),
+        "{stderr}"
+    );
+    assert_eq!(first.call("GET", "/v1/tenants", None, None).0, 200);
+    first.stop();
+    // Released on a graceful stop: a restart serves.
+    let again = Running::start(serve_on(&data));
+    assert_eq!(again.call("GET", "/v1/tenants", None, None).0, 200);
+    again.stop();
     std::fs::remove_dir_all(data).unwrap();
 }

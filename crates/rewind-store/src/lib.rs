@@ -10,7 +10,7 @@
 //!   `writer.rs` is the writer thread and its group commit; `checkpoint.rs`
 //!   the background WAL checkpointer; `reader.rs` the
 //!   read connection; `tables.rs` the SQL of entries, images and highest
-//!   seqs.
+//!   seqs; `lock.rs` the journal's lock (one runtime per journal).
 //! - `checksum.rs`: the 64-bit FNV-1a checksum every stored record carries;
 //!   `sequence.rs`: the sequence rule of an append batch, shared by both.
 //!
@@ -51,9 +51,18 @@
 //! truncated, gives [`JournalError::Storage`] naming the file; a file of a
 //! newer schema gives [`JournalError::SchemaTooNew`]. Nothing panics.
 //!
+//! # One runtime per journal
+//!
+//! [`SqliteJournal::open`] locks the file (an OS lock on `<journal>.lock`
+//! plus a holder row naming pid, host and start); a second open, from this
+//! process or another, gets [`JournalError::AlreadyOpen`] naming the holder.
+//! The lock goes with the journal (`close`, drop) or with its process,
+//! however it dies: after a kill -9 the next open succeeds.
+//!
 //! [`JournalError::Corrupt`]: rewind_runtime::JournalError::Corrupt
 //! [`JournalError::Storage`]: rewind_runtime::JournalError::Storage
 //! [`JournalError::SchemaTooNew`]: rewind_runtime::JournalError::SchemaTooNew
+//! [`JournalError::AlreadyOpen`]: rewind_runtime::JournalError::AlreadyOpen
 //!
 //! # Example
 //!

@@ -1,12 +1,14 @@
 //! [`SqliteJournal`]: the journal on an embedded SQLite file.
 
 mod checkpoint;
+mod lock;
 mod reader;
 mod schema;
 mod tables;
 mod writer;
 
 use std::fmt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -15,7 +17,7 @@ use std::time::Duration;
 
 use rewind_core::TenantId;
 use rewind_runtime::journal::{
-    Durable, Entry, Image, ImageQuery, Journal, JournalError, JournalSeq,
+    Durable, Entry, Image, ImageQuery, Journal, JournalError, JournalHolder, JournalSeq,
 };
 use tokio::sync::oneshot;
 
@@ -108,6 +110,12 @@ impl Default for Tuning {
 /// commit what is queued, then stops it and the checkpointer; both block
 /// until they have.
 ///
+/// One journal serves one runtime: [`open`](SqliteJournal::open) locks the
+/// file until the journal is closed or dropped, and a second open, in this
+/// process or another, is refused with [`JournalError::AlreadyOpen`] naming
+/// the holder. The OS releases the lock of a process that dies, however it
+/// dies, so the next open after a crash or a kill -9 succeeds.
+///
 /// Costs: `append` and `save_image` only queue (O(1) for the caller); a
 /// commit is one fsync plus O(log n) per record. `read` is O(log n + k) for
 /// k entries, `highest_seq` and `load_image` O(log n) plus the tenant's
@@ -127,6 +135,11 @@ pub struct SqliteJournal {
     commits: Arc<AtomicU64>,
     /// WAL checkpoints run (background and writer).
     checkpoints: Arc<AtomicU64>,
+    /// The OS lock on `<journal>.lock`; released (closed) last on drop,
+    /// after the writer has removed the holder row.
+    lock: Option<File>,
+    /// This process, as the holder row records it.
+    holder: JournalHolder,
 }
 
 impl SqliteJournal {
@@ -136,9 +149,42 @@ impl SqliteJournal {
     /// Opens the journal at `path`, creating the file (not its directory) if
     /// it does not exist.
     ///
-    /// Errors: [`JournalError::SchemaTooNew`] if a newer rewind wrote the
+    /// The journal is locked until it is closed or dropped: the OS lock of
+    /// a sidecar file `<path>.lock` (created beside it and left there), and
+    /// a holder row in the journal (pid, host, start) for the processes of
+    /// other hosts that share the disk. A holder row left by a process of
+    /// this host that is gone is taken over. A runtime on the journal holds
+    /// it until the runtime, its clones and its tenant handles are dropped.
+    ///
+    /// Errors: [`JournalError::AlreadyOpen`] naming the holder if the
+    /// journal is open, in this process or another (or if another host's
+    /// holder row is there: see [`break_lock`](Self::break_lock));
+    /// [`JournalError::SchemaTooNew`] if a newer rewind wrote the
     /// file; [`JournalError::Storage`] naming the file if it cannot be opened
     /// or is not a rewind journal (garbage, truncated, another database).
+    ///
+    /// ```
+    /// use rewind_runtime::JournalError;
+    /// use rewind_store::{SqliteJournal, SqliteOptions};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("rewind-doc-lock-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("journal.db");
+    /// let journal = SqliteJournal::open(&path, SqliteOptions::default())?;
+    /// match SqliteJournal::open(&path, SqliteOptions::default()) {
+    ///     Err(JournalError::AlreadyOpen { holder, .. }) => {
+    ///         assert_eq!(holder.map(|h| h.pid), Some(std::process::id()));
+    ///     }
+    ///     other => panic!("a second open must be refused: {other:?}"),
+    /// }
+    /// journal.close()?;
+    /// let reopened = SqliteJournal::open(&path, SqliteOptions::default())?;
+    /// # drop(reopened);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, JournalError> {
         Self::open_tuned(path, options, Tuning::default())
     }
@@ -153,13 +199,20 @@ impl SqliteJournal {
     ) -> Result<Self, JournalError> {
         let path = path.as_ref().to_path_buf();
         let name: Arc<str> = path.display().to_string().into();
+        let lock = lock::lock_file(&path, &name)?;
         let mut connection = schema::open_writer(&path, &name)?;
-        let reader = Reader::open(&path, name.clone())?;
+        let holder = lock::claim(&mut connection, &name)?;
+        let unclaim = |connection: &rusqlite::Connection, error| {
+            lock::unclaim(connection, &name, &holder);
+            error
+        };
+        let reader = Reader::open(&path, name.clone()).map_err(|e| unclaim(&connection, e))?;
         let commits = Arc::new(AtomicU64::new(0));
         let checkpoints = Arc::new(AtomicU64::new(0));
         let (wal, checkpointer) = if tuning.background_checkpoint {
             let (wal, thread) =
-                checkpoint::start(&mut connection, &path, &name, checkpoints.clone())?;
+                checkpoint::start(&mut connection, &path, &name, checkpoints.clone())
+                    .map_err(|e| unclaim(&connection, e))?;
             (Some(wal), Some(thread))
         } else {
             (None, None)
@@ -171,9 +224,10 @@ impl SqliteJournal {
             apart: tuning.maintenance_apart,
         };
         let writer = Writer::new(connection, name.clone(), policy, commits.clone(), wal);
+        let releases = holder.clone();
         let writer = std::thread::Builder::new()
             .name("rewind-journal-writer".into())
-            .spawn(move || writer.run(queue))
+            .spawn(move || writer.run(queue, &releases))
             .map_err(|e| storage(&name, "starting the writer thread", e))?;
         tracing::info!(path = %name, mode = ?options.mode, schema = schema::VERSION, "journal opened");
         Ok(SqliteJournal {
@@ -185,7 +239,25 @@ impl SqliteJournal {
             reader,
             commits,
             checkpoints,
+            lock: Some(lock),
+            holder,
         })
+    }
+
+    /// Removes the holder row of the journal at `path` left by a process of
+    /// **another host** that is gone for sure (a row of this host needs
+    /// nothing: the next open takes it over). Returns the holder it named.
+    ///
+    /// Refused with [`JournalError::AlreadyOpen`] while a process of this
+    /// host has the journal open. Breaking the lock of a process that is in
+    /// fact alive lets two runtimes write one journal: check first.
+    pub fn break_lock(path: impl AsRef<Path>) -> Result<Option<JournalHolder>, JournalError> {
+        lock::break_lock(path.as_ref())
+    }
+
+    /// This process, as the journal's lock records it.
+    pub fn holder(&self) -> &JournalHolder {
+        &self.holder
     }
 
     /// The file.
@@ -331,6 +403,8 @@ impl Drop for SqliteJournal {
                 tracing::error!(path = %self.path.display(), "journal checkpointer thread panicked");
             }
         }
+        // Last: the file is closed and the holder row gone.
+        drop(self.lock.take());
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use rewind_core::Doc;
-use rewind_runtime::{Journal, Runtime};
+use rewind_runtime::{Journal, JournalError, Runtime};
 use rewind_store::{SqliteJournal, SqliteOptions};
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -174,8 +174,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         std::fs::create_dir_all(&args.data)
             .with_context(|| format!("cannot create the data directory {}", args.data.display()))?;
         let path = args.data.join(JOURNAL_FILE);
-        let journal = SqliteJournal::open(&path, SqliteOptions::default())
-            .with_context(|| format!("cannot open the journal {}", path.display()))?;
+        let journal = SqliteJournal::open(&path, SqliteOptions::default()).map_err(|error| {
+            let doing = match error {
+                JournalError::AlreadyOpen { .. } => format!(
+                    "the data directory {} is in use (is another `rewind serve` running on it?)",
+                    args.data.display()
+                ),
+                _ => format!("cannot open the journal {}", path.display()),
+            };
+            anyhow::Error::new(error).context(doing)
+        })?;
         Some(Arc::new(journal))
     };
     let mut builder = Runtime::<Doc>::builder();

@@ -11,6 +11,7 @@ use super::storage;
 
 /// The schema this code writes and the newest it reads. Raise it with every
 /// change of the tables below, and migrate older files in `open_writer`.
+/// (The lock table of `lock.rs` is outside it: it holds no journal data.)
 pub(super) const VERSION: u32 = 1;
 
 /// How long a connection waits for a lock held by another connection (a

@@ -29,7 +29,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use rewind_core::TenantId;
-use rewind_runtime::journal::{Entry, Image, JournalError};
+use rewind_runtime::journal::{Entry, Image, JournalError, JournalHolder};
 use rewind_runtime::metrics as names;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
@@ -201,7 +201,8 @@ impl Writer {
     /// Runs until `Close`, or until the journal is dropped and the queue and
     /// the backlog are drained. The connection closes when this returns (and
     /// the background checkpointer stops).
-    pub(super) fn run(mut self, queue: mpsc::Receiver<Command>) {
+    /// Its last act removes `holder`'s lock row.
+    pub(super) fn run(mut self, queue: mpsc::Receiver<Command>, holder: &JournalHolder) {
         while let Some(group) = self.next_group(&queue) {
             let next = if self.policy.apart {
                 self.step(group)
@@ -212,6 +213,7 @@ impl Writer {
                 break;
             }
         }
+        super::lock::unclaim(&self.connection, &self.name, holder);
         tracing::debug!(path = %self.name, "journal writer stopped");
     }
 
