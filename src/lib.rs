@@ -49,16 +49,56 @@ pub use rewind_core as core;
 pub use rewind_runtime as runtime;
 pub use rewind_store as store;
 
-/// The names most services need.
+/// The runtime's error, which every error of a service's rewind calls
+/// converts into with `?` (a [`JournalError`](runtime::JournalError)
+/// included); match [`Error::kind`] for what to answer.
+pub use rewind_runtime::{Error, ErrorKind};
+
+/// The names most services need, errors included: a service written with
+/// only `use rewind::prelude::*;` opens its journal and starts its runtime
+/// with `?` throughout.
+///
+/// ```
+/// use rewind::prelude::*;
+///
+/// fn open_journal(path: &std::path::Path) -> Result<SqliteJournal, rewind::Error> {
+///     Ok(SqliteJournal::open(path, SqliteOptions::default())?)
+/// }
+///
+/// async fn open(path: &std::path::Path) -> Result<Runtime<Doc>, rewind::Error> {
+///     let journal = open_journal(path)?;
+///     Runtime::<Doc>::builder()
+///         .journal(std::sync::Arc::new(journal))
+///         .start()
+///         .await
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = std::env::temp_dir().join(format!("rewind-prelude-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("rewind.db");
+/// let runtime = open(&path).await?;
+/// // One runtime per journal: a second open is refused, one level deep.
+/// let error = open_journal(&path).unwrap_err();
+/// assert_eq!(error.kind(), ErrorKind::Journal);
+/// assert!(matches!(error, Error::Store(JournalError::AlreadyOpen { .. })));
+/// runtime.shutdown().await?;
+/// # drop(runtime);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(())
+/// # }
+/// ```
 pub mod prelude {
     pub use rewind_core::{
-        ChangeKind, Diff, Doc, Model, NamedOptions, Patch, Pointer, Revision, RollbackPolicy,
-        RollbackTarget, SnapshotInfo, SnapshotKind, SnapshotName, StateRef, TenantId, Timeline,
-        TimelineConfig, Timestamp, TransactionOutcome,
+        Cause, ChangeKind, Diff, Doc, Model, NamedOptions, Patch, PatchError, Pointer, Revision,
+        RevisionInfo, RollbackPolicy, RollbackTarget, SnapshotInfo, SnapshotKind, SnapshotName,
+        StateRef, TenantId, Timeline, TimelineConfig, TimelineError, Timestamp, TransactionOutcome,
     };
     pub use rewind_runtime::{
-        AutoSnapshotPolicy, Error, Journal, RestartIntensity, Runtime, SupervisorMsg, Tenant,
-        TenantConfig, TenantMsg, TransactionPlan, TransactionReport, WriteOptions,
+        AutoSnapshotPolicy, Error, ErrorKind, FailureReason, Journal, JournalError, JournalHolder,
+        RestartIntensity, Runtime, SupervisorMsg, Tenant, TenantConfig, TenantMsg, TransactionPlan,
+        TransactionReport, WriteOptions,
     };
     pub use rewind_store::{MemoryJournal, SqliteJournal, SqliteOptions, SyncMode};
 }

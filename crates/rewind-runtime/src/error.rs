@@ -112,6 +112,11 @@ pub enum Error {
         /// Why.
         source: JournalError,
     },
+    /// The journal failed outside any tenant's write: opening it
+    /// (`JournalError::AlreadyOpen`, `SchemaTooNew`, ...) or reading it
+    /// whole. What `?` makes of a [`JournalError`].
+    #[error(transparent)]
+    Store(#[from] JournalError),
     /// The runtime is shutting down and takes no new requests.
     #[error("the runtime is shutting down")]
     ShuttingDown,
@@ -153,6 +158,42 @@ impl Error {
         }
     }
 
+    /// What kind of failure this is, one level deep (the core's errors
+    /// included). Time: O(1).
+    ///
+    /// ```
+    /// use rewind_core::{SnapshotName, TimelineError, TenantId};
+    /// use rewind_runtime::{Error, ErrorKind, JournalError};
+    ///
+    /// let tenant = TenantId::new("acme_corp").unwrap();
+    /// let missing = Error::Core {
+    ///     tenant: tenant.clone(),
+    ///     source: TimelineError::SnapshotNotFound(SnapshotName::new("v2").unwrap()).into(),
+    /// };
+    /// assert_eq!(missing.kind(), ErrorKind::NotFound);
+    /// assert_eq!(Error::TenantExists(tenant).kind(), ErrorKind::Exists);
+    /// assert_eq!(Error::from(JournalError::Closed).kind(), ErrorKind::Journal);
+    /// assert_eq!(Error::ShuttingDown.kind(), ErrorKind::Unavailable);
+    /// ```
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::TenantNotFound(_) => ErrorKind::NotFound,
+            Error::TenantExists(_) => ErrorKind::Exists,
+            Error::TenantFailed { .. } | Error::Unavailable { .. } | Error::ShuttingDown => {
+                ErrorKind::Unavailable
+            }
+            Error::Overloaded { .. } => ErrorKind::Overloaded,
+            Error::LeaseTimeout { .. } | Error::RevisionMismatch { .. } => ErrorKind::Conflict,
+            Error::Core { source, .. } => core_kind(source),
+            Error::UpdateRefused { .. } => ErrorKind::Rejected,
+            Error::Panicked { .. } => ErrorKind::Panicked,
+            Error::Journal { .. } | Error::Unrecoverable { .. } | Error::Store(_) => {
+                ErrorKind::Journal
+            }
+            Error::Invalid(_) => ErrorKind::Invalid,
+        }
+    }
+
     /// Whether this is a [`TimelineError::SnapshotNotFound`].
     pub fn is_snapshot_not_found(&self) -> bool {
         matches!(
@@ -168,6 +209,65 @@ impl Error {
             Some(TimelineError::RevisionNotFound { .. })
         )
     }
+}
+
+fn core_kind(error: &rewind_core::Error) -> ErrorKind {
+    match error {
+        rewind_core::Error::Input(_) => ErrorKind::Invalid,
+        rewind_core::Error::Patch(_) => ErrorKind::Rejected,
+        rewind_core::Error::Timeline(error) => match error {
+            TimelineError::SnapshotNotFound(_)
+            | TimelineError::RevisionNotFound { .. }
+            | TimelineError::NoSnapshotBefore(_)
+            | TimelineError::TimeOutOfRange { .. }
+            | TimelineError::NoSnapshots
+            | TimelineError::TransactionNotFound(_)
+            | TimelineError::CheckpointNotFound { .. } => ErrorKind::NotFound,
+            TimelineError::SnapshotExists(_) | TimelineError::CheckpointExists { .. } => {
+                ErrorKind::Exists
+            }
+            TimelineError::SnapshotProtected(_)
+            | TimelineError::NotProtectable(_)
+            | TimelineError::TransactionFinished(_) => ErrorKind::Conflict,
+            TimelineError::QuotaExceeded(_) => ErrorKind::QuotaExceeded,
+            TimelineError::Rejected(_) => ErrorKind::Rejected,
+            _ => ErrorKind::Invalid,
+        },
+        _ => ErrorKind::Invalid,
+    }
+}
+
+/// What kind of failure an [`Error`] is, one level deep: what a service
+/// matches on to answer (say, 404, 409 or 503) without walking the core's
+/// errors. See [`Error::kind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A tenant, snapshot, revision, transaction or checkpoint is not there
+    /// (or no snapshot or revision matches the time asked for).
+    NotFound,
+    /// A tenant, named snapshot or checkpoint with this name exists.
+    Exists,
+    /// Input refused at the edge: an id, a name, a time, a configuration.
+    Invalid,
+    /// The change was refused: a failing patch, the model's own check, an
+    /// update closure's error.
+    Rejected,
+    /// The tenant's state does not allow it now: a revision mismatch, a
+    /// protected snapshot, a finished transaction, a held write lease.
+    Conflict,
+    /// A quota (snapshots, tenants) is used up.
+    QuotaExceeded,
+    /// Too many requests in flight; retry later.
+    Overloaded,
+    /// Not served now: the tenant failed, restarts or is stopping, or the
+    /// runtime is shutting down.
+    Unavailable,
+    /// User code panicked; nothing was applied.
+    Panicked,
+    /// The journal failed, or holds data the tenant cannot be recovered
+    /// from.
+    Journal,
 }
 
 /// The text of a caught panic's payload.

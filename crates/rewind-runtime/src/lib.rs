@@ -68,7 +68,7 @@ mod tenant;
 mod transaction;
 
 pub use config::{AutoSnapshotPolicy, RestartIntensity, TenantConfig};
-pub use error::{BoxError, Error};
+pub use error::{BoxError, Error, ErrorKind};
 pub use journal::{
     Durable, Entry, EntryKind, Image, ImageQuery, Journal, JournalError, JournalHolder, JournalSeq,
 };
