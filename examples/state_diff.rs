@@ -54,8 +54,8 @@ pub(crate) async fn run() -> Result<()> {
     for expected in [
         "sessions: 100 → 150",
         "cache_entries: 50 → 75",
-        r#"added_keys: ["beta"]"#,
-        r#"changed_keys: ["theme"]"#,
+        r#"added_keys: ["app_data.beta"]"#,
+        r#"changed_keys: ["app_data.theme"]"#,
     ] {
         ensure!(
             summary.lines().any(|line| line == expected),

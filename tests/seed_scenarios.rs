@@ -446,8 +446,8 @@ fn diff_of_state_a_and_b_between_two_snapshots() -> Result<()> {
     for line in [
         "sessions: 100 → 150",
         "cache_entries: 50 → 75",
-        r#"added_keys: ["beta"]"#,
-        r#"changed_keys: ["theme"]"#,
+        r#"added_keys: ["app_data.beta"]"#,
+        r#"changed_keys: ["app_data.theme"]"#,
     ] {
         assert!(shown.contains(line), "{line:?} missing from:\n{shown}");
     }

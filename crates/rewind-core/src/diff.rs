@@ -204,12 +204,13 @@ impl Diff {
 }
 
 impl fmt::Display for Diff {
-    /// A readable summary in the style of the product guide:
+    /// A readable summary in the style of the product guide; every change
+    /// names its path from the root, dotted:
     ///
     /// ```text
     /// sessions: 100 → 150
     /// added_keys: ["beta"]
-    /// changed_keys: ["theme"]
+    /// changed_keys: ["features.new_checkout", "theme"]
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_empty() {
@@ -221,7 +222,7 @@ impl fmt::Display for Diff {
         let keys = |kind: ChangeKind| -> Vec<String> {
             self.of_kind(kind)
                 .filter(|e| !(kind == ChangeKind::Changed && is_numeric_change(e)))
-                .map(|e| e.path.last().unwrap_or("(root)").to_owned())
+                .map(|e| display_path(&e.path))
                 .collect()
         };
         for (label, kind) in [
@@ -286,6 +287,29 @@ mod tests {
             .iter()
             .map(|e| (e.path.to_string(), e.kind))
             .collect()
+    }
+
+    /// The story: with several flags, `changed_keys: ["enabled"]` did not
+    /// say which flag changed; numbers kept their path, nothing else did.
+    #[test]
+    fn the_summary_names_every_change_by_its_path_from_the_root() {
+        let a = doc(json!({
+            "flags": {"new_checkout": {"enabled": false, "rollout_pct": 0}, "dark_mode": {"enabled": true}},
+            "legacy": {"banner": "x"},
+            "version": "1.9.5"
+        }));
+        let b = doc(json!({
+            "flags": {"new_checkout": {"enabled": true, "rollout_pct": 25, "owner": "web"}, "dark_mode": {"enabled": true}},
+            "legacy": {},
+            "version": "2.0.0"
+        }));
+        assert_eq!(
+            Diff::between(&a, &b).to_string(),
+            "flags.new_checkout.rollout_pct: 0 → 25\n\
+             added_keys: [\"flags.new_checkout.owner\"]\n\
+             removed_keys: [\"legacy.banner\"]\n\
+             changed_keys: [\"flags.new_checkout.enabled\", \"version\"]\n"
+        );
     }
 
     #[test]

@@ -217,7 +217,7 @@ fn the_safe_deployment_story_runs_from_the_command_line() {
         "revision 0 → 1: 1 added, 0 removed, 3 changed\n\
          metrics.memory_usage_pct: 41 → 95\n\
          added_keys: [\"schema\"]\n\
-         changed_keys: [\"new_checkout\", \"version\"]\n"
+         changed_keys: [\"features.new_checkout\", \"version\"]\n"
     );
 
     // Step 4: emergency rollback, previewed first.
@@ -242,7 +242,7 @@ fn the_safe_deployment_story_runs_from_the_command_line() {
          undo with: rewind rollback acme_corp --to-revision 1\n\
          metrics.memory_usage_pct: 95 → 41\n\
          removed_keys: [\"schema\"]\n\
-         changed_keys: [\"new_checkout\", \"version\"]\n"
+         changed_keys: [\"features.new_checkout\", \"version\"]\n"
     );
     let head: Value = serde_json::from_str(&server.ok(&["get", "acme_corp"])).unwrap();
     assert_eq!(head, stable());

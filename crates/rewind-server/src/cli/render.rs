@@ -279,8 +279,8 @@ mod tests {
             "revision 3 → 5: 1 added, 0 removed, 3 changed\n\
              cache_entries: 50 → 75\n\
              sessions: 100 → 150\n\
-             added_keys: [\"beta\"]\n\
-             changed_keys: [\"theme\"]\n"
+             added_keys: [\"app_data.beta\"]\n\
+             changed_keys: [\"app_data.theme\"]\n"
         );
     }
 
