@@ -143,6 +143,9 @@ impl<M: Model> Actor for TenantActor<M> {
         if let Some(ticker) = state.ticker.take() {
             ticker.abort();
         }
+        if let Committer::Pipelined(pipeline) = &mut state.committer {
+            pipeline.close().await;
+        }
         // Deleted or shut down: no actor will take what is still queued.
         let shared = &state.shared;
         if shared.accepting().is_err() {

@@ -228,7 +228,9 @@ enum Stage<M: Model> {
 /// The publisher task of a journaled tenant and the way to it.
 pub(crate) struct Pipeline<M: Model> {
     journal: Arc<dyn Journal>,
-    stages: mpsc::UnboundedSender<Stage<M>>,
+    /// `None` once closed.
+    stages: Option<mpsc::UnboundedSender<Stage<M>>>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl<M: Model> Pipeline<M> {
@@ -236,7 +238,7 @@ impl<M: Model> Pipeline<M> {
     /// batch sent is completed.
     pub(crate) fn start(journal: Arc<dyn Journal>, mut publisher: Publisher<M>) -> Self {
         let (stages, mut queue) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             while let Some(stage) = queue.recv().await {
                 match stage {
                     Stage::Batch(batch, durable) => {
@@ -254,26 +256,41 @@ impl<M: Model> Pipeline<M> {
             }
             publisher.settle_images().await;
         });
-        Pipeline { journal, stages }
+        Pipeline {
+            journal,
+            stages: Some(stages),
+            task: Some(task),
+        }
+    }
+
+    /// Completes everything sent, then ends the task (which holds the
+    /// tenant, so its journal): a stopped tenant leaves nothing running.
+    pub(crate) async fn close(&mut self) {
+        self.stages.take();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
 
     /// Appends the batch's entries (one atomic append) and queues the batch
     /// for completion once they are durable.
     pub(crate) fn send(&self, batch: Sealed<M>, entries: Vec<crate::journal::Entry>) {
         let durable = (!entries.is_empty()).then(|| self.journal.append(entries));
-        // The task outlives every sender; a send fails only if it panicked.
-        let _ = self.stages.send(Stage::Batch(Box::new(batch), durable));
+        // The task outlives every sender; a send fails only if it panicked
+        // (or after `close`, which only a stopped actor calls).
+        if let Some(stages) = &self.stages {
+            let _ = stages.send(Stage::Batch(Box::new(batch), durable));
+        }
     }
 
     /// Waits until every batch sent so far is completed; the failure of
     /// `generation` or later, if any.
     pub(crate) async fn barrier(&self, generation: u64) -> Result<(), Error> {
         let (done, wait) = oneshot::channel();
-        if self
-            .stages
-            .send(Stage::Barrier { generation, done })
-            .is_err()
-        {
+        let Some(stages) = &self.stages else {
+            return Ok(());
+        };
+        if stages.send(Stage::Barrier { generation, done }).is_err() {
             return Ok(());
         }
         wait.await.unwrap_or(Ok(()))
