@@ -215,6 +215,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let listener =
         listen(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
+    let signals = shutdown_signal().context("installing the SIGINT and SIGTERM handlers")?;
     // On stdout, for scripts that start the server on port 0.
     println!("rewind listening on http://{local}");
     tracing::info!(
@@ -224,7 +225,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         "serving"
     );
 
-    let served = serve(listener, api, Some(metrics), shutdown_signal()).await;
+    let served = serve(listener, api, Some(metrics), signals).await;
     // Drain: requests already accepted by tenants are handled, then the
     // actors stop.
     let drained = runtime.shutdown().await;
@@ -274,27 +275,32 @@ fn api_auth(args: &ServeArgs) -> &'static str {
     }
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Listens for SIGINT (Ctrl-C) and SIGTERM from now on; the future
+/// completes on the first. The listeners are registered here, before the
+/// server announces its address: a signal that arrives right after the
+/// announcement must stop the server gracefully, not take the default
+/// action and kill it.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
+    {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => tracing::info!("SIGINT received"),
+                _ = terminate.recv() => tracing::info!("SIGTERM received"),
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => tracing::info!("SIGINT received"),
-        _ = terminate => tracing::info!("SIGTERM received"),
+    {
+        Ok(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::info!("Ctrl-C received");
+            } else {
+                std::future::pending::<()>().await;
+            }
+        })
     }
 }
