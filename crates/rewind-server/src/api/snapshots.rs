@@ -85,33 +85,35 @@ pub(super) async fn delete(
 /// `POST .../snapshots/{name}/protect` -> the snapshot, now never pruned
 /// nor deletable. Only named snapshots can be protected (400 otherwise).
 pub(super) async fn protect(
-    TenantAccess(tenant): TenantAccess,
+    access: TenantAccess,
     audit: Audit,
     params: RawPathParams,
 ) -> Result<Json<SnapshotInfo>, ApiError> {
-    let meta = audit.meta(None)?;
-    let name = snapshot_segment(&params)?;
-    let snapshot = tenant.protect(&name, true).await?;
-    audit.log(
-        &format!("protect snapshot '{name}'"),
-        tenant.id().as_str(),
-        &meta,
-    );
-    Ok(Json(snapshot))
+    set_protection(access, audit, params, true).await
 }
 
 /// `POST .../snapshots/{name}/unprotect` -> the snapshot, which retention
 /// may prune again and a `DELETE` can remove.
 pub(super) async fn unprotect(
-    TenantAccess(tenant): TenantAccess,
+    access: TenantAccess,
     audit: Audit,
     params: RawPathParams,
 ) -> Result<Json<SnapshotInfo>, ApiError> {
+    set_protection(access, audit, params, false).await
+}
+
+async fn set_protection(
+    TenantAccess(tenant): TenantAccess,
+    audit: Audit,
+    params: RawPathParams,
+    protected: bool,
+) -> Result<Json<SnapshotInfo>, ApiError> {
     let meta = audit.meta(None)?;
     let name = snapshot_segment(&params)?;
-    let snapshot = tenant.protect(&name, false).await?;
+    let snapshot = tenant.protect(&name, protected).await?;
+    let action = if protected { "protect" } else { "unprotect" };
     audit.log(
-        &format!("unprotect snapshot '{name}'"),
+        &format!("{action} snapshot '{name}'"),
         tenant.id().as_str(),
         &meta,
     );
