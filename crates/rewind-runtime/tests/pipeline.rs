@@ -210,6 +210,16 @@ fn set(n: i64) -> rewind_core::Patch {
     patch(json!([{"op": "replace", "path": "/n", "value": n}]))
 }
 
+/// Queues `apply(set(n))` on the tenant's lane (this test runtime has one
+/// thread, so the actor has not run yet) and returns the pending answer.
+async fn queue_set(
+    acme: &Tenant<Doc>,
+    n: i64,
+) -> tokio::task::JoinHandle<Result<rewind_core::Commit, Error>> {
+    let acme = acme.clone();
+    accepted(async move { acme.apply(set(n)).await }).await
+}
+
 /// Lets the tenant's actor and publisher run until they wait for the test.
 async fn settle() {
     for _ in 0..50 {
@@ -232,11 +242,7 @@ async fn requests_queued_together_run_as_one_batch_and_a_failing_write_fails_alo
     let appends_before = journal.stored().appends.len();
 
     // Queued before the actor runs (this test's runtime has one thread).
-    let first = accepted({
-        let acme = acme.clone();
-        async move { acme.apply(set(1)).await }
-    })
-    .await;
+    let first = queue_set(&acme, 1).await;
     let bad = accepted({
         let acme = acme.clone();
         async move {
@@ -245,11 +251,7 @@ async fn requests_queued_together_run_as_one_batch_and_a_failing_write_fails_alo
         }
     })
     .await;
-    let third = accepted({
-        let acme = acme.clone();
-        async move { acme.apply(set(3)).await }
-    })
-    .await;
+    let third = queue_set(&acme, 3).await;
 
     assert_eq!(first.await.unwrap().unwrap().revision, Revision(1));
     let refused = bad.await.unwrap().unwrap_err();
@@ -271,19 +273,11 @@ async fn the_next_batch_runs_while_one_is_made_durable_and_answers_stay_in_order
     let acme = tenant(&runtime).await;
     journal.hold();
 
-    let one = accepted({
-        let acme = acme.clone();
-        async move { acme.apply(set(1)).await }
-    })
-    .await;
+    let one = queue_set(&acme, 1).await;
     settle().await;
     // The actor did not wait for the first append: the second write ran
     // on top of it and was appended too.
-    let two = accepted({
-        let acme = acme.clone();
-        async move { acme.apply(set(2)).await }
-    })
-    .await;
+    let two = queue_set(&acme, 2).await;
     settle().await;
     assert_eq!(journal.held(), 2, "both batches were appended");
     // Nothing is visible or acknowledged before it is durable.
@@ -310,13 +304,7 @@ async fn answers_are_released_strictly_in_order() {
     journal.hold();
     let mut answers = Vec::new();
     for n in 1..=5 {
-        answers.push(
-            accepted({
-                let acme = acme.clone();
-                async move { acme.apply(set(n)).await }
-            })
-            .await,
-        );
+        answers.push(queue_set(&acme, n).await);
         settle().await;
     }
     assert_eq!(journal.held(), 5);
@@ -345,13 +333,7 @@ async fn a_failed_append_acknowledges_nothing_after_it_and_loses_nothing_before_
     journal.hold();
     let mut answers = Vec::new();
     for n in 1..=3 {
-        answers.push(
-            accepted({
-                let acme = acme.clone();
-                async move { acme.apply(set(n)).await }
-            })
-            .await,
-        );
+        answers.push(queue_set(&acme, n).await);
         settle().await;
     }
     assert_eq!(journal.held(), 3);
