@@ -46,7 +46,7 @@ struct DrillReport {
     after: Doc,
     undone: Diff,
     history: Vec<RevisionInfo>,
-    tenants: Vec<(TenantId, Revision)>,
+    tenants: Vec<(TenantId, Option<Revision>)>,
 }
 
 /// The operator actor: stateless configuration, as ractor recommends.

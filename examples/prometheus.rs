@@ -132,7 +132,7 @@ async fn workload(runtime: &Runtime<Doc>) -> Result<()> {
         tenant.rollback_to_named_snapshot("v1.0").await?;
     }
 
-    let acme = runtime.tenant("acme_corp")?;
+    let acme = runtime.tenant("acme_corp").await?;
     // Return to the present: the latest snapshot is the pre-rollback one.
     acme.rollback_to_latest_snapshot().await?;
     // A patch whose `test` fails is refused and changes nothing.
@@ -172,7 +172,8 @@ async fn workload(runtime: &Runtime<Doc>) -> Result<()> {
 
     // And one that commits.
     let report = runtime
-        .tenant("globex")?
+        .tenant("globex")
+        .await?
         .transaction()
         .step(
             "release",

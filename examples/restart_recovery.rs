@@ -110,8 +110,8 @@ pub(crate) async fn run() -> Result<()> {
         recovery.tenants, recovery.entries, recovery.elapsed
     );
     ensure!(recovery.failures.is_empty(), "no tenant fails to recover");
-    let acme = runtime.tenant("acme_corp")?;
-    let widgets = runtime.tenant("widgets_r_us")?;
+    let acme = runtime.tenant("acme_corp").await?;
+    let widgets = runtime.tenant("widgets_r_us").await?;
     ensure!(
         [fingerprint(&acme)?, fingerprint(&widgets)?] == before,
         "head, history, snapshots and checkpoints are all back"

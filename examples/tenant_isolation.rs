@@ -101,7 +101,11 @@ pub(crate) async fn run() -> Result<()> {
     let tenants: Vec<String> = runtime
         .tenants()
         .iter()
-        .map(|(id, revision)| format!("{id} @ revision {revision}"))
+        .map(|(id, revision)| match revision {
+            Some(revision) => format!("{id} @ revision {revision}"),
+            // Only a tenant passivated before this runtime read it.
+            None => format!("{id} (passivated)"),
+        })
         .collect();
     println!("tenants: {}", tenants.join(", "));
     show(&acme);

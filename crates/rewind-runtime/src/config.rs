@@ -49,7 +49,16 @@ pub struct TenantConfig {
     pub lease_timeout: Duration,
     /// Default limit on one transaction step (default 30 s).
     pub step_timeout: Duration,
+    /// With a journal, the tenant is passivated (its timeline dropped from
+    /// memory, read back from the journal on its next request) once no
+    /// handle holds it and it was idle this long (default 2 min; `None`:
+    /// never for being idle; the runtime's `max_active` still applies).
+    /// Without a journal nothing is passivated.
+    pub passivate_after: Option<Duration>,
 }
+
+/// Default of [`TenantConfig::passivate_after`].
+pub const DEFAULT_PASSIVATE_AFTER: Duration = Duration::from_secs(120);
 
 impl Default for TenantConfig {
     fn default() -> Self {
@@ -59,6 +68,7 @@ impl Default for TenantConfig {
             max_in_flight: 1024,
             lease_timeout: Duration::from_secs(30),
             step_timeout: Duration::from_secs(30),
+            passivate_after: Some(DEFAULT_PASSIVATE_AFTER),
         }
     }
 }

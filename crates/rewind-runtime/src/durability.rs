@@ -163,6 +163,8 @@ pub(crate) struct Recovered<M: Model> {
     pub(crate) replayed: u64,
     /// Seq of the image recovery started from.
     pub(crate) image_seq: Option<u64>,
+    /// Transactions a crash interrupted, closed as it was read back.
+    pub(crate) interrupted: usize,
 }
 
 fn corrupt(tenant: &TenantId, seq: JournalSeq, reason: impl std::fmt::Display) -> JournalError {
@@ -196,6 +198,7 @@ pub(crate) fn recover<M: Model>(
                 seq: image.seq.get(),
                 replayed: 0,
                 image_seq: Some(image.seq.get()),
+                interrupted: 0,
             };
             (Some(state), image.seq.next())
         }
@@ -237,6 +240,7 @@ pub(crate) fn recover<M: Model>(
                     seq: entry.seq.get(),
                     replayed: 1,
                     image_seq: None,
+                    interrupted: 0,
                 });
             }
             EntryKind::Op => {

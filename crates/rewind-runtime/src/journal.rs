@@ -291,6 +291,25 @@ pub trait Journal: Send + Sync + 'static {
     /// Every tenant with at least one stored entry or image, ordered by id.
     fn tenants(&self) -> Result<Vec<TenantId>, JournalError>;
 
+    /// The tenants that exist: those of [`tenants`](Self::tenants) whose
+    /// newest entry is not a `delete`, ordered by id. A runtime lists them
+    /// at start without reading them back, so this should be cheap (one
+    /// index scan); the default reads each tenant's newest entry.
+    fn live_tenants(&self) -> Result<Vec<TenantId>, JournalError> {
+        let mut live = Vec::new();
+        for tenant in self.tenants()? {
+            let highest = self.highest_seq(&tenant)?;
+            let newest = self.read(&tenant, highest, highest)?;
+            let deleted = newest
+                .last()
+                .is_some_and(|entry| entry.kind == EntryKind::Delete);
+            if !deleted {
+                live.push(tenant);
+            }
+        }
+        Ok(live)
+    }
+
     /// The tenant's entries with `from <= seq <= to`, in order.
     fn read(
         &self,

@@ -67,12 +67,15 @@ mod supervisor;
 mod tenant;
 mod transaction;
 
-pub use config::{AutoSnapshotPolicy, RestartIntensity, TenantConfig};
+pub use config::{AutoSnapshotPolicy, RestartIntensity, TenantConfig, DEFAULT_PASSIVATE_AFTER};
 pub use error::{BoxError, Error, ErrorKind};
 pub use journal::{
     Durable, Entry, EntryKind, Image, ImageQuery, Journal, JournalError, JournalHolder, JournalSeq,
 };
-pub use runtime::{RecoveryReport, Runtime, RuntimeBuilder, DEFAULT_IMAGE_EVERY};
+pub use runtime::{
+    RecoveryReport, Runtime, RuntimeBuilder, DEFAULT_IMAGE_EVERY, DEFAULT_MAX_ACTIVE,
+    DEFAULT_STOP_IDLE_AFTER, DEFAULT_TIMER_PERIOD,
+};
 pub use supervisor::messages::SupervisorMsg;
 pub use tenant::handle::Tenant;
 pub use tenant::messages::{TenantMsg, UpdateFn, WriteOptions};

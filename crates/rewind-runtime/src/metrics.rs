@@ -29,8 +29,18 @@ pub const ROLLBACKS_TOTAL: &str = "rewind_rollbacks_total";
 pub const ROLLBACK_DURATION_SECONDS: &str = "rewind_rollback_duration_seconds";
 /// Counter, label `outcome` = `committed` | `rolled_back` | `failed`.
 pub const TRANSACTIONS_TOTAL: &str = "rewind_transactions_total";
-/// Gauge of live tenants.
+/// Gauge of live tenants (active and passivated).
 pub const TENANTS: &str = "rewind_tenants";
+/// Gauge of active tenants: those whose timeline is in memory.
+pub const TENANTS_ACTIVE: &str = "rewind_tenants_active";
+/// Counter of passivated tenants made active again.
+pub const TENANT_ACTIVATIONS_TOTAL: &str = "rewind_tenant_activations_total";
+/// Counter of tenants passivated, label `reason` = `idle` | `capacity`
+/// (`requested` for [`Runtime::passivate`](crate::Runtime::passivate)).
+pub const TENANT_PASSIVATIONS_TOTAL: &str = "rewind_tenant_passivations_total";
+/// Histogram of activations (reading the newest image and the entries
+/// after it), seconds.
+pub const TENANT_ACTIVATION_DURATION_SECONDS: &str = "rewind_tenant_activation_duration_seconds";
 /// Counter of tenant restarts after a failure.
 pub const TENANT_RESTARTS_TOTAL: &str = "rewind_tenant_restarts_total";
 /// Histogram of journal commits, seconds.
@@ -96,7 +106,18 @@ pub fn describe() {
         "Time to make a rollback"
     );
     describe_counter!(TRANSACTIONS_TOTAL, "Transactions by outcome");
-    describe_gauge!(TENANTS, "Live tenants");
+    describe_gauge!(TENANTS, "Live tenants, active and passivated");
+    describe_gauge!(TENANTS_ACTIVE, "Tenants whose timeline is in memory");
+    describe_counter!(
+        TENANT_ACTIVATIONS_TOTAL,
+        "Passivated tenants read back from the journal on demand"
+    );
+    describe_counter!(TENANT_PASSIVATIONS_TOTAL, "Tenants passivated, by reason");
+    describe_histogram!(
+        TENANT_ACTIVATION_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time to activate a passivated tenant"
+    );
     describe_counter!(TENANT_RESTARTS_TOTAL, "Tenant restarts after a failure");
     describe_histogram!(
         JOURNAL_COMMIT_DURATION_SECONDS,
@@ -277,6 +298,46 @@ pub(crate) fn tenants(delta: f64) {
     gauge!(TENANTS).increment(delta);
 }
 
+pub(crate) fn tenants_active(delta: f64) {
+    gauge!(TENANTS_ACTIVE).increment(delta);
+}
+
+/// Why a tenant was passivated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PassivationReason {
+    /// Idle for its `passivate_after`.
+    Idle,
+    /// The least recently used once `max_active` was exceeded.
+    Capacity,
+    /// [`Runtime::passivate`](crate::Runtime::passivate).
+    Requested,
+}
+
+impl PassivationReason {
+    const ALL: [PassivationReason; 3] = [
+        PassivationReason::Idle,
+        PassivationReason::Capacity,
+        PassivationReason::Requested,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            PassivationReason::Idle => "idle",
+            PassivationReason::Capacity => "capacity",
+            PassivationReason::Requested => "requested",
+        }
+    }
+}
+
+pub(crate) fn passivated(reason: PassivationReason) {
+    counter!(TENANT_PASSIVATIONS_TOTAL, "reason" => reason.as_str()).increment(1);
+}
+
+pub(crate) fn activated(elapsed: Duration) {
+    counter!(TENANT_ACTIVATIONS_TOTAL).increment(1);
+    histogram!(TENANT_ACTIVATION_DURATION_SECONDS).record(elapsed.as_secs_f64());
+}
+
 pub(crate) fn recovered(tenants: u64, entries: u64) {
     counter!(RECOVERED_TENANTS_TOTAL).increment(tenants);
     counter!(RECOVERED_ENTRIES_TOTAL).increment(entries);
@@ -290,6 +351,11 @@ pub(crate) fn register_series() {
     counter!(RECOVERED_TENANTS_TOTAL).increment(0);
     counter!(RECOVERED_ENTRIES_TOTAL).increment(0);
     gauge!(TENANTS).increment(0.0);
+    gauge!(TENANTS_ACTIVE).increment(0.0);
+    counter!(TENANT_ACTIVATIONS_TOTAL).increment(0);
+    for reason in PassivationReason::ALL {
+        counter!(TENANT_PASSIVATIONS_TOTAL, "reason" => reason.as_str()).increment(0);
+    }
 }
 
 pub(crate) fn tenant_restarted() {

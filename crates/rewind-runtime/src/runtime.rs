@@ -1,6 +1,6 @@
 //! [`Runtime`]: starts the supervisor and hands out tenants.
 
-use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,22 +10,27 @@ use rewind_core::{Clock, CommitMeta, Doc, Model, Revision, SystemClock, TenantId
 use tokio::sync::oneshot;
 
 use crate::config::{RestartIntensity, TenantConfig};
-use crate::durability;
 use crate::error::Error;
 use crate::journal::{Journal, JournalError};
 use crate::metrics;
-use crate::supervisor::actor::{Registry, SupervisorActor, SupervisorArgs};
-use crate::supervisor::messages::SupervisorMsg;
+use crate::supervisor::actor::{
+    read_back, Counts, Initial, Registry, Residency, SupervisorActor, SupervisorArgs,
+};
+use crate::supervisor::messages::{Internal, InternalMsg, SupervisorMsg};
 use crate::tenant::handle::Tenant;
-use crate::tenant::shared::{Journaling, TenantShared};
+use crate::tenant::shared::Journaling;
 
 /// Default for [`RuntimeBuilder::image_every`].
 pub const DEFAULT_IMAGE_EVERY: u64 = 1000;
 
-/// What recovery from the journal did at start.
+/// What recovery from the journal did at start. Tenants are read back on
+/// their first request unless [`RuntimeBuilder::eager_recovery`] is set:
+/// then only `tenants` (found in the journal) and `elapsed` are filled, and
+/// a tenant that cannot be read back answers `Unrecoverable` when it is
+/// asked for.
 #[derive(Clone, Debug, Default)]
 pub struct RecoveryReport {
-    /// Tenants restored.
+    /// Tenants restored (found, when they are read back on demand).
     pub tenants: usize,
     /// Journal entries replayed (after each tenant's newest image).
     pub entries: u64,
@@ -41,10 +46,18 @@ pub struct RecoveryReport {
 /// A running rewind runtime: a supervisor and its tenants.
 ///
 /// Cheap to clone; every clone drives the same runtime.
+///
+/// With a journal, tenants are *passivated*: one that no [`Tenant`] handle
+/// holds and that was idle for its
+/// [`passivate_after`](TenantConfig::passivate_after), or the least recently
+/// used once more than [`max_active`](RuntimeBuilder::max_active) are
+/// active, drops its timeline from memory; its next request reads it back
+/// from its newest image and the entries after it, with the same
+/// revisions, snapshots and answers. In memory mode nothing is passivated.
 pub struct Runtime<M: Model = Doc> {
     supervisor: ActorRef<SupervisorMsg<M>>,
     registry: Arc<ArcSwap<Registry<M>>>,
-    unrecoverable: Arc<HashMap<TenantId, JournalError>>,
+    counts: Arc<Counts>,
     recovery: Arc<RecoveryReport>,
 }
 
@@ -53,11 +66,18 @@ impl<M: Model> Clone for Runtime<M> {
         Runtime {
             supervisor: self.supervisor.clone(),
             registry: Arc::clone(&self.registry),
-            unrecoverable: Arc::clone(&self.unrecoverable),
+            counts: Arc::clone(&self.counts),
             recovery: Arc::clone(&self.recovery),
         }
     }
 }
+
+/// Default for [`RuntimeBuilder::max_active`].
+pub const DEFAULT_MAX_ACTIVE: usize = 100_000;
+/// Default for [`RuntimeBuilder::stop_idle_actors_after`].
+pub const DEFAULT_STOP_IDLE_AFTER: Duration = Duration::from_secs(10);
+/// Default for [`RuntimeBuilder::timer_period`].
+pub const DEFAULT_TIMER_PERIOD: Duration = Duration::from_secs(1);
 
 /// Configures and starts a [`Runtime`].
 pub struct RuntimeBuilder<M: Model = Doc> {
@@ -66,6 +86,8 @@ pub struct RuntimeBuilder<M: Model = Doc> {
     clock: Arc<dyn Clock>,
     journal: Option<Arc<dyn Journal>>,
     image_every: u64,
+    residency: Residency,
+    eager_recovery: bool,
     _model: std::marker::PhantomData<fn() -> M>,
 }
 
@@ -77,6 +99,12 @@ impl<M: Model> Default for RuntimeBuilder<M> {
             clock: Arc::new(SystemClock),
             journal: None,
             image_every: DEFAULT_IMAGE_EVERY,
+            residency: Residency {
+                max_active: DEFAULT_MAX_ACTIVE,
+                stop_idle_after: DEFAULT_STOP_IDLE_AFTER,
+                timer_period: DEFAULT_TIMER_PERIOD,
+            },
+            eager_recovery: false,
             _model: std::marker::PhantomData,
         }
     }
@@ -102,23 +130,59 @@ impl<M: Model> RuntimeBuilder<M> {
         self
     }
 
-    /// Makes every change durable in `journal` before it is acknowledged,
-    /// and restores every tenant from it at start. Without a journal the
-    /// runtime keeps everything in memory.
+    /// Makes every change durable in `journal` before it is acknowledged;
+    /// tenants found in it are read back on their first request (or at
+    /// start, with [`eager_recovery`](Self::eager_recovery)). Without a
+    /// journal the runtime keeps everything in memory.
     pub fn journal(mut self, journal: Arc<dyn Journal>) -> Self {
         self.journal = Some(journal);
         self
     }
 
     /// Stores an image of a tenant's timeline every this many journal
-    /// entries (default [`DEFAULT_IMAGE_EVERY`]), so recovery replays at most
-    /// that many entries per tenant.
+    /// entries (default [`DEFAULT_IMAGE_EVERY`]), so reading a tenant back
+    /// replays at most that many entries.
     pub fn image_every(mut self, entries: u64) -> Self {
         self.image_every = entries.max(1);
         self
     }
 
-    /// Restores every tenant from the journal (if any), then starts the
+    /// With a journal, past this many active tenants the least recently
+    /// used one that no handle holds and that has nothing in progress is
+    /// passivated (default [`DEFAULT_MAX_ACTIVE`]; at least 1). Eviction
+    /// works in batches, down to 1% under the limit.
+    pub fn max_active(mut self, tenants: usize) -> Self {
+        self.residency.max_active = tenants.max(1);
+        self
+    }
+
+    /// A tenant's actor stops after this long without a request (default
+    /// [`DEFAULT_STOP_IDLE_AFTER`]); the tenant stays active and its next
+    /// request starts a new actor.
+    pub fn stop_idle_actors_after(mut self, idle: Duration) -> Self {
+        self.residency.stop_idle_after = idle;
+        self
+    }
+
+    /// Period of the runtime's one timer (default [`DEFAULT_TIMER_PERIOD`]),
+    /// which stops idle actors, passivates idle tenants and takes interval
+    /// auto snapshots: those happen within one period of being due.
+    pub fn timer_period(mut self, period: Duration) -> Self {
+        self.residency.timer_period = period.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Reads every tenant back at start instead of on its first request
+    /// (default `false`). Start then takes time in proportion to the
+    /// journal, and [`Runtime::recovery`] reports every tenant that could
+    /// not be read back.
+    pub fn eager_recovery(mut self, eager: bool) -> Self {
+        self.eager_recovery = eager;
+        self
+    }
+
+    /// Lists the tenants of the journal (if any), reading them back when
+    /// [`eager_recovery`](Self::eager_recovery) is set, then starts the
     /// supervisor. Must run inside a tokio runtime.
     pub async fn start(self) -> Result<Runtime<M>, Error> {
         self.defaults.validate()?;
@@ -128,21 +192,24 @@ impl<M: Model> RuntimeBuilder<M> {
             journal,
             image_every: self.image_every,
         });
-        let (recovered, report) = match &journaling {
-            Some(journaling) => recover_all(journaling, &self.clock).await?,
+        let started = Instant::now();
+        let (initial, mut report) = match &journaling {
+            Some(journaling) if self.eager_recovery => recover_all(journaling, &self.clock).await?,
+            Some(journaling) => list_tenants(journaling).await?,
             None => (Vec::new(), RecoveryReport::default()),
         };
-        let unrecoverable: Arc<HashMap<TenantId, JournalError>> =
-            Arc::new(report.failures.iter().cloned().collect());
+        report.elapsed = started.elapsed();
         let registry = Arc::new(ArcSwap::from_pointee(Registry::new()));
+        let counts = Arc::new(Counts::default());
         let args = SupervisorArgs {
             registry: Arc::clone(&registry),
+            counts: Arc::clone(&counts),
             defaults: self.defaults,
             intensity: self.intensity,
+            residency: self.residency,
             clock: self.clock,
             journaling,
-            recovered,
-            unrecoverable: Arc::clone(&unrecoverable),
+            initial,
         };
         let (supervisor, _) = Actor::spawn(None, SupervisorActor::new(), args)
             .await
@@ -153,102 +220,94 @@ impl<M: Model> RuntimeBuilder<M> {
         Ok(Runtime {
             supervisor,
             registry,
-            unrecoverable,
+            counts,
             recovery: Arc::new(report),
         })
     }
 }
 
-/// Reads every tenant back from the journal, on a blocking thread.
+fn journal_error(source: JournalError) -> Error {
+    Error::Journal {
+        tenant: TenantId::new("journal").expect("valid id"),
+        source,
+    }
+}
+
+/// Lists the journal's tenants, to be read back on demand.
+async fn list_tenants<M: Model>(
+    journaling: &Journaling,
+) -> Result<(Vec<Initial<M>>, RecoveryReport), Error> {
+    let journal = Arc::clone(&journaling.journal);
+    let ids = tokio::task::spawn_blocking(move || journal.live_tenants())
+        .await
+        .map_err(|e| Error::Unavailable {
+            tenant: TenantId::new("journal").expect("valid id"),
+            reason: format!("listing the journal's tenants stopped: {e}"),
+        })?
+        .map_err(journal_error)?;
+    let report = RecoveryReport {
+        tenants: ids.len(),
+        ..RecoveryReport::default()
+    };
+    tracing::info!(
+        tenants = report.tenants,
+        "journal opened; tenants are read back on demand"
+    );
+    Ok((ids.into_iter().map(Initial::Passive).collect(), report))
+}
+
+/// Reads every tenant back from the journal.
 async fn recover_all<M: Model>(
     journaling: &Journaling,
     clock: &Arc<dyn Clock>,
-) -> Result<(Vec<Arc<TenantShared<M>>>, RecoveryReport), Error> {
-    let journal = Arc::clone(&journaling.journal);
-    let clock = Arc::clone(clock);
+) -> Result<(Vec<Initial<M>>, RecoveryReport), Error> {
     let started = Instant::now();
-    let (restored, mut report) = tokio::task::spawn_blocking(move || {
-        let tenants = journal.tenants().map_err(|source| Error::Journal {
+    let journal = Arc::clone(&journaling.journal);
+    let ids = tokio::task::spawn_blocking(move || journal.live_tenants())
+        .await
+        .map_err(|e| Error::Unavailable {
             tenant: TenantId::new("journal").expect("valid id"),
-            source,
-        })?;
-        let total = tenants.len();
-        let mut report = RecoveryReport::default();
-        let mut restored = Vec::new();
-        for (done, id) in tenants.into_iter().enumerate() {
-            match durability::recover::<M>(&*journal, &id, &clock) {
-                Ok(Some(tenant)) => {
-                    report.entries += tenant.replayed;
-                    restored.push((id, tenant));
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(tenant = %id, error = %e, "tenant not recovered");
-                    report.failures.push((id, e));
-                }
+            reason: format!("listing the journal's tenants stopped: {e}"),
+        })?
+        .map_err(journal_error)?;
+    let total = ids.len();
+    let mut report = RecoveryReport::default();
+    let mut initial = Vec::with_capacity(total);
+    for (done, id) in ids.into_iter().enumerate() {
+        match read_back::<M>(journaling, &id, Arc::clone(clock)).await {
+            Ok(Some(tenant)) => {
+                report.entries += tenant.replayed;
+                report.interrupted_transactions += tenant.interrupted;
+                initial.push(Initial::Active(id, Box::new(tenant)));
             }
-            if (done + 1) % 100 == 0 || done + 1 == total {
-                let secs = started.elapsed().as_secs_f64().max(1e-9);
-                tracing::info!(
-                    tenants = done + 1,
-                    total,
-                    entries = report.entries,
-                    entries_per_sec = (report.entries as f64 / secs) as u64,
-                    "recovering from the journal"
-                );
-            }
-        }
-        Ok::<_, Error>((restored, report))
-    })
-    .await
-    .map_err(|e| Error::Unavailable {
-        tenant: TenantId::new("journal").expect("valid id"),
-        reason: format!("recovery stopped: {e}"),
-    })??;
-    let mut shared = Vec::with_capacity(restored.len());
-    for (id, mut tenant) in restored {
-        let mut seq = tenant.seq;
-        let closing = durability::close_interrupted(&id, &mut tenant.timeline, &mut seq);
-        match closing {
-            Ok((0, _)) => {}
-            Ok((closed, entries)) => {
-                report.interrupted_transactions += closed;
-                let appended = journaling.journal.append(entries).await;
-                if let Err(source) = appended {
-                    report.failures.push((id, source));
-                    continue;
-                }
-            }
+            Ok(None) => {}
             Err(e) => {
-                let source = JournalError::Corrupt {
-                    tenant: id.to_string(),
-                    seq: crate::journal::JournalSeq::new(seq),
-                    reason: format!("an interrupted transaction cannot be closed: {e}"),
-                };
-                report.failures.push((id, source));
-                continue;
+                tracing::error!(tenant = %id, error = %e, "tenant not recovered");
+                report.failures.push((id.clone(), e.clone()));
+                initial.push(Initial::Unrecoverable(id, e));
             }
         }
-        shared.push(TenantShared::new(
-            id,
-            tenant.config,
-            tenant.timeline,
-            Some(journaling.clone()),
-            seq,
-            tenant.image_seq.unwrap_or(0),
-        ));
+        if (done + 1) % 100 == 0 || done + 1 == total {
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            tracing::info!(
+                tenants = done + 1,
+                total,
+                entries = report.entries,
+                entries_per_sec = (report.entries as f64 / secs) as u64,
+                "recovering from the journal"
+            );
+        }
     }
-    report.tenants = shared.len();
-    report.elapsed = started.elapsed();
+    report.tenants = initial.len() - report.failures.len();
     metrics::recovered(report.tenants as u64, report.entries);
     tracing::info!(
         tenants = report.tenants,
         entries = report.entries,
         failures = report.failures.len(),
-        elapsed_ms = report.elapsed.as_millis() as u64,
+        elapsed_ms = started.elapsed().as_millis() as u64,
         "recovery finished"
     );
-    Ok((shared, report))
+    Ok((initial, report))
 }
 
 impl<M: Model> Runtime<M> {
@@ -310,19 +369,47 @@ impl<M: Model> Runtime<M> {
         .await?
     }
 
-    /// The tenant with this id: a lock-free lookup.
-    pub fn tenant(&self, id: &str) -> Result<Tenant<M>, Error> {
+    /// The tenant with this id. Lock-free when it is active; a passivated
+    /// tenant is read back from the journal first (concurrent lookups share
+    /// one activation). The handle holds it active until dropped.
+    pub async fn tenant(&self, id: &str) -> Result<Tenant<M>, Error> {
         let id = TenantId::new(id)?;
-        if let Some(shared) = self.registry.load().get(&id) {
-            return Ok(Tenant::new(Arc::clone(shared)));
+        // A tenant passivated again between its activation and this lookup
+        // (only under heavy eviction) is asked for again.
+        for _ in 0..3 {
+            let Some(shared) = self.registry.load().get(&id).cloned() else {
+                return Err(Error::TenantNotFound(id));
+            };
+            if let Some(handle) = Tenant::hold(Arc::clone(&shared)) {
+                return Ok(handle);
+            }
+            shared.accepting()?;
+            let activated = self
+                .ask(|reply| {
+                    SupervisorMsg::Internal(Internal(InternalMsg::Activate {
+                        id: id.clone(),
+                        reply,
+                    }))
+                })
+                .await?;
+            match activated {
+                Err(Error::Unavailable { .. }) => continue,
+                other => return other,
+            }
         }
-        match self.unrecoverable.get(&id) {
-            Some(source) => Err(Error::Unrecoverable {
-                tenant: id,
-                source: source.clone(),
-            }),
-            None => Err(Error::TenantNotFound(id)),
-        }
+        Err(Error::Unavailable {
+            tenant: id,
+            reason: "it is passivated as fast as it is read back; raise max_active".into(),
+        })
+    }
+
+    /// Passivates the tenant now, if it can be: no handle holds it, no
+    /// transaction or request is in progress, and the runtime has a journal.
+    /// Returns whether it is passivated. Its next request reads it back.
+    pub async fn passivate(&self, id: &str) -> Result<bool, Error> {
+        let id = TenantId::new(id)?;
+        self.ask(|reply| SupervisorMsg::Internal(Internal(InternalMsg::Passivate { id, reply })))
+            .await?
     }
 
     /// What recovery from the journal did at start (empty without one).
@@ -337,10 +424,10 @@ impl<M: Model> Runtime<M> {
         id: &str,
         initial: impl FnOnce() -> M,
     ) -> Result<Tenant<M>, Error> {
-        match self.tenant(id) {
+        match self.tenant(id).await {
             Err(Error::TenantNotFound(id)) => {
                 match self.create_tenant_with(id, initial(), None).await {
-                    Err(Error::TenantExists(id)) => self.tenant(id.as_str()),
+                    Err(Error::TenantExists(id)) => self.tenant(id.as_str()).await,
                     other => other,
                 }
             }
@@ -348,22 +435,34 @@ impl<M: Model> Runtime<M> {
         }
     }
 
-    /// Every tenant with its head revision, ordered by id (lock-free).
-    pub fn tenants(&self) -> Vec<(TenantId, Revision)> {
+    /// Every tenant with its head revision, ordered by id (lock-free). A
+    /// passivated tenant is not read back: it is listed with the revision
+    /// it had when it was passivated, or `None` if it has not been active
+    /// since the runtime started. Prefer [`tenants_page`](Self::tenants_page)
+    /// with many tenants.
+    pub fn tenants(&self) -> Vec<(TenantId, Option<Revision>)> {
         self.registry
             .load()
             .iter()
-            .map(|(id, shared)| (id.clone(), shared.published.load().revision()))
+            .map(|(id, shared)| (id.clone(), shared.listed_revision()))
             .collect()
     }
 
-    /// How many tenants the runtime holds: O(1), lock-free.
+    /// How many tenants the runtime holds, active or passivated: O(1),
+    /// lock-free.
     pub fn tenant_count(&self) -> usize {
         self.registry.load().len()
     }
 
+    /// How many tenants are active (their timeline in memory): O(1).
+    pub fn active_count(&self) -> usize {
+        self.counts.active.load(Ordering::Relaxed)
+    }
+
     /// Up to `limit` tenants in id order, starting after `after` (from the
-    /// first when `None`), with their revisions, and the cursor of the next
+    /// first when `None`), with their revisions (as for
+    /// [`tenants`](Self::tenants): `None` for a passivated tenant not active
+    /// since the start), and the cursor of the next
     /// page (`None` when this one reaches the end). Lock-free and O(log n +
     /// limit): each page reads one immutable registry, and a tenant
     /// created or deleted between pages is seen by the pages after the
@@ -392,7 +491,7 @@ impl<M: Model> Runtime<M> {
         &self,
         after: Option<&TenantId>,
         limit: usize,
-    ) -> (Vec<(TenantId, Revision)>, Option<TenantId>) {
+    ) -> (Vec<(TenantId, Option<Revision>)>, Option<TenantId>) {
         use std::ops::Bound;
         let registry = self.registry.load();
         let start = match after {
@@ -403,7 +502,7 @@ impl<M: Model> Runtime<M> {
         let page: Vec<_> = range
             .by_ref()
             .take(limit)
-            .map(|(id, shared)| (id.clone(), shared.published.load().revision()))
+            .map(|(id, shared)| (id.clone(), shared.listed_revision()))
             .collect();
         let next = match (range.next(), page.last()) {
             (Some(_), Some((last, _))) => Some(last.clone()),

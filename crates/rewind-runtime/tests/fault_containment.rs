@@ -498,7 +498,7 @@ async fn past_its_restart_intensity_a_tenant_fails_alone() {
         .is_ok());
     assert!(victim.rollback_dry_run(&RollbackTarget::Latest).is_ok());
     assert_eq!(
-        runtime.tenant("victim").unwrap().revision(),
+        runtime.tenant("victim").await.unwrap().revision(),
         before.revision
     );
 

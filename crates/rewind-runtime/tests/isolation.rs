@@ -568,14 +568,14 @@ async fn ids_differing_by_prefix_or_case_are_separate_tenants() {
     for id in ["ACME", "acme_cor", "Acme_corp", "acme_corp "] {
         assert!(
             matches!(
-                runtime.tenant(id),
+                runtime.tenant(id).await,
                 Err(Error::TenantNotFound(_)) | Err(Error::Invalid(_))
             ),
             "{id} must not resolve to a lookalike"
         );
     }
     for (i, id) in LOOKALIKES.iter().enumerate() {
-        let found = runtime.tenant(id).unwrap();
+        let found = runtime.tenant(id).await.unwrap();
         assert_eq!(found.id().as_str(), *id);
         assert_eq!(found.current()["owner"], *id);
         assert_eq!(found.revision(), Revision(i as u64 + 1));

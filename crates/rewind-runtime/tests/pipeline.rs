@@ -368,7 +368,7 @@ async fn a_failed_append_acknowledges_nothing_after_it_and_loses_nothing_before_
 
     // And a restart on the same journal sees exactly the acknowledged writes.
     let runtime = start(&journal).await;
-    let acme = runtime.tenant("acme").unwrap();
+    let acme = runtime.tenant("acme").await.unwrap();
     assert_eq!(acme.revision(), Revision(2));
     assert_eq!(acme.current()["n"], 40);
     let states: Vec<_> = acme

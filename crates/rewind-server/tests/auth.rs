@@ -23,7 +23,7 @@ async fn server() -> Server {
     let server = Server::start(ApiConfig { tokens, ..config() }).await;
     server.create("acme_corp", json!({"sessions": 100})).await;
     server.create("globex", json!({})).await;
-    let acme = server.runtime.tenant("acme_corp").unwrap();
+    let acme = server.runtime.tenant("acme_corp").await.unwrap();
     acme.snapshot_named("v1").await.unwrap();
     acme.replace(rewind_core::Doc::from_json(&json!({"sessions": 150})).unwrap())
         .await

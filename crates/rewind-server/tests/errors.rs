@@ -618,7 +618,7 @@ async fn overloaded() {
         .put("/v1/tenants/busy", json!({"state": {"n": 0}}))
         .await
         .assert_status(201);
-    let tenant = server.runtime.tenant("busy").unwrap();
+    let tenant = server.runtime.tenant("busy").await.unwrap();
 
     // A transaction whose side effect waits holds the write lease...
     let (started, is_started) = oneshot::channel::<()>();

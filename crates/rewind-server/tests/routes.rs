@@ -139,7 +139,7 @@ async fn past_states_are_read_without_changing_anything() {
         )
         .await
         .assert_status(200);
-    let at_one = server.runtime.tenant("acme_corp").unwrap().history(1)[0].at;
+    let at_one = server.runtime.tenant("acme_corp").await.unwrap().history(1)[0].at;
     server
         .patch(
             "/v1/tenants/acme_corp/state",
@@ -147,7 +147,7 @@ async fn past_states_are_read_without_changing_anything() {
         )
         .await
         .assert_status(200);
-    let before = server.fingerprint();
+    let before = server.fingerprint().await;
 
     let reply = server.get("/v1/tenants/acme_corp/state?revision=1").await;
     assert_eq!(reply.body["sessions"], 150);
@@ -177,7 +177,7 @@ async fn past_states_are_read_without_changing_anything() {
         assert_eq!(reply.body["to"], 1, "{at}: {}", reply.text);
     }
 
-    assert_eq!(server.fingerprint(), before);
+    assert_eq!(server.fingerprint().await, before);
 }
 
 #[tokio::test]
@@ -278,7 +278,7 @@ async fn safe_deployment_over_http() {
     assert_eq!(reply.body["patch"].as_array().unwrap().len(), 3);
 
     // Dry run: what would change, and nothing changes.
-    let before = server.fingerprint();
+    let before = server.fingerprint().await;
     let reply = server
         .post(
             &format!("{acme}/rollback"),
@@ -292,7 +292,7 @@ async fn safe_deployment_over_http() {
         json!({"kind": "named", "name": "pre_v2_deploy", "revision": 0})
     );
     assert_eq!(reply.body["diff"]["summary"]["removed"], 1);
-    assert_eq!(server.fingerprint(), before);
+    assert_eq!(server.fingerprint().await, before);
 
     let reply = server
         .post(
@@ -346,7 +346,7 @@ async fn rollback_to_each_target() {
         .patch(&format!("{acme}/state"), set(150))
         .await
         .assert_status(200);
-    let after_one = server.runtime.tenant("acme_corp").unwrap().history(1)[0].at;
+    let after_one = server.runtime.tenant("acme_corp").await.unwrap().history(1)[0].at;
     server
         .patch(&format!("{acme}/state"), set(200))
         .await
@@ -416,7 +416,7 @@ async fn diff_references() {
         )
         .await
         .assert_status(200);
-    let at = server.runtime.tenant("acme_corp").unwrap().history(1)[0].at;
+    let at = server.runtime.tenant("acme_corp").await.unwrap().history(1)[0].at;
 
     let reply = server.get(&format!("{acme}/diff?from=0&to=1")).await;
     reply.assert_status(200);

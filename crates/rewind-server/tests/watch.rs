@@ -281,7 +281,7 @@ async fn a_client_that_falls_behind_is_caught_up_from_the_window() {
         .await
         .assert_status(201);
     let mut events = watch(&server, "acme_corp").await;
-    let tenant = server.runtime.tenant("acme_corp").unwrap();
+    let tenant = server.runtime.tenant("acme_corp").await.unwrap();
     for n in 1..=1100u64 {
         let patch =
             rewind_core::Patch::from_json(&json!([{"op": "replace", "path": "/n", "value": n}]))

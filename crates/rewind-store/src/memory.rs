@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rewind_core::TenantId;
 use rewind_runtime::journal::{
-    Durable, Entry, Image, ImageQuery, Journal, JournalError, JournalSeq,
+    Durable, Entry, EntryKind, Image, ImageQuery, Journal, JournalError, JournalSeq,
 };
 
 use crate::sequence;
@@ -81,6 +81,19 @@ impl Journal for MemoryJournal {
             .lock()
             .iter()
             .filter(|(_, log)| !log.entries.is_empty() || !log.images.is_empty())
+            .map(|(tenant, _)| tenant.clone())
+            .collect())
+    }
+
+    fn live_tenants(&self) -> Result<Vec<TenantId>, JournalError> {
+        Ok(self
+            .lock()
+            .iter()
+            .filter(|(_, log)| match log.entries.get(&log.highest) {
+                Some(newest) => newest.kind != EntryKind::Delete,
+                // Covered by an image, which only a live tenant stores.
+                None => !log.entries.is_empty() || !log.images.is_empty(),
+            })
             .map(|(tenant, _)| tenant.clone())
             .collect())
     }

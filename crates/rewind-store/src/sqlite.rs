@@ -355,6 +355,10 @@ impl Journal for SqliteJournal {
         self.reader.tenants()
     }
 
+    fn live_tenants(&self) -> Result<Vec<TenantId>, JournalError> {
+        self.reader.live_tenants()
+    }
+
     fn read(
         &self,
         tenant: &TenantId,

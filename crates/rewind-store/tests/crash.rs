@@ -620,10 +620,16 @@ async fn verify(db: &Path, acknowledged: &Acknowledged) -> (Vec<String>, BTreeMa
         .collect();
     let mut timelines = HashMap::new();
     let mut heads = BTreeMap::new();
-    for (id, head) in runtime.tenants() {
-        heads.insert(id.to_string(), head.get());
-        let tenant = runtime.tenant(id.as_str()).expect("a listed tenant");
-        timelines.insert(id.to_string(), tenant.timeline());
+    // Tenants are read back on their first lookup: one that cannot be
+    // answers its error here.
+    for (id, _) in runtime.tenants() {
+        match runtime.tenant(id.as_str()).await {
+            Ok(tenant) => {
+                heads.insert(id.to_string(), tenant.revision().get());
+                timelines.insert(id.to_string(), tenant.timeline());
+            }
+            Err(error) => lost.push(format!("tenant {id} not recovered: {error}")),
+        }
     }
     for (cycle, ack) in &acknowledged.acks {
         let outcome = match timelines.get(ack.tenant()) {

@@ -26,17 +26,28 @@ fn config() -> TenantConfig {
 }
 
 async fn start(journal: &Arc<MemoryJournal>, image_every: u64) -> Runtime<Doc> {
+    start_with(journal, image_every, false).await
+}
+
+/// `eager`: every tenant read back at start, rather than on its first
+/// lookup.
+async fn start_with(journal: &Arc<MemoryJournal>, image_every: u64, eager: bool) -> Runtime<Doc> {
     Runtime::<Doc>::builder()
         .tenant_defaults(config())
         .journal(Arc::clone(journal) as Arc<dyn Journal>)
         .image_every(image_every)
+        .eager_recovery(eager)
         .start()
         .await
         .unwrap()
 }
 
-fn image_json(runtime: &Runtime<Doc>, tenant: &str) -> serde_json::Value {
-    let timeline = runtime.tenant(tenant).unwrap().timeline();
+fn ids(listing: &[(rewind_core::TenantId, Option<rewind_core::Revision>)]) -> Vec<String> {
+    listing.iter().map(|(id, _)| id.to_string()).collect()
+}
+
+async fn image_json(runtime: &Runtime<Doc>, tenant: &str) -> serde_json::Value {
+    let timeline = runtime.tenant(tenant).await.unwrap().timeline();
     serde_json::to_value(timeline.to_image().unwrap()).unwrap()
 }
 
@@ -101,31 +112,35 @@ async fn workload(runtime: &Runtime<Doc>) {
 
 #[tokio::test]
 async fn a_restarted_runtime_has_everything_back() {
-    for image_every in [1000, 3] {
+    for (image_every, eager) in [(1000, false), (3, false), (1000, true), (3, true)] {
         let journal = Arc::new(MemoryJournal::new());
         let runtime = start(&journal, image_every).await;
         workload(&runtime).await;
         let before = [
-            image_json(&runtime, "acme_corp"),
-            image_json(&runtime, "widgets_r_us"),
+            image_json(&runtime, "acme_corp").await,
+            image_json(&runtime, "widgets_r_us").await,
         ];
         let tenants = runtime.tenants();
         runtime.shutdown().await.unwrap();
 
-        let restarted = start(&journal, image_every).await;
-        assert_eq!(restarted.tenants(), tenants, "image_every {image_every}");
+        let restarted = start_with(&journal, image_every, eager).await;
+        let case = format!("image_every {image_every}, eager {eager}");
+        assert_eq!(ids(&restarted.tenants()), ids(&tenants), "{case}");
+        assert_eq!(restarted.recovery().tenants, 2, "{case}");
         assert!(restarted.recovery().failures.is_empty());
         let after = [
-            image_json(&restarted, "acme_corp"),
-            image_json(&restarted, "widgets_r_us"),
+            image_json(&restarted, "acme_corp").await,
+            image_json(&restarted, "widgets_r_us").await,
         ];
-        assert_eq!(after, before, "image_every {image_every}");
+        assert_eq!(after, before, "{case}");
+        // Read back, every tenant lists its revision again.
+        assert_eq!(restarted.tenants(), tenants, "{case}");
         assert!(matches!(
-            restarted.tenant("gone"),
+            restarted.tenant("gone").await,
             Err(rewind_runtime::Error::TenantNotFound(_))
         ));
         // Revision numbers continue; checkpoints stay addressable.
-        let acme = restarted.tenant("acme_corp").unwrap();
+        let acme = restarted.tenant("acme_corp").await.unwrap();
         let head = acme.revision();
         let commit = acme
             .apply(patch(
@@ -145,10 +160,17 @@ async fn a_restarted_runtime_has_everything_back() {
 }
 
 /// A process that dies while a transaction runs leaves it open in the
-/// journal: the next start rolls it back to its start, finishes it as
-/// failed, and counts it in the report.
+/// journal: reading the tenant back (at its first lookup, or at start when
+/// eager) rolls it back to its start and finishes it as failed; an eager
+/// start counts it in the report.
 #[tokio::test]
-async fn a_transaction_interrupted_by_a_crash_is_rolled_back_at_start() {
+async fn a_transaction_interrupted_by_a_crash_is_rolled_back_when_read_back() {
+    for eager in [false, true] {
+        interrupted_transaction(eager).await;
+    }
+}
+
+async fn interrupted_transaction(eager: bool) {
     let journal = Arc::new(MemoryJournal::new());
     let crashed = start(&journal, 1000).await;
     let acme = crashed
@@ -182,11 +204,11 @@ async fn a_transaction_interrupted_by_a_crash_is_rolled_back_at_start() {
     running.abort();
     std::mem::forget(crashed);
 
-    let restarted = start(&journal, 1000).await;
+    let restarted = start_with(&journal, 1000, eager).await;
     let report = restarted.recovery();
-    assert_eq!(report.interrupted_transactions, 1);
+    assert_eq!(report.interrupted_transactions, usize::from(eager));
     assert!(report.failures.is_empty(), "{:?}", report.failures);
-    let acme = restarted.tenant("acme").unwrap();
+    let acme = restarted.tenant("acme").await.unwrap();
     assert_eq!(
         acme.current()["n"],
         0,
@@ -199,7 +221,7 @@ async fn a_transaction_interrupted_by_a_crash_is_rolled_back_at_start() {
     );
     // A second start finds nothing left to close.
     restarted.shutdown().await.unwrap();
-    let again = start(&journal, 1000).await;
+    let again = start_with(&journal, 1000, true).await;
     assert_eq!(again.recovery().interrupted_transactions, 0);
     again.shutdown().await.unwrap();
 }

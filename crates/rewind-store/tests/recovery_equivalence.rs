@@ -248,6 +248,8 @@ async fn start(
         .journal(Arc::clone(journal) as Arc<dyn Journal>)
         .clock(Arc::new(clock.clone()))
         .image_every(image_every)
+        // Every tenant read back at start, so the report covers them all.
+        .eager_recovery(true)
         .start()
         .await
         .expect("the runtime starts")
@@ -256,7 +258,12 @@ async fn start(
 /// Runs `op`; refused ops are part of the workload (they must leave no
 /// trace), so their errors are dropped.
 async fn run(runtime: &Runtime<Doc>, clock: &ManualClock, op: &Op) {
-    let tenant = |index: usize| runtime.tenant(&tenant_name(index)).expect("the tenant");
+    let tenant = |index: usize| async move {
+        runtime
+            .tenant(&tenant_name(index))
+            .await
+            .expect("the tenant")
+    };
     match op {
         Op::Tick(seconds) => clock.advance_secs(i64::from(*seconds)),
         Op::Apply {
@@ -265,18 +272,19 @@ async fn run(runtime: &Runtime<Doc>, clock: &ManualClock, op: &Op) {
             value,
             fails,
         } => {
-            let _ = tenant(*t).apply(change(*key, *value, *fails)).await;
+            let _ = tenant(*t).await.apply(change(*key, *value, *fails)).await;
         }
         Op::Replace { tenant: t, keys } => {
             let state: serde_json::Map<_, _> = (0..*keys)
                 .map(|k| (format!("k{k}"), json!(format!("replaced {k}"))))
                 .collect();
             let _ = tenant(*t)
+                .await
                 .replace(Doc::from_json(&json!(state)).expect("a document"))
                 .await;
         }
         Op::Snapshot { tenant: t } => {
-            let _ = tenant(*t).snapshot().await;
+            let _ = tenant(*t).await.snapshot().await;
         }
         Op::Named {
             tenant: t,
@@ -289,6 +297,7 @@ async fn run(runtime: &Runtime<Doc>, clock: &ManualClock, op: &Op) {
                 replace: *replace,
             };
             let _ = tenant(*t)
+                .await
                 .snapshot_with(name(&format!("n{n}")), options)
                 .await;
         }
@@ -297,13 +306,13 @@ async fn run(runtime: &Runtime<Doc>, clock: &ManualClock, op: &Op) {
             name: n,
             protected,
         } => {
-            let _ = tenant(*t).protect(&format!("n{n}"), *protected).await;
+            let _ = tenant(*t).await.protect(&format!("n{n}"), *protected).await;
         }
         Op::Delete { tenant: t, name: n } => {
-            let _ = tenant(*t).delete_snapshot(n).await;
+            let _ = tenant(*t).await.delete_snapshot(n).await;
         }
         Op::Rollback { tenant: t, target } => {
-            let tenant = tenant(*t);
+            let tenant = tenant(*t).await;
             let target = match target {
                 Target::Named(n) => RollbackTarget::Named(name(n)),
                 Target::Time(seconds) => {
@@ -329,7 +338,7 @@ async fn run(runtime: &Runtime<Doc>, clock: &ManualClock, op: &Op) {
             steps,
             policy,
         } => {
-            let mut transaction = tenant(*t).transaction();
+            let mut transaction = tenant(*t).await.transaction();
             for (i, step) in steps.iter().enumerate() {
                 let step_name = format!("s{i}");
                 transaction = match step {
@@ -448,15 +457,13 @@ fn assert_equivalent(
 }
 
 /// Every tenant's timeline, by index.
-fn timelines(runtime: &Runtime<Doc>) -> Vec<Arc<Timeline<Doc>>> {
-    (0..TENANTS)
-        .map(|t| {
-            runtime
-                .tenant(&tenant_name(t))
-                .expect("the tenant")
-                .timeline()
-        })
-        .collect()
+async fn timelines(runtime: &Runtime<Doc>) -> Vec<Arc<Timeline<Doc>>> {
+    let mut timelines = Vec::new();
+    for t in 0..TENANTS {
+        let tenant = runtime.tenant(&tenant_name(t)).await.expect("the tenant");
+        timelines.push(tenant.timeline());
+    }
+    timelines
 }
 
 async fn restart_and_compare(
@@ -465,7 +472,7 @@ async fn restart_and_compare(
     clock: &ManualClock,
     case: &Case,
 ) -> Runtime<Doc> {
-    let before = timelines(&runtime);
+    let before = timelines(&runtime).await;
     let heads = runtime.tenants();
     runtime.shutdown().await.expect("shutdown");
     let restarted = start(journal, clock, case.image_every).await;
@@ -474,7 +481,7 @@ async fn restart_and_compare(
     assert_eq!(report.tenants, TENANTS);
     assert_eq!(report.interrupted_transactions, 0);
     assert_eq!(restarted.tenants(), heads);
-    let after = timelines(&restarted);
+    let after = timelines(&restarted).await;
     for (t, (original, recovered)) in before.iter().zip(&after).enumerate() {
         assert_equivalent(&tenant_name(t), original, recovered, &case.probes);
     }
@@ -560,7 +567,7 @@ async fn a_recovered_timeline_shares_structure_like_the_original() {
         runtime.shutdown().await.unwrap();
 
         let restarted = start(&journal, &clock, image_every).await;
-        let recovered = restarted.tenant("acme_corp").unwrap().timeline();
+        let recovered = restarted.tenant("acme_corp").await.unwrap().timeline();
         assert_eq!(image_json(&recovered), image_json(&original));
         for timeline in [&original, &recovered] {
             let state = |r: u64| timeline.state_at(&StateRef::Revision(Revision(r))).unwrap();

@@ -31,9 +31,16 @@ fn open(path: &Path) -> Arc<SqliteJournal> {
 }
 
 async fn start(journal: Arc<dyn Journal>, image_every: u64) -> Runtime<Doc> {
+    start_with(journal, image_every, false).await
+}
+
+/// `eager`: every tenant read back at start, rather than on its first
+/// lookup.
+async fn start_with(journal: Arc<dyn Journal>, image_every: u64, eager: bool) -> Runtime<Doc> {
     Runtime::<Doc>::builder()
         .journal(journal)
         .image_every(image_every)
+        .eager_recovery(eager)
         .start()
         .await
         .expect("the runtime starts whatever one tenant's journal holds")
@@ -47,8 +54,8 @@ fn raw(path: &Path) -> rusqlite::Connection {
 /// What the healthy tenants acknowledged: each one's whole timeline image.
 type Acknowledged = Vec<(String, serde_json::Value)>;
 
-fn image_json(runtime: &Runtime<Doc>, id: &str) -> serde_json::Value {
-    let timeline = runtime.tenant(id).expect("the tenant").timeline();
+async fn image_json(runtime: &Runtime<Doc>, id: &str) -> serde_json::Value {
+    let timeline = runtime.tenant(id).await.expect("the tenant").timeline();
     serde_json::to_value(timeline.to_image().expect("an image")).expect("image JSON")
 }
 
@@ -79,10 +86,11 @@ async fn workload(runtime: &Runtime<Doc>) -> Acknowledged {
             .await
             .unwrap();
     }
-    HEALTHY
-        .iter()
-        .map(|id| ((*id).to_owned(), image_json(runtime, id)))
-        .collect()
+    let mut images = Vec::new();
+    for id in HEALTHY {
+        images.push((id.to_owned(), image_json(runtime, id).await));
+    }
+    images
 }
 
 /// Writes a journal file with the workload; returns what was acknowledged.
@@ -102,29 +110,51 @@ async fn write_memory(journal: &Arc<MemoryJournal>) -> Acknowledged {
     acknowledged
 }
 
-/// The damaged tenant failed recovery with an error `expected` accepts and
-/// is refused everywhere; every healthy tenant is back as acknowledged and
-/// serves writes.
+/// The damaged tenant fails to be read back (at start when the runtime
+/// recovers eagerly, else at its first lookup) with an error `expected`
+/// accepts and is refused everywhere; every healthy tenant is back as
+/// acknowledged and serves writes.
 async fn assert_only_damaged_lost(
     runtime: &Runtime<Doc>,
     acknowledged: &Acknowledged,
     expected: impl Fn(&JournalError) -> bool,
 ) {
     let report = runtime.recovery();
-    assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
-    let (failed, error) = &report.failures[0];
-    assert_eq!(failed.as_str(), DAMAGED);
-    assert!(expected(error), "unexpected error for {DAMAGED}: {error:?}");
+    let eager = !report.failures.is_empty();
+    if eager {
+        assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
+        assert_eq!(report.failures[0].0.as_str(), DAMAGED);
+        assert_eq!(report.tenants, HEALTHY.len());
+    } else {
+        // Found in the journal, read back on demand.
+        assert_eq!(report.tenants, HEALTHY.len() + 1);
+    }
+
+    let error = match runtime.tenant(DAMAGED).await {
+        Err(Error::Unrecoverable { tenant, source }) => {
+            assert_eq!(tenant.as_str(), DAMAGED);
+            source
+        }
+        other => panic!(
+            "expected Unrecoverable, got {:?}",
+            other.map(|t| t.revision())
+        ),
+    };
+    assert!(
+        expected(&error),
+        "unexpected error for {DAMAGED}: {error:?}"
+    );
     assert!(
         error.to_string().contains(DAMAGED),
         "the message names the tenant: {error}"
     );
-    assert_eq!(report.tenants, HEALTHY.len());
-
-    match runtime.tenant(DAMAGED) {
-        Err(Error::Unrecoverable { tenant, source }) => {
-            assert_eq!(tenant.as_str(), DAMAGED);
-            assert_eq!(source.to_string(), error.to_string());
+    if eager {
+        assert_eq!(report.failures[0].1.to_string(), error.to_string());
+    }
+    // It stays failed, with the same error, without reading it again.
+    match runtime.tenant(DAMAGED).await {
+        Err(Error::Unrecoverable { source, .. }) => {
+            assert_eq!(source.to_string(), error.to_string())
         }
         other => panic!(
             "expected Unrecoverable, got {:?}",
@@ -147,15 +177,26 @@ async fn assert_only_damaged_lost(
         ),
     }
 
-    let listed: Vec<String> = runtime
+    // Still listed (it exists, and its id stays taken), with no revision.
+    let listed: Vec<(String, bool)> = runtime
         .tenants()
         .iter()
-        .map(|(id, _)| id.to_string())
+        .map(|(id, revision)| (id.to_string(), revision.is_some()))
         .collect();
-    assert_eq!(listed, HEALTHY);
+    let mut ids: Vec<&str> = HEALTHY.iter().copied().chain([DAMAGED]).collect();
+    ids.sort();
+    assert_eq!(
+        listed.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+        ids
+    );
+    assert!(listed.iter().any(|(id, known)| id == DAMAGED && !known));
     for (id, image) in acknowledged {
-        assert_eq!(&image_json(runtime, id), image, "tenant {id} is intact");
-        let tenant = runtime.tenant(id).unwrap();
+        assert_eq!(
+            &image_json(runtime, id).await,
+            image,
+            "tenant {id} is intact"
+        );
+        let tenant = runtime.tenant(id).await.unwrap();
         let head = tenant.revision();
         let commit = tenant
             .apply(patch(
@@ -177,7 +218,17 @@ fn corrupt_at(seq: u64, reason_contains: &'static str) -> impl Fn(&JournalError)
 
 #[tokio::test]
 async fn a_damaged_entry_fails_its_tenant_only() {
-    let dir = ScratchDir::new("rt-damaged-entry");
+    for eager in [false, true] {
+        damaged_entry(eager).await;
+    }
+}
+
+async fn damaged_entry(eager: bool) {
+    let dir = ScratchDir::new(if eager {
+        "rt-damaged-entry-eager"
+    } else {
+        "rt-damaged-entry"
+    });
     let path = dir.journal();
     let acknowledged = write_file(&path, 1000).await;
     {
@@ -199,7 +250,7 @@ async fn a_damaged_entry_fails_its_tenant_only() {
         )
         .unwrap();
     }
-    let runtime = start(open(&path), 1000).await;
+    let runtime = start_with(open(&path), 1000, eager).await;
     assert_only_damaged_lost(&runtime, &acknowledged, corrupt_at(3, "checksum")).await;
     runtime.shutdown().await.unwrap();
 }
@@ -437,13 +488,18 @@ async fn a_truncated_file_is_refused_naming_it() {
                         "{error}"
                     ),
                     Ok(runtime) => {
-                        let report = runtime.recovery();
-                        assert_eq!(
-                            report.tenants + report.failures.len(),
-                            30,
-                            "every tenant is restored or reported: {report:?}"
-                        );
-                        assert!(!report.failures.is_empty(), "{report:?}");
+                        // Every tenant is read back or answers why not.
+                        let mut restored = 0;
+                        let mut failed = 0;
+                        for (id, _) in runtime.tenants() {
+                            match runtime.tenant(id.as_str()).await {
+                                Ok(_) => restored += 1,
+                                Err(Error::Unrecoverable { .. }) => failed += 1,
+                                Err(other) => panic!("{id}: {other}"),
+                            }
+                        }
+                        assert_eq!(restored + failed, 30, "every tenant is listed");
+                        assert!(failed > 0, "the cut is noticed");
                         runtime.shutdown().await.unwrap();
                     }
                 }

@@ -1,33 +1,73 @@
 //! The supervisor actor. It owns the tenant registry (published through
-//! `ArcSwap` for lock-free lookups), routes messages, and restarts a failed
+//! `ArcSwap` for lock-free lookups), routes messages, starts the actor of an
+//! idle tenant when a request arrives for it, activates passivated tenants
+//! from the journal, passivates idle and least recently used ones, drives
+//! the interval auto-snapshot policy from one timer, and restarts a failed
 //! tenant from its last published timeline within an OTP-style intensity
 //! limit.
+//!
+//! Residency (see `tenant/shared.rs`): every tenant has an entry in the
+//! registry; an *active* one also has its timeline in memory and an entry in
+//! [`SupervisorState::active`]; an actor runs only while the tenant has
+//! work, and stops after [`Residency::stop_idle_after`] without any.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use rewind_core::imbl::OrdMap;
-use rewind_core::{Clock, CommitMeta, Model, TenantId, Timeline};
+use rewind_core::{Clock, CommitMeta, Model, PolicyCheck, TenantId, Timeline};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use super::messages::SupervisorMsg;
+use super::messages::{InternalMsg, SupervisorMsg};
 use crate::config::{RestartIntensity, TenantConfig};
-use crate::durability;
+use crate::durability::{self, Recovered};
 use crate::error::Error;
 use crate::journal::JournalError;
-use crate::metrics;
+use crate::metrics::{self, PassivationReason};
 use crate::tenant::actor::TenantActor;
 use crate::tenant::handle::Tenant;
 use crate::tenant::messages::Envelope;
-use crate::tenant::shared::{Journaling, Permit, Slot, TenantShared};
+use crate::tenant::shared::{Context, Journaling, Permit, Slot, TenantShared};
+
+/// Where a handle to a tenant is sent.
+type HandleReply<M> = RpcReplyPort<Result<Tenant<M>, Error>>;
 
 /// Every live tenant by id. Replaced whole on each change.
 pub(crate) type Registry<M> = OrdMap<TenantId, Arc<TenantShared<M>>>;
+
+/// How tenants are kept in memory; see [`RuntimeBuilder`](crate::RuntimeBuilder).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Residency {
+    /// Active tenants past which the least recently used is passivated.
+    pub(crate) max_active: usize,
+    /// An actor with nothing to do stops after this long.
+    pub(crate) stop_idle_after: Duration,
+    /// Period of the runtime's timer.
+    pub(crate) timer_period: Duration,
+}
+
+/// Counts the [`Runtime`](crate::Runtime) reads without a message.
+#[derive(Default)]
+pub(crate) struct Counts {
+    pub(crate) active: AtomicUsize,
+}
+
+/// A tenant known at start.
+pub(crate) enum Initial<M: Model> {
+    /// In the journal; read back on its first request.
+    Passive(TenantId),
+    /// Read back at start.
+    Active(TenantId, Box<Recovered<M>>),
+    /// Could not be read back at start.
+    Unrecoverable(TenantId, JournalError),
+}
 
 pub(crate) struct SupervisorActor<M>(PhantomData<fn() -> M>);
 
@@ -39,28 +79,43 @@ impl<M> SupervisorActor<M> {
 
 pub(crate) struct SupervisorArgs<M: Model> {
     pub(crate) registry: Arc<ArcSwap<Registry<M>>>,
+    pub(crate) counts: Arc<Counts>,
     pub(crate) defaults: TenantConfig,
     pub(crate) intensity: RestartIntensity,
+    pub(crate) residency: Residency,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) journaling: Option<Journaling>,
-    /// Tenants read back from the journal, to start.
-    pub(crate) recovered: Vec<Arc<TenantShared<M>>>,
-    /// Tenants whose journal could not be read back.
-    pub(crate) unrecoverable: Arc<HashMap<TenantId, JournalError>>,
+    /// Tenants found in the journal.
+    pub(crate) initial: Vec<Initial<M>>,
+}
+
+/// An active tenant, as the supervisor tracks it.
+struct Active<M: Model> {
+    shared: Arc<TenantShared<M>>,
+    /// When the interval auto-snapshot policy is next checked
+    /// ([`Context::now_ms`]).
+    next_tick: u64,
 }
 
 pub(crate) struct SupervisorState<M: Model> {
     registry: Arc<ArcSwap<Registry<M>>>,
+    counts: Arc<Counts>,
     defaults: TenantConfig,
     intensity: RestartIntensity,
+    residency: Residency,
     clock: Arc<dyn Clock>,
+    context: Arc<Context<M>>,
     /// Running tenant actors, to recognise supervision events.
     actors: HashMap<ActorId, TenantId>,
     /// Recent failure times per tenant, within the intensity period.
     failures: HashMap<TenantId, VecDeque<Instant>>,
     shutting_down: bool,
-    journaling: Option<Journaling>,
-    unrecoverable: Arc<HashMap<TenantId, JournalError>>,
+    /// Tenants whose timeline is in memory.
+    active: HashMap<TenantId, Active<M>>,
+    /// Activations under way, with the callers waiting for a handle.
+    activating: HashMap<TenantId, Vec<HandleReply<M>>>,
+    /// Creations whose journal entry is not durable yet.
+    creating: HashSet<TenantId>,
     /// Deletions still draining or journaling; the id cannot be reused
     /// until they finish.
     deleting: HashMap<TenantId, tokio::task::JoinHandle<()>>,
@@ -76,21 +131,27 @@ impl<M: Model> Actor for SupervisorActor<M> {
         myself: ActorRef<Self::Msg>,
         args: SupervisorArgs<M>,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let context = Arc::new(Context::new(args.journaling, myself.clone()));
         let mut state = SupervisorState {
             registry: args.registry,
+            counts: args.counts,
             defaults: args.defaults,
             intensity: args.intensity,
+            residency: args.residency,
             clock: args.clock,
+            context,
             actors: HashMap::new(),
             failures: HashMap::new(),
             shutting_down: false,
-            journaling: args.journaling,
-            unrecoverable: args.unrecoverable,
+            active: HashMap::new(),
+            activating: HashMap::new(),
+            creating: HashSet::new(),
             deleting: HashMap::new(),
         };
-        for shared in args.recovered {
-            state.register(&myself, shared).await?;
-        }
+        state.register_initial(args.initial);
+        myself.send_interval(state.residency.timer_period, || {
+            SupervisorMsg::Internal(super::messages::Internal(InternalMsg::Timer))
+        });
         Ok(state)
     }
 
@@ -107,22 +168,41 @@ impl<M: Model> Actor for SupervisorActor<M> {
                 config,
                 meta,
                 reply,
-            } => {
-                let result = state.create(&myself, id, initial, config, meta).await;
-                let _ = reply.send(result);
-            }
+            } => state.create(&myself, id, initial, config, meta, reply),
             SupervisorMsg::DeleteTenant { id, reply } => state.delete(id, reply),
             SupervisorMsg::ListTenants { reply } => {
                 let list = state
                     .registry
                     .load()
                     .iter()
-                    .map(|(id, shared)| (id.clone(), shared.published.load().revision()))
+                    .map(|(id, shared)| (id.clone(), shared.listed_revision()))
                     .collect();
                 let _ = reply.send(list);
             }
             SupervisorMsg::Tenant { id, msg } => state.route(id, msg),
             SupervisorMsg::Shutdown { reply } => state.shutdown(myself, reply),
+            SupervisorMsg::Internal(internal) => match internal.0 {
+                InternalMsg::Start { id } => state.start(&myself, id).await,
+                InternalMsg::Activate { id, reply } => state.activate(&myself, id, reply),
+                InternalMsg::Activated {
+                    shared,
+                    result,
+                    elapsed,
+                } => state.activated(&myself, shared, result, elapsed).await,
+                InternalMsg::Created {
+                    shared,
+                    result,
+                    reply,
+                } => state.created(shared, result, reply),
+                InternalMsg::Passivate { id, reply } => {
+                    state.passivate_requested(&myself, id, reply)
+                }
+                InternalMsg::Stopped { id, reply } => {
+                    let passivated = state.passivate_id(&id, PassivationReason::Requested);
+                    let _ = reply.send(Ok(passivated));
+                }
+                InternalMsg::Timer => state.timer(),
+            },
         }
         Ok(())
     }
@@ -140,8 +220,12 @@ impl<M: Model> Actor for SupervisorActor<M> {
                     state.restart(&myself, id).await;
                 }
             }
-            SupervisionEvent::ActorTerminated(cell, _, _) => {
-                state.actors.remove(&cell.get_id());
+            // An idle actor stopped: its tenant may be passivated now if
+            // the runtime holds too many.
+            SupervisionEvent::ActorTerminated(cell, _, _)
+                if state.actors.remove(&cell.get_id()).is_some() =>
+            {
+                state.enforce_capacity();
             }
             _ => {}
         }
@@ -150,25 +234,111 @@ impl<M: Model> Actor for SupervisorActor<M> {
 }
 
 impl<M: Model> SupervisorState<M> {
-    async fn create(
+    /// Registers the tenants found in the journal at start.
+    fn register_initial(&mut self, initial: Vec<Initial<M>>) {
+        let mut registry = Registry::new();
+        for tenant in initial {
+            let shared = match tenant {
+                Initial::Passive(id) => {
+                    TenantShared::passive(id, self.defaults, Arc::clone(&self.context))
+                }
+                Initial::Active(id, recovered) => {
+                    let recovered = *recovered;
+                    let shared =
+                        TenantShared::passive(id, recovered.config, Arc::clone(&self.context));
+                    self.make_active(&shared, recovered);
+                    shared
+                }
+                Initial::Unrecoverable(id, source) => {
+                    let shared =
+                        TenantShared::passive(id, self.defaults, Arc::clone(&self.context));
+                    shared.set_slot(Slot::Unrecoverable(source));
+                    shared
+                }
+            };
+            registry.insert(shared.id.clone(), shared);
+        }
+        metrics::tenants(registry.len() as f64);
+        self.registry.store(Arc::new(registry));
+        self.enforce_capacity();
+    }
+
+    fn create(
         &mut self,
         myself: &ActorRef<SupervisorMsg<M>>,
         id: TenantId,
         initial: M,
         config: Option<TenantConfig>,
         meta: CommitMeta,
-    ) -> Result<Tenant<M>, Error> {
+        reply: RpcReplyPort<Result<Tenant<M>, Error>>,
+    ) {
+        let result = self.prepare(id, initial, config, meta);
+        let (shared, entry) = match result {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let Some(entry) = entry else {
+            // Memory mode: nothing to make durable.
+            return self.created(shared, Ok(()), reply);
+        };
+        let Some(journaling) = self.context.journaling.clone() else {
+            return self.created(shared, Ok(()), reply);
+        };
+        // The entry is made durable off the supervisor, so concurrent
+        // creations share the journal's commits; the id is reserved
+        // meanwhile.
+        self.creating.insert(shared.id.clone());
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            let result = journaling
+                .journal
+                .append(vec![entry])
+                .await
+                .map_err(|source| Error::Journal {
+                    tenant: shared.id.clone(),
+                    source,
+                });
+            let created = InternalMsg::Created {
+                shared,
+                result,
+                reply,
+            };
+            if let Err(ractor::MessagingErr::SendErr(SupervisorMsg::Internal(internal))) =
+                myself.send_message(SupervisorMsg::Internal(super::messages::Internal(created)))
+            {
+                if let InternalMsg::Created { reply, .. } = internal.0 {
+                    let _ = reply.send(Err(Error::ShuttingDown));
+                }
+            }
+        });
+    }
+
+    /// Checks a creation and builds the tenant and its `create` entry (none
+    /// in memory mode).
+    fn prepare(
+        &mut self,
+        id: TenantId,
+        initial: M,
+        config: Option<TenantConfig>,
+        meta: CommitMeta,
+    ) -> Result<(Arc<TenantShared<M>>, Option<crate::journal::Entry>), Error> {
         if self.shutting_down {
             return Err(Error::ShuttingDown);
         }
-        if self.registry.load().contains_key(&id) {
+        if let Some(existing) = self.registry.load().get(&id) {
+            if let Slot::Unrecoverable(source) = &**existing.slot.load() {
+                return Err(Error::Unrecoverable {
+                    tenant: id,
+                    source: source.clone(),
+                });
+            }
             return Err(Error::TenantExists(id));
         }
-        if let Some(source) = self.unrecoverable.get(&id) {
-            return Err(Error::Unrecoverable {
-                tenant: id,
-                source: source.clone(),
-            });
+        if self.creating.contains(&id) {
+            return Err(Error::TenantExists(id));
         }
         if let Some(deleting) = self.deleting.get(&id) {
             if !deleting.is_finished() {
@@ -183,55 +353,399 @@ impl<M: Model> SupervisorState<M> {
         config.validate()?;
         let timeline = Timeline::new_with(initial, config.timeline, Arc::clone(&self.clock), meta)?;
         let mut seq = 0;
-        if let Some(journaling) = &self.journaling {
+        let mut entry = None;
+        if let Some(journaling) = &self.context.journaling {
             // A new tenant (or one re-created after a delete) continues the
             // id's journal sequence: seqs are never reused.
-            let journal_error = |source| Error::Journal {
-                tenant: id.clone(),
-                source,
-            };
             seq = journaling
                 .journal
                 .highest_seq(&id)
-                .map_err(journal_error)?
+                .map_err(|source| Error::Journal {
+                    tenant: id.clone(),
+                    source,
+                })?
                 .get()
                 + 1;
-            let entry = durability::create_entry(&id, seq, &config, &timeline);
-            journaling
-                .journal
-                .append(vec![entry])
-                .await
-                .map_err(journal_error)?;
+            entry = Some(durability::create_entry(&id, seq, &config, &timeline));
         }
-        let shared = TenantShared::new(
-            id.clone(),
-            config,
-            timeline,
-            self.journaling.clone(),
-            seq,
-            0,
-        );
-        self.register(myself, Arc::clone(&shared)).await?;
-        info!(tenant = %id, "tenant created");
-        Ok(Tenant::new(shared))
+        let shared = TenantShared::new(id, config, timeline, Arc::clone(&self.context), seq, 0);
+        Ok((shared, entry))
     }
 
-    /// Starts a tenant's actor and makes it findable.
-    async fn register(
+    /// A creation is durable: the tenant becomes findable, active, with no
+    /// actor until its first request.
+    fn created(
         &mut self,
-        myself: &ActorRef<SupervisorMsg<M>>,
         shared: Arc<TenantShared<M>>,
-    ) -> Result<(), Error> {
-        self.spawn(myself, &shared).await?;
-        let counts = shared.published.load().snapshot_counts();
+        result: Result<(), Error>,
+        reply: RpcReplyPort<Result<Tenant<M>, Error>>,
+    ) {
+        self.creating.remove(&shared.id);
+        if let Err(e) = result {
+            let _ = reply.send(Err(e));
+            return;
+        }
         let id = shared.id.clone();
         self.registry
             .rcu(|registry| registry.update(id.clone(), Arc::clone(&shared)));
         metrics::tenants(1.0);
-        metrics::snapshots_held(&counts, 1.0);
-        Ok(())
+        self.track_active(&shared);
+        if self.shutting_down {
+            shared.set_slot(Slot::ShutDown { draining: None });
+        }
+        info!(tenant = %id, "tenant created");
+        let handle = Tenant::hold(Arc::clone(&shared)).ok_or_else(|| not_active(&id));
+        let _ = reply.send(handle);
+        self.enforce_capacity();
     }
 
+    /// A request was queued for a tenant with no actor: starts one, reading
+    /// the tenant back first if it is passivated.
+    async fn start(&mut self, myself: &ActorRef<SupervisorMsg<M>>, id: TenantId) {
+        let Some(shared) = self.registry.load().get(&id).cloned() else {
+            // Deleted: the deletion answered what was queued.
+            return;
+        };
+        if shared.accepting().is_err() {
+            shared.lane.fail_all(|| shared.refusal_now());
+            return;
+        }
+        if self.shutting_down {
+            shared.lane.fail_all(|| Error::ShuttingDown);
+            return;
+        }
+        if self.activating.contains_key(&id) {
+            // The activation starts the actor when it completes.
+            return;
+        }
+        if shared.published().is_none() {
+            self.begin_activation(myself, &shared);
+            return;
+        }
+        if shared.running().is_some() && !shared.lane.needs_actor() {
+            return;
+        }
+        if let Err(e) = self.spawn(myself, &shared).await {
+            error!(tenant = %id, error = %e, "an idle tenant's actor could not start");
+            shared.lane.start_refused();
+            shared.lane.fail_all(|| could_not_start(&id));
+        }
+    }
+
+    /// A handle for a lookup that found the tenant passivated.
+    fn activate(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg<M>>,
+        id: TenantId,
+        reply: RpcReplyPort<Result<Tenant<M>, Error>>,
+    ) {
+        let Some(shared) = self.registry.load().get(&id).cloned() else {
+            let _ = reply.send(Err(Error::TenantNotFound(id)));
+            return;
+        };
+        if let Err(e) = shared.accepting() {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        if let Some(handle) = Tenant::hold(Arc::clone(&shared)) {
+            let _ = reply.send(Ok(handle));
+            return;
+        }
+        if self.shutting_down {
+            let _ = reply.send(Err(Error::ShuttingDown));
+            return;
+        }
+        if !self.activating.contains_key(&id) {
+            self.begin_activation(myself, &shared);
+        }
+        if let Some(waiting) = self.activating.get_mut(&id) {
+            waiting.push(reply);
+        }
+    }
+
+    /// Reads a passivated tenant back from the journal, off the supervisor.
+    fn begin_activation(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg<M>>,
+        shared: &Arc<TenantShared<M>>,
+    ) {
+        let Some(journaling) = self.context.journaling.clone() else {
+            // Without a journal nothing passivates; an inactive tenant here
+            // cannot be.
+            shared.lane.fail_all(|| not_active(&shared.id));
+            return;
+        };
+        self.activating.insert(shared.id.clone(), Vec::new());
+        let (myself, shared, clock) = (myself.clone(), Arc::clone(shared), Arc::clone(&self.clock));
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let result = read_back(&journaling, &shared.id, clock)
+                .await
+                .map(|read| read.map(Box::new));
+            let activated = InternalMsg::Activated {
+                shared,
+                result,
+                elapsed: started.elapsed(),
+            };
+            let _ = myself.send_message(SupervisorMsg::Internal(super::messages::Internal(
+                activated,
+            )));
+        });
+    }
+
+    async fn activated(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg<M>>,
+        shared: Arc<TenantShared<M>>,
+        result: Result<Option<Box<Recovered<M>>>, JournalError>,
+        elapsed: Duration,
+    ) {
+        let id = shared.id.clone();
+        let waiting = self.activating.remove(&id).unwrap_or_default();
+        let current = self.registry.load().get(&id).cloned();
+        let answer = |waiting: Vec<RpcReplyPort<_>>, error: &dyn Fn() -> Error| {
+            for reply in waiting {
+                let _ = reply.send(Err(error()));
+            }
+        };
+        if !current.is_some_and(|current| Arc::ptr_eq(&current, &shared)) {
+            // Deleted while it was read back.
+            return answer(waiting, &|| Error::TenantNotFound(id.clone()));
+        }
+        match result {
+            Ok(Some(recovered)) => {
+                metrics::activated(elapsed);
+                self.make_active(&shared, *recovered);
+                for reply in waiting {
+                    let handle = Tenant::hold(Arc::clone(&shared)).ok_or_else(|| not_active(&id));
+                    let _ = reply.send(handle);
+                }
+                if shared.accepting().is_err() {
+                    shared.lane.fail_all(|| shared.refusal_now());
+                } else if shared.lane.needs_actor() && !shared.lane.is_quiet() {
+                    if let Err(e) = self.spawn(myself, &shared).await {
+                        error!(tenant = %id, error = %e, "an activated tenant's actor could not start");
+                        shared.lane.start_refused();
+                        shared.lane.fail_all(|| could_not_start(&id));
+                    }
+                } else {
+                    shared.lane.start_refused();
+                }
+                self.enforce_capacity();
+            }
+            Ok(None) => {
+                // Its journal ends with a delete the listing at start did
+                // not see: it does not exist.
+                self.registry.rcu(|registry| registry.without(&id));
+                metrics::tenants(-1.0);
+                shared.set_slot(Slot::Deleted { draining: None });
+                shared.lane.fail_all(|| Error::TenantNotFound(id.clone()));
+                answer(waiting, &|| Error::TenantNotFound(id.clone()));
+            }
+            Err(source) => {
+                error!(tenant = %id, error = %source, "tenant not recovered; it answers Unrecoverable");
+                shared.set_slot(Slot::Unrecoverable(source));
+                shared.lane.fail_all(|| shared.refusal_now());
+                answer(waiting, &|| shared.refusal_now());
+            }
+        }
+    }
+
+    /// Publishes a read-back timeline and counts the tenant active.
+    fn make_active(&mut self, shared: &Arc<TenantShared<M>>, recovered: Recovered<M>) {
+        shared.activate(
+            recovered.config,
+            Arc::new(recovered.timeline),
+            recovered.seq,
+            recovered.image_seq.unwrap_or(0),
+        );
+        self.track_active(shared);
+    }
+
+    fn track_active(&mut self, shared: &Arc<TenantShared<M>>) {
+        let interval = shared.config().auto_snapshot.interval;
+        let next_tick = interval.map_or(u64::MAX, |interval| {
+            self.context
+                .now_ms()
+                .saturating_add(interval.as_millis() as u64)
+        });
+        let counts = shared.read(|t| t.snapshot_counts());
+        let previous = self.active.insert(
+            shared.id.clone(),
+            Active {
+                shared: Arc::clone(shared),
+                next_tick,
+            },
+        );
+        if previous.is_none() {
+            self.counts.active.fetch_add(1, Ordering::Relaxed);
+            metrics::tenants_active(1.0);
+        }
+        metrics::snapshots_held(&counts, 1.0);
+    }
+
+    fn untrack_active(&mut self, id: &TenantId) -> Option<Arc<TenantShared<M>>> {
+        let active = self.active.remove(id)?;
+        self.counts.active.fetch_sub(1, Ordering::Relaxed);
+        metrics::tenants_active(-1.0);
+        if let Some(timeline) = active.shared.published() {
+            metrics::snapshots_held(&timeline.snapshot_counts(), -1.0);
+        }
+        Some(active.shared)
+    }
+
+    /// Passivates an active tenant with no actor, no handle and nothing
+    /// queued; says whether it did. Everything it accepted is durable: its
+    /// last actor stopped only once it was (or it never had one since it
+    /// was created or read back).
+    fn passivate_id(&mut self, id: &TenantId, reason: PassivationReason) -> bool {
+        if self.context.journaling.is_none() || self.shutting_down {
+            return false;
+        }
+        let Some(active) = self.active.get(id) else {
+            return false;
+        };
+        let shared = Arc::clone(&active.shared);
+        if !matches!(&**shared.slot.load(), Slot::Idle) || shared.in_flight() > 0 {
+            return false;
+        }
+        if !shared.close_holds() {
+            return false;
+        }
+        // A request queued from here on asks the supervisor to start the
+        // tenant, which then finds it passivated and reads it back.
+        if !shared.lane.is_quiet() {
+            shared.reopen_holds();
+            return false;
+        }
+        self.untrack_active(id);
+        shared.passivate();
+        metrics::passivated(reason);
+        true
+    }
+
+    /// [`Runtime::passivate`](crate::Runtime::passivate): stops an idle actor
+    /// first.
+    fn passivate_requested(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg<M>>,
+        id: TenantId,
+        reply: RpcReplyPort<Result<bool, Error>>,
+    ) {
+        let Some(shared) = self.registry.load().get(&id).cloned() else {
+            let _ = reply.send(Err(Error::TenantNotFound(id)));
+            return;
+        };
+        if let Err(e) = shared.accepting() {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        if self.context.journaling.is_none() {
+            let _ = reply.send(Ok(false));
+            return;
+        }
+        if !self.active.contains_key(&id) {
+            // Already passivated (or being read back).
+            let _ = reply.send(Ok(!self.activating.contains_key(&id)));
+            return;
+        }
+        let Some(actor) = shared.running() else {
+            let passivated = self.passivate_id(&id, PassivationReason::Requested);
+            let _ = reply.send(Ok(passivated));
+            return;
+        };
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            let (tx, rx) = oneshot::channel();
+            let stopped = actor.send_message(Envelope::Stop(Some(tx.into()))).is_ok()
+                && rx.await.unwrap_or(false);
+            if !stopped {
+                let _ = reply.send(Ok(false));
+                return;
+            }
+            let stopped = InternalMsg::Stopped { id, reply };
+            let _ =
+                myself.send_message(SupervisorMsg::Internal(super::messages::Internal(stopped)));
+        });
+    }
+
+    /// Passivates least recently used tenants while more than `max_active`
+    /// are active. Works in batches (down to 1% under the limit), so a
+    /// burst of activations does not scan the active set each time.
+    fn enforce_capacity(&mut self) {
+        let max = self.residency.max_active;
+        if self.active.len() <= max || self.context.journaling.is_none() {
+            return;
+        }
+        let target = max - max / 100;
+        let excess = self.active.len() - target;
+        let mut order: Vec<(u64, TenantId)> = self
+            .active
+            .iter()
+            .map(|(id, active)| (active.shared.last_used(), id.clone()))
+            .collect();
+        if excess < order.len() {
+            order.select_nth_unstable(excess);
+            order.truncate(excess + 1);
+        }
+        order.sort_unstable();
+        let mut passivated = 0;
+        for (_, id) in &order {
+            if passivated == excess {
+                break;
+            }
+            if self.passivate_id(id, PassivationReason::Capacity) {
+                passivated += 1;
+            } else if let Some(actor) = self.active.get(id).and_then(|a| a.shared.running()) {
+                // Its actor may be idle: once it stops, the next check
+                // passivates it.
+                let _ = actor.send_message(Envelope::Stop(None));
+            }
+        }
+    }
+
+    /// The runtime's timer: stops idle actors, passivates idle tenants, and
+    /// asks for interval auto snapshots that are due.
+    fn timer(&mut self) {
+        if self.shutting_down {
+            return;
+        }
+        let now = self.context.now_ms();
+        let stop_after = self.residency.stop_idle_after.as_millis() as u64;
+        let mut idle = Vec::new();
+        for (id, active) in &mut self.active {
+            let shared = &active.shared;
+            let config = shared.config();
+            if now >= active.next_tick {
+                let interval = config.auto_snapshot.interval.unwrap_or(Duration::MAX);
+                active.next_tick = now.saturating_add(interval.as_millis() as u64);
+                if shared.read(|t| t.policy_snapshot_due(PolicyCheck::Interval)) {
+                    shared.wake(shared.lane.push_tick());
+                }
+            }
+            let idle_for = now.saturating_sub(shared.last_used());
+            match &**shared.slot.load() {
+                Slot::Running(actor) if idle_for >= stop_after => {
+                    let _ = actor.send_message(Envelope::Stop(None));
+                }
+                Slot::Idle => {
+                    let due = config
+                        .passivate_after
+                        .is_some_and(|after| idle_for >= after.as_millis() as u64);
+                    if due {
+                        idle.push(id.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+        for id in idle {
+            self.passivate_id(&id, PassivationReason::Idle);
+        }
+        self.enforce_capacity();
+    }
+
+    /// Starts a tenant's actor; it takes what is queued.
     async fn spawn(
         &mut self,
         myself: &ActorRef<SupervisorMsg<M>>,
@@ -248,8 +762,9 @@ impl<M: Model> SupervisorState<M> {
             Ok((actor, _)) => {
                 self.actors.insert(actor.get_id(), shared.id.clone());
                 shared.set_slot(Slot::Running(actor.clone()));
-                // Whatever was queued while no actor ran (a restart) waits
-                // for this wake-up; an empty lane makes it a no-op.
+                shared.lane.started();
+                // Whatever was queued while no actor ran waits for this
+                // wake-up; an empty lane makes it a no-op.
                 let _ = actor.send_message(Envelope::Wake);
                 Ok(())
             }
@@ -313,11 +828,12 @@ impl<M: Model> SupervisorState<M> {
             Ok(permit) => permit,
             Err(e) => return msg.fail(e),
         };
-        // A restarting tenant keeps it in its lane for the next actor.
+        // A restarting tenant keeps it in its lane for the next actor; an
+        // idle or passivated one asks this supervisor to start it.
         shared.submit(msg, Some(permit));
     }
 
-    fn delete(&mut self, id: TenantId, reply: ractor::RpcReplyPort<Result<(), Error>>) {
+    fn delete(&mut self, id: TenantId, reply: RpcReplyPort<Result<(), Error>>) {
         if self.shutting_down {
             // The shutdown already drains every tenant.
             let _ = reply.send(Err(Error::ShuttingDown));
@@ -334,13 +850,17 @@ impl<M: Model> SupervisorState<M> {
             return;
         };
         let draining = shared.running();
+        let was_active = self.untrack_active(&id).is_some();
         shared.set_slot(Slot::Deleted {
             draining: draining.clone(),
         });
+        if draining.is_none() {
+            shared.lane.fail_all(|| Error::TenantNotFound(id.clone()));
+        }
         metrics::tenants(-1.0);
-        metrics::snapshots_held(&shared.published.load().snapshot_counts(), -1.0);
         info!(tenant = %id, "tenant deleted");
-        let journaling = self.journaling.clone();
+        let journaling = self.context.journaling.clone();
+        let clock = Arc::clone(&self.clock);
         let task = tokio::spawn(async move {
             if let Some(actor) = &draining {
                 drain_and_stop(actor).await;
@@ -348,10 +868,30 @@ impl<M: Model> SupervisorState<M> {
             let mut result = Ok(());
             if let Some(journaling) = journaling {
                 // After the drain nothing else writes this tenant's journal.
-                let seq = shared.durable_seq() + 1;
-                let entry =
-                    durability::delete_entry(&shared.id, seq, shared.published.load().last_at());
-                if let Err(source) = journaling.journal.append(vec![entry]).await {
+                let seq = if was_active {
+                    Ok(shared.durable_seq())
+                } else {
+                    let journal = Arc::clone(&journaling.journal);
+                    let id = shared.id.clone();
+                    tokio::task::spawn_blocking(move || journal.highest_seq(&id).map(|s| s.get()))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(JournalError::Storage(format!(
+                                "reading the highest seq stopped: {e}"
+                            )))
+                        })
+                };
+                let at = shared
+                    .published()
+                    .map_or_else(|| clock.now(), |timeline| timeline.last_at());
+                let appended = match seq {
+                    Ok(seq) => {
+                        let entry = durability::delete_entry(&shared.id, seq + 1, at);
+                        journaling.journal.append(vec![entry]).await
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(source) = appended {
                     result = Err(Error::Journal {
                         tenant: shared.id.clone(),
                         source,
@@ -368,7 +908,7 @@ impl<M: Model> SupervisorState<M> {
         self.deleting.insert(id, task);
     }
 
-    fn shutdown(&mut self, myself: ActorRef<SupervisorMsg<M>>, reply: ractor::RpcReplyPort<()>) {
+    fn shutdown(&mut self, myself: ActorRef<SupervisorMsg<M>>, reply: RpcReplyPort<()>) {
         if self.shutting_down {
             // Dropping the reply tells the caller `ShuttingDown`; the first
             // shutdown is draining.
@@ -382,9 +922,20 @@ impl<M: Model> SupervisorState<M> {
         let mut actors = Vec::new();
         for shared in tenants.values() {
             let draining = shared.running();
+            if draining.is_none() {
+                shared.lane.fail_all(|| Error::ShuttingDown);
+            }
             actors.extend(draining.clone());
             shared.set_slot(Slot::ShutDown { draining });
-            metrics::snapshots_held(&shared.published.load().snapshot_counts(), -1.0);
+        }
+        for waiting in std::mem::take(&mut self.activating).into_values() {
+            for reply in waiting {
+                let _ = reply.send(Err(Error::ShuttingDown));
+            }
+        }
+        let ids: Vec<_> = self.active.keys().cloned().collect();
+        for id in ids {
+            self.untrack_active(&id);
         }
         metrics::tenants(-(tenants.len() as f64));
         tokio::spawn(async move {
@@ -397,6 +948,58 @@ impl<M: Model> SupervisorState<M> {
             myself.stop(Some("shutdown".into()));
         });
     }
+}
+
+fn could_not_start(id: &TenantId) -> Error {
+    Error::Unavailable {
+        tenant: id.clone(),
+        reason: "its actor could not start".into(),
+    }
+}
+
+fn not_active(id: &TenantId) -> Error {
+    Error::Unavailable {
+        tenant: id.clone(),
+        reason: "it was passivated again at once; retry".into(),
+    }
+}
+
+/// Reads a tenant back from the journal on a blocking thread, closing a
+/// transaction a crash interrupted (`Ok(None)`: the journal says it was
+/// deleted).
+pub(crate) async fn read_back<M: Model>(
+    journaling: &Journaling,
+    id: &TenantId,
+    clock: Arc<dyn Clock>,
+) -> Result<Option<Recovered<M>>, JournalError> {
+    let journal = Arc::clone(&journaling.journal);
+    let tenant = id.clone();
+    let recovered =
+        tokio::task::spawn_blocking(move || durability::recover::<M>(&*journal, &tenant, &clock))
+            .await
+            .unwrap_or_else(|e| {
+                Err(JournalError::Corrupt {
+                    tenant: id.to_string(),
+                    seq: crate::journal::JournalSeq::ZERO,
+                    reason: format!("reading it back stopped: {e}"),
+                })
+            })?;
+    let Some(mut recovered) = recovered else {
+        return Ok(None);
+    };
+    let (closed, entries) =
+        durability::close_interrupted(id, &mut recovered.timeline, &mut recovered.seq).map_err(
+            |e| JournalError::Corrupt {
+                tenant: id.to_string(),
+                seq: crate::journal::JournalSeq::new(recovered.seq),
+                reason: format!("an interrupted transaction cannot be closed: {e}"),
+            },
+        )?;
+    if closed > 0 {
+        journaling.journal.append(entries).await?;
+        recovered.interrupted = closed;
+    }
+    Ok(Some(recovered))
 }
 
 /// Lets a tenant actor handle everything already sent to it, then stops it.

@@ -1,12 +1,18 @@
 //! Messages the supervisor understands: the front door for other actors.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use ractor::RpcReplyPort;
 use rewind_core::{CommitMeta, Model, Revision, TenantId};
 
 use crate::config::TenantConfig;
+use crate::durability::Recovered;
 use crate::error::Error;
+use crate::journal::JournalError;
 use crate::tenant::handle::Tenant;
 use crate::tenant::messages::TenantMsg;
+use crate::tenant::shared::TenantShared;
 
 /// A request to the supervisor. Another actor can drive every tenant with
 /// these alone; each reply carries domain errors.
@@ -32,10 +38,13 @@ pub enum SupervisorMsg<M: Model> {
         /// Done.
         reply: RpcReplyPort<Result<(), Error>>,
     },
-    /// Every tenant with its head revision, ordered by id.
+    /// Every tenant with its head revision, ordered by id. A passivated
+    /// tenant is listed without activating it: with the revision it had
+    /// when it was passivated, or `None` if it has not been active since
+    /// the runtime started.
     ListTenants {
         /// The list.
-        reply: RpcReplyPort<Vec<(TenantId, Revision)>>,
+        reply: RpcReplyPort<Vec<(TenantId, Option<Revision>)>>,
     },
     /// Route a request to a tenant. Errors (unknown tenant, overloaded,
     /// failed) are answered on the request's own reply port.
@@ -50,4 +59,51 @@ pub enum SupervisorMsg<M: Model> {
         /// Answered when every tenant has drained.
         reply: RpcReplyPort<()>,
     },
+    /// What the runtime sends itself (starting idle tenants, activations,
+    /// its timer). It cannot be made outside the runtime.
+    Internal(Internal<M>),
+}
+
+/// A message the runtime sends its own supervisor; see
+/// [`SupervisorMsg::Internal`].
+pub struct Internal<M: Model>(pub(crate) InternalMsg<M>);
+
+impl<M: Model> Internal<M> {
+    pub(crate) fn start(id: TenantId) -> Self {
+        Internal(InternalMsg::Start { id })
+    }
+}
+
+pub(crate) enum InternalMsg<M: Model> {
+    /// A request was queued for a tenant with no actor.
+    Start { id: TenantId },
+    /// A handle to the tenant, activating it if it is passivated.
+    Activate {
+        id: TenantId,
+        reply: RpcReplyPort<Result<Tenant<M>, Error>>,
+    },
+    /// An activation read the tenant back (or failed to).
+    Activated {
+        shared: Arc<TenantShared<M>>,
+        result: Result<Option<Box<Recovered<M>>>, JournalError>,
+        elapsed: Duration,
+    },
+    /// A creation's journal entry is durable (or failed).
+    Created {
+        shared: Arc<TenantShared<M>>,
+        result: Result<(), Error>,
+        reply: RpcReplyPort<Result<Tenant<M>, Error>>,
+    },
+    /// Passivate the tenant now if nothing holds it.
+    Passivate {
+        id: TenantId,
+        reply: RpcReplyPort<Result<bool, Error>>,
+    },
+    /// The tenant's idle actor stopped for a requested passivation.
+    Stopped {
+        id: TenantId,
+        reply: RpcReplyPort<Result<bool, Error>>,
+    },
+    /// The runtime's timer: idle actors, passivation, interval snapshots.
+    Timer,
 }

@@ -22,14 +22,13 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rewind_core::{Model, PolicyCheck, Timeline, TransactionId};
-use tokio::task::JoinHandle;
 use tracing::warn;
 
 use super::commit::Batch;
 use super::lease::Waiting;
 use super::messages::Envelope;
 use super::publish::{Pipeline, Publisher};
-use super::shared::TenantShared;
+use super::shared::{Slot, TenantShared};
 use crate::error::panic_message;
 
 /// The actor; stateless — its data lives in [`TenantState`].
@@ -71,7 +70,6 @@ pub(crate) struct TenantState<M: Model> {
     pub(super) expiry_scheduled: bool,
     /// Drain requests answered once the lease is free and nothing waits.
     pub(super) drains: Vec<RpcReplyPort<()>>,
-    ticker: Option<JoinHandle<()>>,
 }
 
 /// User code panicked: the reply was sent, the actor must restart.
@@ -92,7 +90,7 @@ impl<M: Model> Actor for TenantActor<M> {
         myself: ActorRef<Self::Msg>,
         shared: Arc<TenantShared<M>>,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let timeline = Timeline::clone(&shared.published.load());
+        let timeline = shared.read(Timeline::clone);
         // A transaction still running in the published timeline keeps the
         // lease across a restart; its actor will finish or abandon it.
         let lease = timeline
@@ -102,7 +100,7 @@ impl<M: Model> Actor for TenantActor<M> {
             .find(|t| t.outcome.is_none())
             .map(|t| t.id);
         let publisher = Publisher::new(Arc::clone(&shared));
-        let committer = match &shared.journaling {
+        let committer = match shared.journaling() {
             Some(journaling) => {
                 Committer::Pipelined(Pipeline::start(Arc::clone(&journaling.journal), publisher))
             }
@@ -120,19 +118,7 @@ impl<M: Model> Actor for TenantActor<M> {
             waiting: VecDeque::new(),
             expiry_scheduled: false,
             drains: Vec::new(),
-            ticker: None,
         })
-    }
-
-    async fn post_start(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        if let Some(period) = state.shared.config.auto_snapshot.interval {
-            state.ticker = Some(myself.send_interval(period, || Envelope::Tick));
-        }
-        Ok(())
     }
 
     async fn post_stop(
@@ -140,9 +126,6 @@ impl<M: Model> Actor for TenantActor<M> {
         _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(ticker) = state.ticker.take() {
-            ticker.abort();
-        }
         if let Committer::Pipelined(pipeline) = &mut state.committer {
             pipeline.close().await;
         }
@@ -168,12 +151,19 @@ impl<M: Model> Actor for TenantActor<M> {
         state.rewind_if_failed();
         let result = match envelope {
             Envelope::Wake => {
-                let queued = state.shared.lane.take_all();
-                state.serve(&myself, queued).await
+                let taken = state.shared.lane.take_all();
+                let served = state.serve(&myself, taken.queued).await;
+                if taken.tick && served.is_ok() {
+                    state.interval_snapshot();
+                }
+                served
             }
             Envelope::Lease(msg) => state.lease_msg(&myself, msg).await,
-            Envelope::Tick => {
-                state.interval_snapshot();
+            Envelope::Stop(reply) => {
+                let stopped = state.stop_if_idle(&myself).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(stopped);
+                }
                 Ok(())
             }
             Envelope::ExpireWaiting => {
@@ -181,8 +171,8 @@ impl<M: Model> Actor for TenantActor<M> {
                 Ok(())
             }
             Envelope::Drain(reply) => {
-                let queued = state.shared.lane.take_all();
-                let served = state.serve(&myself, queued).await;
+                let taken = state.shared.lane.take_all();
+                let served = state.serve(&myself, taken.queued).await;
                 if let Err(e) = state.settle().await {
                     warn!(tenant = %state.shared.id, error = %e, "draining a tenant");
                 }
@@ -197,7 +187,7 @@ impl<M: Model> Actor for TenantActor<M> {
             if let Err(e) = state.settle().await {
                 warn!(tenant = %state.shared.id, error = %e, "before a restart");
             }
-            state.shared.mark_restarting(state.actor);
+            state.shared.release_slot(state.actor, || Slot::Restarting);
             warn!(tenant = %state.shared.id, %message, "user code panicked; restarting the tenant");
             return Err(ActorProcessingErr::from(format!(
                 "user code panicked: {message}"
@@ -237,10 +227,30 @@ impl<M: Model> TenantState<M> {
         Ok(())
     }
 
+    /// Stops the actor if the tenant is idle: no transaction, no write
+    /// waiting for one, nothing queued, everything it sealed durable and
+    /// answered. The tenant stays active (its timeline in memory) and the
+    /// next request asks the supervisor for a new actor.
+    async fn stop_if_idle(&mut self, myself: &ActorRef<Envelope<M>>) -> bool {
+        if self.lease.is_some() || !self.waiting.is_empty() || !self.drains.is_empty() {
+            return false;
+        }
+        if let Err(e) = self.settle().await {
+            warn!(tenant = %self.shared.id, error = %e, "a tenant stays running: its journal is failing");
+            return false;
+        }
+        if !self.shared.lane.try_stop() {
+            return false;
+        }
+        self.shared.release_slot(self.actor, || Slot::Idle);
+        myself.stop(Some("idle".into()));
+        true
+    }
+
     /// The interval policy: an auto snapshot when the head moved since the
     /// newest one.
     fn interval_snapshot(&mut self) {
-        if self.shared.config.auto_snapshot.interval.is_some()
+        if self.shared.config().auto_snapshot.interval.is_some()
             && self.timeline.policy_snapshot_due(PolicyCheck::Interval)
         {
             self.policy_snapshot();

@@ -39,7 +39,7 @@ impl<M: Model> TenantState<M> {
     pub(super) fn run<O: Op<M>>(&mut self, op: O) -> Result<O::Output, rewind_core::Error> {
         let output = op.run(&mut self.timeline)?;
         self.batch.changed = true;
-        if self.shared.journaling.is_some() {
+        if self.shared.journaling().is_some() {
             self.seq += 1;
             let at = self.timeline.last_at();
             self.batch.entries.push(durability::op_entry(
@@ -118,7 +118,7 @@ impl<M: Model> TenantState<M> {
     pub(super) fn rewind_if_failed(&mut self) {
         let failed = self.shared.failed_generation();
         if failed >= self.generation {
-            self.timeline = Timeline::clone(&self.shared.published.load());
+            self.timeline = self.shared.read(Timeline::clone);
             self.seq = self.shared.durable_seq();
             self.generation = failed + 1;
         }

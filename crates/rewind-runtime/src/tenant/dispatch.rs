@@ -290,7 +290,7 @@ impl<M: Model> TenantState<M> {
     /// The policy's auto snapshot after a commit, when `every_revisions` is
     /// due.
     fn policy_snapshot_after_commit(&mut self) {
-        if let Some(every_revisions) = self.shared.config.auto_snapshot.every_revisions {
+        if let Some(every_revisions) = self.shared.config().auto_snapshot.every_revisions {
             if self
                 .timeline
                 .policy_snapshot_due(PolicyCheck::Committed { every_revisions })
@@ -322,7 +322,8 @@ impl<M: Model> TenantState<M> {
         reply: RpcReplyPort<Result<T, Error>>,
         panicked: Panicked,
     ) -> Panicked {
-        self.shared.mark_restarting(self.actor);
+        self.shared
+            .release_slot(self.actor, || super::shared::Slot::Restarting);
         let _ = reply.send(Err(Error::Panicked {
             tenant: self.shared.id.clone(),
             message: panicked.0.clone(),

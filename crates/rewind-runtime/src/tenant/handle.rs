@@ -66,15 +66,29 @@ pub(crate) async fn deliver<M: Model>(
 
 /// A handle to one tenant. Cheap to clone; stays valid across restarts of
 /// the tenant's actor.
+///
+/// A live handle keeps its tenant active: the runtime passivates only
+/// tenants no handle holds. Look a tenant up per use (as the HTTP server
+/// does per request) rather than keeping a handle for every tenant, or
+/// none of them can be passivated.
 pub struct Tenant<M: Model = Doc> {
     shared: Arc<TenantShared<M>>,
 }
 
 impl<M: Model> Clone for Tenant<M> {
     fn clone(&self) -> Self {
+        // This handle's hold keeps the tenant active, so another succeeds.
+        let held = self.shared.try_hold();
+        debug_assert!(held, "a held tenant takes another hold");
         Tenant {
             shared: Arc::clone(&self.shared),
         }
+    }
+}
+
+impl<M: Model> Drop for Tenant<M> {
+    fn drop(&mut self) {
+        self.shared.release();
     }
 }
 
@@ -88,8 +102,15 @@ impl<M: Model> std::fmt::Debug for Tenant<M> {
 }
 
 impl<M: Model> Tenant<M> {
-    pub(crate) fn new(shared: Arc<TenantShared<M>>) -> Self {
-        Tenant { shared }
+    /// A handle holding `shared` active; `None` if it is passivated or
+    /// being passivated.
+    pub(crate) fn hold(shared: Arc<TenantShared<M>>) -> Option<Self> {
+        // Built only once the hold is taken: dropping a handle releases one.
+        if shared.try_hold() {
+            Some(Tenant { shared })
+        } else {
+            None
+        }
     }
 
     /// The tenant id.
@@ -102,63 +123,52 @@ impl<M: Model> Tenant<M> {
     /// The current state: no message, no lock (an atomic load and an O(1)
     /// clone).
     pub fn current(&self) -> M {
-        self.shared.published.load().head().clone()
+        self.shared.read(|t| t.head().clone())
     }
 
     /// The current revision, lock-free.
     pub fn revision(&self) -> Revision {
-        self.shared.published.load().revision()
+        self.shared.read(|t| t.revision())
     }
 
     /// The whole last published timeline, lock-free. It is immutable: later
     /// writes publish a new one.
     pub fn timeline(&self) -> Arc<Timeline<M>> {
-        self.shared.published.load_full()
+        self.shared
+            .published()
+            .expect("a tenant held by a handle is active")
     }
 
     /// The state at a reference, from the published timeline.
     pub fn read_at(&self, at: &StateRef) -> Result<M, Error> {
         self.shared
-            .published
-            .load()
-            .state_at(at)
-            .cloned()
+            .read(|t| t.state_at(at).cloned())
             .map_err(|e| Error::core(self.id(), e))
     }
 
     /// The differences between two references.
     pub fn diff(&self, from: &StateRef, to: &StateRef) -> Result<Diff, Error> {
         self.shared
-            .published
-            .load()
-            .diff(from, to)
+            .read(|t| t.diff(from, to))
             .map_err(|e| Error::core(self.id(), e))
     }
 
     /// What a rollback would restore and change, without making it.
     pub fn rollback_dry_run(&self, target: &RollbackTarget) -> Result<RollbackPreview, Error> {
         self.shared
-            .published
-            .load()
-            .rollback_dry_run(target)
+            .read(|t| t.rollback_dry_run(target))
             .map_err(|e| Error::core(self.id(), e))
     }
 
     /// The newest `limit` revisions of the history window, newest first.
     pub fn history(&self, limit: usize) -> Vec<RevisionInfo> {
         self.shared
-            .published
-            .load()
-            .history()
-            .rev()
-            .take(limit)
-            .cloned()
-            .collect()
+            .read(|t| t.history().rev().take(limit).cloned().collect())
     }
 
     /// Auto and named snapshots, oldest first.
     pub fn snapshots(&self) -> Vec<SnapshotInfo> {
-        self.shared.published.load().snapshots()
+        self.shared.read(|t| t.snapshots())
     }
 
     /// Every new revision from now on. A receiver that falls more than 1024

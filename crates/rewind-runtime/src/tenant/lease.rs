@@ -47,13 +47,15 @@ impl<M: Model> TenantState<M> {
         });
         if !self.expiry_scheduled {
             self.expiry_scheduled = true;
-            myself.send_after(self.shared.config.lease_timeout, || Envelope::ExpireWaiting);
+            myself.send_after(self.shared.config().lease_timeout, || {
+                Envelope::ExpireWaiting
+            });
         }
     }
 
     pub(super) fn expire_waiting(&mut self, myself: &ActorRef<Envelope<M>>) {
         self.expiry_scheduled = false;
-        let timeout = self.shared.config.lease_timeout;
+        let timeout = self.shared.config().lease_timeout;
         let now = Instant::now();
         while let Some(front) = self.waiting.front() {
             let waited = now.duration_since(front.since);
@@ -125,7 +127,9 @@ impl<M: Model> TenantState<M> {
         metrics::snapshot_created(SnapshotKind::Checkpoint);
         self.lease = Some(transaction);
         let (policy, meta) = (plan.policy.clone(), plan.meta.clone());
-        let step_timeout = plan.step_timeout.unwrap_or(self.shared.config.step_timeout);
+        let step_timeout = plan
+            .step_timeout
+            .unwrap_or(self.shared.config().step_timeout);
         let args = TransactionArgs {
             shared: Arc::clone(&self.shared),
             transaction,

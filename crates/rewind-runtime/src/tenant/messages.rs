@@ -187,8 +187,9 @@ pub(crate) enum Envelope<M: Model> {
     /// Take everything queued in the lane.
     Wake,
     Lease(LeaseMsg<M>),
-    /// Auto snapshot interval tick.
-    Tick,
+    /// Stop if the tenant is idle (the runtime's timer, or a passivation);
+    /// answers whether the actor stopped.
+    Stop(Option<RpcReplyPort<bool>>),
     /// Check the deadlines of writes waiting for the lease.
     ExpireWaiting,
     /// Answered once every earlier request has been handled.

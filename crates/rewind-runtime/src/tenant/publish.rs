@@ -67,7 +67,7 @@ pub(crate) struct Publisher<M: Model> {
 
 impl<M: Model> Publisher<M> {
     pub(crate) fn new(shared: Arc<TenantShared<M>>) -> Self {
-        let last_published = shared.published.load().revision();
+        let last_published = shared.read(|t| t.revision());
         Publisher {
             shared,
             last_published,
@@ -119,7 +119,7 @@ impl<M: Model> Publisher<M> {
     /// its new revisions.
     fn publish(&mut self, timeline: Timeline<M>) {
         let timeline = Arc::new(timeline);
-        self.shared.published.store(Arc::clone(&timeline));
+        self.shared.publish(Arc::clone(&timeline));
         let head = timeline.revision();
         if head <= self.last_published {
             return;
@@ -144,7 +144,7 @@ impl<M: Model> Publisher<M> {
     /// passed since the last one; once it is durable, the entries it covers
     /// and the previous image are deleted.
     fn store_image_if_due(&mut self, batch: &Sealed<M>) {
-        let Some(journaling) = &self.shared.journaling else {
+        let Some(journaling) = self.shared.journaling() else {
             return;
         };
         if batch.seq < self.shared.image_seq() + journaling.image_every
@@ -157,7 +157,7 @@ impl<M: Model> Publisher<M> {
         let previous = self.shared.image_seq();
         self.shared.set_image_seq(batch.seq);
         let journal = Arc::clone(&journaling.journal);
-        let (tenant, seq, config) = (self.shared.id.clone(), batch.seq, self.shared.config);
+        let (tenant, seq, config) = (self.shared.id.clone(), batch.seq, self.shared.config());
         // Immutable and O(1) to clone: the image is encoded off the actor.
         let timeline = batch.timeline.clone();
         self.image_task = Some(tokio::spawn(store_image(

@@ -196,7 +196,7 @@ async fn run_step<M: Model>(
         StepAction::Compute(compute) => {
             // The lease is held, so the published head is the state the
             // change will apply to.
-            let state = shared.published.load().head().clone();
+            let state = shared.read(|t| t.head().clone());
             match catch_unwind(AssertUnwindSafe(|| compute(&state))) {
                 Ok(Ok(change)) => Some(change),
                 Ok(Err(e)) => return Err(FailureReason::Error(e.to_string())),
@@ -204,7 +204,7 @@ async fn run_step<M: Model>(
             }
         }
         StepAction::Effect(effect) => {
-            let state = shared.published.load().head().clone();
+            let state = shared.read(|t| t.head().clone());
             let mut task = tokio::spawn(effect(state));
             match timeout_at(deadline, &mut task).await {
                 Ok(Ok(Ok(()))) => None,

@@ -93,7 +93,7 @@ pub(super) async fn create(
     let pending = shared.creating.fetch_add(1, Ordering::SeqCst);
     let _done = Decrement(&shared.creating);
     if shared.runtime.tenant_count() + pending >= max {
-        if shared.runtime.tenant(id.as_str()).is_ok() {
+        if shared.runtime.tenant(id.as_str()).await.is_ok() {
             return Err(rewind_runtime::Error::TenantExists(id).into());
         }
         return Err(ApiError::quota(format!(

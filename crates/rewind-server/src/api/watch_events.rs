@@ -116,7 +116,8 @@ impl Watch {
                 }
                 // Missed live events: take them from the window.
                 Err(RecvError::Lagged(_)) => {
-                    let Ok(tenant) = self.api.shared.runtime.tenant(self.tenant.as_str()) else {
+                    let Ok(tenant) = self.api.shared.runtime.tenant(self.tenant.as_str()).await
+                    else {
                         return None;
                     };
                     let timeline = tenant.timeline();

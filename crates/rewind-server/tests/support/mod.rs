@@ -201,23 +201,19 @@ impl Server {
 
     /// Everything a rejected write must not change, read from the runtime
     /// (not through the API).
-    pub fn fingerprint(&self) -> Fingerprint {
-        Fingerprint(
-            self.runtime
-                .tenants()
-                .into_iter()
-                .map(|(id, revision)| {
-                    let tenant = self.runtime.tenant(id.as_str()).unwrap();
-                    (
-                        id.to_string(),
-                        tenant.current().to_json(),
-                        revision.get(),
-                        serde_json::to_value(tenant.snapshots()).unwrap(),
-                        tenant.history(usize::MAX).len(),
-                    )
-                })
-                .collect(),
-        )
+    pub async fn fingerprint(&self) -> Fingerprint {
+        let mut tenants = Vec::new();
+        for (id, _) in self.runtime.tenants() {
+            let tenant = self.runtime.tenant(id.as_str()).await.unwrap();
+            tenants.push((
+                id.to_string(),
+                tenant.current().to_json(),
+                tenant.revision().get(),
+                serde_json::to_value(tenant.snapshots()).unwrap(),
+                tenant.history(usize::MAX).len(),
+            ));
+        }
+        Fingerprint(tenants)
     }
 
     /// Sends a request that must be refused with `status` and `code`, and
@@ -231,7 +227,7 @@ impl Server {
         status: u16,
         code: &str,
     ) -> Reply {
-        let before = self.fingerprint();
+        let before = self.fingerprint().await;
         let reply = self.send_text(method, path, body, headers).await;
         assert_eq!(
             (reply.status.as_u16(), reply.code()),
@@ -240,7 +236,7 @@ impl Server {
             reply.text
         );
         assert_eq!(
-            self.fingerprint(),
+            self.fingerprint().await,
             before,
             "{method} {path} {body:?} was refused but changed something"
         );

@@ -186,6 +186,36 @@ pub(super) fn tenants(connection: &Connection, name: &str) -> Result<Vec<TenantI
     Ok(tenants)
 }
 
+/// Every tenant whose newest entry is not a `delete`, ordered by id: one
+/// pass over `highest_seq` with an indexed lookup of each tenant's newest
+/// entry (missing when an image covered it: the tenant exists).
+pub(super) fn live_tenants(
+    connection: &Connection,
+    name: &str,
+) -> Result<Vec<TenantId>, JournalError> {
+    let listing = |e| storage(name, "listing live tenants", e);
+    let mut statement = connection
+        .prepare(
+            "SELECT h.tenant FROM highest_seq h
+             LEFT JOIN entries e ON e.tenant = h.tenant AND e.seq = h.seq
+             WHERE e.kind IS NULL OR e.kind != 'delete'
+             ORDER BY h.tenant",
+        )
+        .map_err(listing)?;
+    let mut rows = statement.query([]).map_err(listing)?;
+    let mut tenants = Vec::new();
+    while let Some(row) = rows.next().map_err(listing)? {
+        let id: String = row.get(0).map_err(listing)?;
+        let tenant = TenantId::new(&id).map_err(|e| JournalError::Corrupt {
+            tenant: id.clone(),
+            seq: JournalSeq::ZERO,
+            reason: format!("{name}: stored tenant id is invalid: {e}"),
+        })?;
+        tenants.push(tenant);
+    }
+    Ok(tenants)
+}
+
 /// The tenant's entries with `from <= seq <= to`, in order, each verified.
 pub(super) fn read_entries(
     connection: &Connection,
