@@ -13,6 +13,10 @@
 //! recovered runtime and it is restarted again, so a recovered tenant must
 //! also journal correctly.
 //!
+//! The same operation sequences also run on two runtimes side by side, one
+//! never passivating and one passivating every tenant after every
+//! operation: every answer and every tenant must be equal throughout.
+//!
 //! `PROPTEST_CASES` overrides the 256 cases.
 
 use std::sync::Arc;
@@ -255,9 +259,9 @@ async fn start(
         .expect("the runtime starts")
 }
 
-/// Runs `op`; refused ops are part of the workload (they must leave no
-/// trace), so their errors are dropped.
-async fn run(runtime: &Runtime<Doc>, clock: &ManualClock, op: &Op) {
+/// Runs `op` and returns its answer, as text; refused ops are part of the
+/// workload (they must leave no trace).
+async fn run(runtime: &Runtime<Doc>, clock: &ManualClock, op: &Op) -> String {
     let tenant = |index: usize| async move {
         runtime
             .tenant(&tenant_name(index))
@@ -265,26 +269,35 @@ async fn run(runtime: &Runtime<Doc>, clock: &ManualClock, op: &Op) {
             .expect("the tenant")
     };
     match op {
-        Op::Tick(seconds) => clock.advance_secs(i64::from(*seconds)),
+        Op::Tick(seconds) => {
+            clock.advance_secs(i64::from(*seconds));
+            String::new()
+        }
         Op::Apply {
             tenant: t,
             key,
             value,
             fails,
         } => {
-            let _ = tenant(*t).await.apply(change(*key, *value, *fails)).await;
+            format!(
+                "{:?}",
+                tenant(*t).await.apply(change(*key, *value, *fails)).await
+            )
         }
         Op::Replace { tenant: t, keys } => {
             let state: serde_json::Map<_, _> = (0..*keys)
                 .map(|k| (format!("k{k}"), json!(format!("replaced {k}"))))
                 .collect();
-            let _ = tenant(*t)
-                .await
-                .replace(Doc::from_json(&json!(state)).expect("a document"))
-                .await;
+            format!(
+                "{:?}",
+                tenant(*t)
+                    .await
+                    .replace(Doc::from_json(&json!(state)).expect("a document"))
+                    .await
+            )
         }
         Op::Snapshot { tenant: t } => {
-            let _ = tenant(*t).await.snapshot().await;
+            format!("{:?}", tenant(*t).await.snapshot().await)
         }
         Op::Named {
             tenant: t,
@@ -296,20 +309,26 @@ async fn run(runtime: &Runtime<Doc>, clock: &ManualClock, op: &Op) {
                 protected: *protected,
                 replace: *replace,
             };
-            let _ = tenant(*t)
-                .await
-                .snapshot_with(name(&format!("n{n}")), options)
-                .await;
+            format!(
+                "{:?}",
+                tenant(*t)
+                    .await
+                    .snapshot_with(name(&format!("n{n}")), options)
+                    .await
+            )
         }
         Op::Protect {
             tenant: t,
             name: n,
             protected,
         } => {
-            let _ = tenant(*t).await.protect(&format!("n{n}"), *protected).await;
+            format!(
+                "{:?}",
+                tenant(*t).await.protect(&format!("n{n}"), *protected).await
+            )
         }
         Op::Delete { tenant: t, name: n } => {
-            let _ = tenant(*t).await.delete_snapshot(n).await;
+            format!("{:?}", tenant(*t).await.delete_snapshot(n).await)
         }
         Op::Rollback { tenant: t, target } => {
             let tenant = tenant(*t).await;
@@ -331,7 +350,7 @@ async fn run(runtime: &Runtime<Doc>, clock: &ManualClock, op: &Op) {
                     RollbackTarget::Revision(Revision((head - i64::from(*back)).max(0) as u64))
                 }
             };
-            let _ = tenant.rollback(target).await;
+            format!("{:?}", tenant.rollback(target).await)
         }
         Op::Transaction {
             tenant: t,
@@ -362,7 +381,7 @@ async fn run(runtime: &Runtime<Doc>, clock: &ManualClock, op: &Op) {
                 Policy::LastCheckpoint => RollbackPolicy::LastCheckpoint,
                 Policy::Checkpoint(i) => RollbackPolicy::Checkpoint(name(&format!("s{i}"))),
             };
-            let _ = transaction.on_failure(policy).run().await;
+            format!("{:?}", transaction.on_failure(policy).run().await)
         }
     }
 }
@@ -511,6 +530,78 @@ async fn check(case: Case) {
     again.shutdown().await.expect("shutdown");
 }
 
+/// Passivation equivalence: the same operations on two runtimes, one that
+/// never passivates and one where every tenant is passivated after every
+/// operation (so every operation reads its tenant back from the journal).
+/// Every answer, and every tenant after every operation, must be equal.
+async fn check_passivation(case: Case) {
+    let clocks = [
+        ManualClock::new(start_time()),
+        ManualClock::new(start_time()),
+    ];
+    let journals = [
+        Arc::new(MemoryJournal::new()),
+        Arc::new(MemoryJournal::new()),
+    ];
+    let never = start(&journals[0], &clocks[0], case.image_every).await;
+    let always = start(&journals[1], &clocks[1], case.image_every).await;
+    for (t, config) in case.configs.iter().enumerate() {
+        let config = TenantConfig {
+            passivate_after: None,
+            ..*config
+        };
+        for runtime in [&never, &always] {
+            let id = rewind_core::TenantId::new(tenant_name(t)).expect("a valid id");
+            let initial = Doc::from_json(&json!({"k0": 0, "nested": {"a": [1, 2, 3]}})).unwrap();
+            runtime
+                .create_tenant_with(id, initial, Some(config))
+                .await
+                .expect("create the tenant");
+        }
+    }
+    let passivate_all = |runtime: &Runtime<Doc>| {
+        let runtime = runtime.clone();
+        async move {
+            for t in 0..TENANTS {
+                let passivated = runtime.passivate(&tenant_name(t)).await;
+                assert!(
+                    matches!(passivated, Ok(true)),
+                    "passivate {t}: {passivated:?}"
+                );
+            }
+            assert_eq!(runtime.active_count(), 0);
+        }
+    };
+    passivate_all(&always).await;
+    for (step, op) in case.before.iter().chain(&case.after).enumerate() {
+        let expected = run(&never, &clocks[0], op).await;
+        let actual = run(&always, &clocks[1], op).await;
+        assert_eq!(actual, expected, "step {step}: the answer to {op:?}");
+        passivate_all(&always).await;
+        // Listed without being read back, with the revision it had.
+        let listed: Vec<_> = never
+            .tenants()
+            .into_iter()
+            .map(|(id, r)| (id, r.unwrap()))
+            .collect();
+        let passive: Vec<_> = always
+            .tenants()
+            .into_iter()
+            .map(|(id, r)| (id, r.expect("remembered at passivation")))
+            .collect();
+        assert_eq!(passive, listed, "step {step}: listing");
+        assert_eq!(always.active_count(), 0, "listing reads nothing back");
+        let (expected, actual) = (timelines(&never).await, timelines(&always).await);
+        for (t, (expected, actual)) in expected.iter().zip(&actual).enumerate() {
+            let id = format!("step {step}: {}", tenant_name(t));
+            assert_equivalent(&id, expected, actual, &case.probes);
+        }
+        passivate_all(&always).await;
+    }
+    never.shutdown().await.expect("shutdown");
+    always.shutdown().await.expect("shutdown");
+}
+
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
@@ -520,6 +611,15 @@ fn cases() -> u32 {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn a_passivated_tenant_answers_as_if_it_never_was(case in case()) {
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        tokio.block_on(check_passivation(case));
+    }
 
     #[test]
     fn a_recovered_timeline_equals_the_original(case in case()) {
