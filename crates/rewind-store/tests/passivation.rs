@@ -139,7 +139,7 @@ async fn concurrent_first_requests_read_a_passivated_tenant_back_once() {
     let journal = Arc::new(Watched::default());
     let runtime = start(&journal, 1000, no_idle_passivation()).await;
     create(&runtime, "acme").await;
-    assert_eq!(runtime.passivate("acme").await.unwrap(), true);
+    assert!(runtime.passivate("acme").await.unwrap());
     assert_eq!(runtime.active_count(), 0);
     assert_eq!(journal.loads("acme"), 0);
 
