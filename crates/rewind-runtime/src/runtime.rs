@@ -454,6 +454,12 @@ impl<M: Model> Runtime<M> {
         self.registry.load().len()
     }
 
+    /// Whether a tenant with this id exists (active or passivated), without
+    /// reading it back.
+    pub fn tenant_exists(&self, id: &TenantId) -> bool {
+        self.registry.load().contains_key(id)
+    }
+
     /// How many tenants are active (their timeline in memory): O(1).
     pub fn active_count(&self) -> usize {
         self.counts.active.load(Ordering::Relaxed)

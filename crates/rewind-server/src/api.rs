@@ -137,6 +137,9 @@ impl Api {
             .at("/metrics", get(render_metrics))
             .at("/openapi.json", get(openapi_json))
             .at("/v1/tenants", get(tenants::list))
+            // Matched before `/v1/tenants/{t}`: a tenant named `count`
+            // cannot be created or deleted over HTTP (405).
+            .at("/v1/tenants/count", get(tenants::count))
             .at(
                 "/v1/tenants/{t}",
                 put(tenants::create).delete(tenants::delete),

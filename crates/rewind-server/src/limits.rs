@@ -21,7 +21,7 @@ pub struct Limits {
     /// containers (default 64, at most [`Limits::MAX_DEPTH`]). Past it: 413
     /// `payload_too_large`, as for any other size limit.
     pub max_depth: usize,
-    /// Most tenants (default 10 000). Creating one more: 429
+    /// Most tenants (default 1 000 000). Creating one more: 429
     /// `quota_exceeded`.
     pub max_tenants: usize,
     /// Named snapshots kept per tenant (default 50): the tenants'
@@ -126,7 +126,7 @@ impl Default for Limits {
             max_patch_ops: 1000,
             max_transaction_steps: 100,
             max_depth: 64,
-            max_tenants: 10_000,
+            max_tenants: 1_000_000,
             max_snapshots: 50,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: Duration::from_secs(10),

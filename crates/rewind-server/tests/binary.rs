@@ -213,6 +213,94 @@ fn sigterm_stops_gracefully_and_a_restart_recovers_everything() {
     std::fs::remove_dir_all(data).unwrap();
 }
 
+/// On the SQLite journal: a restart reads tenants back on demand (listed
+/// without a revision until then), and an idle tenant is passivated and
+/// answers the same once read back.
+#[test]
+fn tenants_are_read_back_on_demand_and_idle_ones_passivated() {
+    let data = temp_dir("passivation");
+    let server = Running::start(serve_on(&data));
+    for id in ["a", "b", "c"] {
+        let path = format!("/v1/tenants/{id}");
+        assert_eq!(
+            server
+                .call("PUT", &path, Some(json!({"state": {"n": 0}})), None)
+                .0,
+            201
+        );
+        let patch = json!([{"op": "replace", "path": "/n", "value": 1}]);
+        let state = format!("{path}/state");
+        assert_eq!(server.call("PATCH", &state, Some(patch), None).0, 200);
+    }
+    assert_eq!(
+        server.call("GET", "/v1/tenants/count", None, None),
+        (200, json!({"tenants": 3, "active": 3}))
+    );
+    // `count` is the counting route, not a tenant.
+    assert_eq!(
+        server
+            .call("PUT", "/v1/tenants/count", Some(json!({})), None)
+            .0,
+        405
+    );
+    server.stop();
+
+    let mut command = serve_on(&data);
+    command.args(["--passivate-after", "300ms"]);
+    let server = Running::start(command);
+    assert_eq!(
+        server.call("GET", "/v1/tenants/count", None, None),
+        (200, json!({"tenants": 3, "active": 0}))
+    );
+    assert_eq!(
+        server.call("GET", "/v1/tenants", None, None),
+        (
+            200,
+            json!({"tenants": [{"tenant": "a"}, {"tenant": "b"}, {"tenant": "c"}]})
+        )
+    );
+    assert_eq!(
+        server.call("GET", "/v1/tenants/b/state", None, None),
+        (200, json!({"n": 1}))
+    );
+    assert_eq!(
+        server.call("GET", "/v1/tenants/count", None, None),
+        (200, json!({"tenants": 3, "active": 1}))
+    );
+    // A tenant created now passivates after 300 ms idle, and comes back.
+    assert_eq!(
+        server
+            .call(
+                "PUT",
+                "/v1/tenants/d",
+                Some(json!({"state": {"n": 4}})),
+                None
+            )
+            .0,
+        201
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, count) = server.call("GET", "/v1/tenants/count", None, None);
+        if count["active"] == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "d was never passivated: {count}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (_, listing) = server.call("GET", "/v1/tenants", None, None);
+    assert_eq!(listing["tenants"][3], json!({"tenant": "d", "revision": 0}));
+    assert_eq!(
+        server.call("GET", "/v1/tenants/d/state", None, None),
+        (200, json!({"n": 4}))
+    );
+    server.stop();
+    std::fs::remove_dir_all(data).unwrap();
+}
+
 #[test]
 fn a_second_serve_on_the_same_data_directory_is_refused() {
     let data = temp_dir("twice");

@@ -104,16 +104,42 @@ fn paths() -> Value {
                 "properties": {
                     "tenants": {"type": "array", "maxItems": 1000, "items": {
                         "type": "object",
-                        "required": ["tenant", "revision"],
+                        "required": ["tenant"],
                         "properties": {
                             "tenant": {"$ref": "#/components/schemas/TenantId"},
-                            "revision": {"$ref": "#/components/schemas/Revision"},
+                            "revision": {
+                                "description": "The head revision; absent for a passivated \
+                                    tenant not active since the server started (listing \
+                                    reads nothing back)",
+                                "$ref": "#/components/schemas/Revision",
+                            },
                         },
                     }},
                     "next": {"$ref": "#/components/schemas/TenantId"},
                 },
             })))],
             &[400, 401, 403],
+        )}),
+    );
+    add(
+        "/v1/tenants/count",
+        json!({"get": operation(
+            "countTenants",
+            "How many tenants there are, and how many are active: in memory, not \
+             passivated (admin). The path takes precedence over `/v1/tenants/{t}`: \
+             a tenant named `count` cannot be created over HTTP",
+            &[],
+            None,
+            &[("200", json_response("The counts", json!({
+                "type": "object",
+                "required": ["tenants", "active"],
+                "additionalProperties": false,
+                "properties": {
+                    "tenants": {"type": "integer", "minimum": 0},
+                    "active": {"type": "integer", "minimum": 0},
+                },
+            })))],
+            &[401, 403],
         )}),
     );
     add(

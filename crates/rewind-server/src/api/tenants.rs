@@ -1,5 +1,5 @@
-//! `GET /v1/tenants`, `PUT /v1/tenants/{t}`, `DELETE /v1/tenants/{t}`
-//! (admin only).
+//! `GET /v1/tenants`, `GET /v1/tenants/count`, `PUT /v1/tenants/{t}`,
+//! `DELETE /v1/tenants/{t}` (admin only).
 
 use std::sync::atomic::Ordering;
 
@@ -27,9 +27,11 @@ pub(super) struct ListQuery {
     after: Option<String>,
 }
 
-/// `?limit=N&after=ID` -> `{"tenants": [{"tenant", "revision"}], "next"?}`:
+/// `?limit=N&after=ID` -> `{"tenants": [{"tenant", "revision"?}], "next"?}`:
 /// up to `limit` (default 100, at most 1,000) tenants in id order after
 /// `after`; `next` is the cursor of the next page, absent on the last.
+/// Listing reads no passivated tenant back: one not active since the
+/// server started is listed without `revision`.
 pub(super) async fn list(
     _: Admin,
     State(api): State<Api>,
@@ -53,13 +55,23 @@ pub(super) async fn list(
         .tenants_page(after.as_ref(), limit as usize);
     let tenants: Vec<Value> = page
         .into_iter()
-        .map(|(tenant, revision)| json!({"tenant": tenant, "revision": revision}))
+        .map(|(tenant, revision)| match revision {
+            Some(revision) => json!({"tenant": tenant, "revision": revision}),
+            None => json!({"tenant": tenant}),
+        })
         .collect();
     let mut body = json!({ "tenants": tenants });
     if let Some(next) = next {
         body["next"] = json!(next);
     }
     Ok(Json(body))
+}
+
+/// -> `{"tenants": N, "active": M}`: every tenant, and those whose state is
+/// in memory (the rest are passivated). O(1).
+pub(super) async fn count(_: Admin, State(api): State<Api>) -> Json<Value> {
+    let runtime = &api.shared.runtime;
+    Json(json!({"tenants": runtime.tenant_count(), "active": runtime.active_count()}))
 }
 
 #[derive(Default, Deserialize)]
@@ -93,7 +105,7 @@ pub(super) async fn create(
     let pending = shared.creating.fetch_add(1, Ordering::SeqCst);
     let _done = Decrement(&shared.creating);
     if shared.runtime.tenant_count() + pending >= max {
-        if shared.runtime.tenant(id.as_str()).await.is_ok() {
+        if shared.runtime.tenant_exists(&id) {
             return Err(rewind_runtime::Error::TenantExists(id).into());
         }
         return Err(ApiError::quota(format!(

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use rewind_core::Doc;
-use rewind_runtime::{Journal, JournalError, Runtime};
+use rewind_runtime::{Journal, JournalError, Runtime, TenantConfig};
 use rewind_store::{SqliteJournal, SqliteOptions};
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -56,9 +56,20 @@ pub struct ServeArgs {
     /// Deepest nesting of a document, at most 100 (413 past it).
     #[arg(long, default_value_t = Limits::default().max_depth)]
     pub max_depth: usize,
-    /// Most tenants (429 past it).
+    /// Most tenants, active and passivated (429 past it).
     #[arg(long, default_value_t = Limits::default().max_tenants)]
     pub max_tenants: usize,
+    /// Most tenants kept in memory: past it the least recently used idle
+    /// one is passivated (written out already; read back from the journal
+    /// on its next request). Ignored with --memory, where nothing is
+    /// passivated.
+    #[arg(long, value_name = "N", default_value_t = rewind_runtime::DEFAULT_MAX_ACTIVE)]
+    pub max_active: usize,
+    /// A tenant idle this long is passivated (`never` to keep idle tenants
+    /// in memory until --max-active is reached). Applies to tenants created
+    /// from now on: each tenant keeps the value it was created with.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = passivate_after)]
+    pub passivate_after: PassivateAfter,
     /// Named snapshots kept per tenant; when all are protected, 429.
     #[arg(long, default_value_t = Limits::default().max_snapshots)]
     pub max_snapshots: usize,
@@ -94,6 +105,17 @@ pub struct ServeArgs {
 
 fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text)
+}
+
+/// `--passivate-after`: a duration, or `never`.
+#[derive(Clone, Copy, Debug)]
+pub struct PassivateAfter(pub Option<Duration>);
+
+fn passivate_after(text: &str) -> Result<PassivateAfter, String> {
+    if text.trim() == "never" {
+        return Ok(PassivateAfter(None));
+    }
+    parse_duration(text).map(|after| PassivateAfter(Some(after)))
 }
 
 impl ServeArgs {
@@ -186,7 +208,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         })?;
         Some(Arc::new(journal))
     };
-    let mut builder = Runtime::<Doc>::builder();
+    let tenant = TenantConfig {
+        passivate_after: args.passivate_after.0,
+        ..TenantConfig::default()
+    };
+    let mut builder = Runtime::<Doc>::builder()
+        .tenant_defaults(tenant)
+        .max_active(args.max_active);
     if let Some(journal) = &journal {
         builder = builder.journal(Arc::clone(journal) as Arc<dyn Journal>);
     }
@@ -208,6 +236,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let config = ApiConfig {
         tokens,
         limits,
+        tenant,
         metrics: Some(metrics.clone()),
         ..ApiConfig::default()
     };
