@@ -238,7 +238,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         limits,
         tenant,
         metrics: Some(metrics.clone()),
-        ..ApiConfig::default()
     };
     let api = Api::new(runtime.clone(), config).map_err(anyhow::Error::msg)?;
     let listener =
