@@ -22,7 +22,8 @@
 //!   - `messages.rs`, `shared.rs`: the protocol, and the cells handles,
 //!     actor and supervisor share.
 //! - `supervisor/`: registry, routing ([`SupervisorMsg`]), restarts with an
-//!   intensity limit.
+//!   intensity limit, starting idle tenants' actors, activation and
+//!   passivation, and the runtime's one timer.
 //! - `transaction/`: [`TransactionPlan`] / [`TransactionBuilder`], the
 //!   transaction actor holding the tenant's write lease, and the
 //!   [`TransactionReport`].
@@ -31,6 +32,25 @@
 //!   and images, and recovered from them.
 //! - [`metrics`]: metric names and buckets; [`config`](TenantConfig);
 //!   [`Error`].
+//!
+//! # Many tenants
+//!
+//! A tenant costs little while it has nothing to do: its actor runs only
+//! while requests come (it stops after
+//! [`stop_idle_actors_after`](RuntimeBuilder::stop_idle_actors_after)
+//! without one, and the next request starts another), its watch channel is
+//! made on the first `watch()`, and one runtime-wide timer drives the
+//! interval auto-snapshot policy. With a journal, tenants are also
+//! *passivated*: a tenant no [`Tenant`] handle holds, with no transaction
+//! and nothing queued, leaves memory once idle for its
+//! [`passivate_after`](TenantConfig::passivate_after), or when it is the
+//! least recently used past [`max_active`](RuntimeBuilder::max_active); its
+//! next request reads it back from its newest image and the entries after
+//! it. Start lists the journal's tenants without reading them. The metrics
+//! `rewind_tenants_active`, `rewind_tenant_activations_total`,
+//! `rewind_tenant_passivations_total{reason}` and
+//! `rewind_tenant_activation_duration_seconds` show it at work; without a
+//! journal nothing is passivated.
 //!
 //! # Example
 //!
