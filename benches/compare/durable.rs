@@ -26,10 +26,10 @@ use crate::measure::Kind;
 use crate::report::{Line, Value};
 use crate::Ctx;
 
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new(label: &str) -> anyhow::Result<TempDir> {
+    pub(crate) fn new(label: &str) -> anyhow::Result<TempDir> {
         let path = std::env::temp_dir().join(format!(
             "rewind-bench-{label}-{}-{}",
             std::process::id(),
@@ -39,7 +39,7 @@ impl TempDir {
         Ok(TempDir(path))
     }
 
-    fn file(&self, name: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
 }
@@ -243,6 +243,8 @@ pub(crate) async fn recovery(ctx: &Ctx) -> anyhow::Result<Vec<Line>> {
     let runtime = Runtime::<Doc>::builder()
         .journal(Arc::new(journal))
         .image_every(u64::MAX)
+        // Every tenant read back at start: this row measures replay.
+        .eager_recovery(true)
         .start()
         .await?;
     let elapsed = started.elapsed();

@@ -19,7 +19,8 @@
 //! - `report.rs`: the table and the goals.
 //! - One file per row of the issue: `transition.rs`, `snapshot.rs`,
 //!   `rollback.rs`, `read.rs`, `diff.rs`, `memory.rs`, `throughput.rs`,
-//!   and the durable rows on the SQLite journal in `durable.rs`.
+//!   the durable rows on the SQLite journal in `durable.rs`, and many
+//!   tenants with passivation in `scale.rs`.
 //!
 //! Everything runs on a tokio runtime with 2 workers; the measuring loop is
 //! itself a task on it, as a service's request handler would be.
@@ -32,6 +33,7 @@ mod memory;
 mod read;
 mod report;
 mod rollback;
+mod scale;
 mod snapshot;
 mod throughput;
 mod transition;
@@ -71,10 +73,11 @@ enum Row {
     Throughput,
     Durable,
     Recovery,
+    Scale,
 }
 
 impl Row {
-    const ALL: [Row; 9] = [
+    const ALL: [Row; 10] = [
         Row::Transition,
         Row::Snapshot,
         Row::Rollback,
@@ -84,6 +87,7 @@ impl Row {
         Row::Throughput,
         Row::Durable,
         Row::Recovery,
+        Row::Scale,
     ];
 
     fn name(self) -> &'static str {
@@ -97,6 +101,7 @@ impl Row {
             Row::Throughput => "throughput",
             Row::Durable => "durable",
             Row::Recovery => "recovery",
+            Row::Scale => "scale",
         }
     }
 }
@@ -267,6 +272,11 @@ async fn run_all(options: Options) -> anyhow::Result<Vec<(Row, Line)>> {
         progress("recovery");
         let rows = durable::recovery(&ctx).await?;
         lines.extend(rows.into_iter().map(|l| (Row::Recovery, l)));
+    }
+    if options.runs(Row::Scale) {
+        progress("scale");
+        let rows = scale::run(&ctx).await?;
+        lines.extend(rows.into_iter().map(|l| (Row::Scale, l)));
     }
     ctx.runtime
         .shutdown()
