@@ -236,7 +236,7 @@ pub(crate) async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Line>> {
         "the image is followed by {tail} entries, not {TAIL_ENTRIES}"
     );
     tenant_with_history(&runtime, "unimaged", TAIL_ENTRIES).await?;
-    let rounds = if ctx.quick { 50 } else { 500 };
+    let rounds = if ctx.quick { 200 } else { 500 };
     let activated = lookups(&runtime, "imaged", true, rounds).await?;
     let baseline = lookups(&runtime, "imaged", false, rounds).await?;
     let replayed = lookups(&runtime, "unimaged", true, rounds).await?;

@@ -149,8 +149,9 @@ impl<M: Model> RuntimeBuilder<M> {
 
     /// With a journal, past this many active tenants the least recently
     /// used one that no handle holds and that has nothing in progress is
-    /// passivated (default [`DEFAULT_MAX_ACTIVE`]; at least 1). Eviction
-    /// works in batches, down to 1% under the limit.
+    /// passivated (default [`DEFAULT_MAX_ACTIVE`]; at least 1), in
+    /// O(log n). Tenants in use can push the count past it until they are
+    /// done.
     pub fn max_active(mut self, tenants: usize) -> Self {
         self.residency.max_active = tenants.max(1);
         self

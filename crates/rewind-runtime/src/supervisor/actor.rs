@@ -11,7 +11,7 @@
 //! [`SupervisorState::active`]; an actor runs only while the tenant has
 //! work, and stops after [`Residency::stop_idle_after`] without any.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -95,6 +95,8 @@ struct Active<M: Model> {
     /// When the interval auto-snapshot policy is next checked
     /// ([`Context::now_ms`]).
     next_tick: u64,
+    /// Its key in [`SupervisorState::lru`]: the last use recorded there.
+    lru_key: u64,
 }
 
 pub(crate) struct SupervisorState<M: Model> {
@@ -112,6 +114,12 @@ pub(crate) struct SupervisorState<M: Model> {
     shutting_down: bool,
     /// Tenants whose timeline is in memory.
     active: HashMap<TenantId, Active<M>>,
+    /// The active tenants by their last use as last recorded here. A use
+    /// does not touch this map (handles record it in the tenant): eviction
+    /// takes the first entry, and re-files it under its newer use if it had
+    /// one. Each entry's key is at most its tenant's last use, so a first
+    /// entry whose key is its last use is the least recently used tenant.
+    lru: BTreeSet<(u64, TenantId)>,
     /// Activations under way, with the callers waiting for a handle.
     activating: HashMap<TenantId, Vec<HandleReply<M>>>,
     /// Creations whose journal entry is not durable yet.
@@ -144,6 +152,7 @@ impl<M: Model> Actor for SupervisorActor<M> {
             failures: HashMap::new(),
             shutting_down: false,
             active: HashMap::new(),
+            lru: BTreeSet::new(),
             activating: HashMap::new(),
             creating: HashSet::new(),
             deleting: HashMap::new(),
@@ -570,22 +579,31 @@ impl<M: Model> SupervisorState<M> {
                 .saturating_add(interval.as_millis() as u64)
         });
         let counts = shared.read(|t| t.snapshot_counts());
+        let lru_key = shared.last_used();
         let previous = self.active.insert(
             shared.id.clone(),
             Active {
                 shared: Arc::clone(shared),
                 next_tick,
+                lru_key,
             },
         );
-        if previous.is_none() {
-            self.counts.active.fetch_add(1, Ordering::Relaxed);
-            metrics::tenants_active(1.0);
+        match previous {
+            Some(previous) => {
+                self.lru.remove(&(previous.lru_key, shared.id.clone()));
+            }
+            None => {
+                self.counts.active.fetch_add(1, Ordering::Relaxed);
+                metrics::tenants_active(1.0);
+            }
         }
+        self.lru.insert((lru_key, shared.id.clone()));
         metrics::snapshots_held(&counts, 1.0);
     }
 
     fn untrack_active(&mut self, id: &TenantId) -> Option<Arc<TenantShared<M>>> {
         let active = self.active.remove(id)?;
+        self.lru.remove(&(active.lru_key, id.clone()));
         self.counts.active.fetch_sub(1, Ordering::Relaxed);
         metrics::tenants_active(-1.0);
         if let Some(timeline) = active.shared.published() {
@@ -669,37 +687,50 @@ impl<M: Model> SupervisorState<M> {
         });
     }
 
-    /// Passivates least recently used tenants while more than `max_active`
-    /// are active. Works in batches (down to 1% under the limit), so a
-    /// burst of activations does not scan the active set each time.
+    /// Passivates the least recently used tenants while more than
+    /// `max_active` are active: O(log n) each. One in use (held, busy, or
+    /// with a running actor, which is asked to stop if idle) is filed again
+    /// as used now; each tenant is looked at most once per call, so a call
+    /// ends even when nothing can go.
     fn enforce_capacity(&mut self) {
         let max = self.residency.max_active;
         if self.active.len() <= max || self.context.journaling.is_none() {
             return;
         }
-        let target = max - max / 100;
-        let excess = self.active.len() - target;
-        let mut order: Vec<(u64, TenantId)> = self
-            .active
-            .iter()
-            .map(|(id, active)| (active.shared.last_used(), id.clone()))
-            .collect();
-        if excess < order.len() {
-            order.select_nth_unstable(excess);
-            order.truncate(excess + 1);
-        }
-        order.sort_unstable();
-        let mut passivated = 0;
-        for (_, id) in &order {
-            if passivated == excess {
+        let now = self.context.now_ms();
+        let mut looked_at = 0;
+        let total = self.lru.len();
+        while self.active.len() > max && looked_at < total {
+            let Some((key, id)) = self.lru.pop_first() else {
                 break;
+            };
+            looked_at += 1;
+            let Some(active) = self.active.get_mut(&id) else {
+                continue;
+            };
+            let last_used = active.shared.last_used();
+            if last_used > key {
+                // Used since it was filed: file it under that use.
+                active.lru_key = last_used;
+                self.lru.insert((last_used, id));
+                continue;
             }
-            if self.passivate_id(id, PassivationReason::Capacity) {
-                passivated += 1;
-            } else if let Some(actor) = self.active.get(id).and_then(|a| a.shared.running()) {
-                // Its actor may be idle: once it stops, the next check
-                // passivates it.
+            // Filed under its last use, first: the least recently used.
+            // `passivate_id` removes the entry it would look for; put it
+            // back so the bookkeeping stays whole if it does not passivate.
+            self.lru.insert((key, id.clone()));
+            if self.passivate_id(&id, PassivationReason::Capacity) {
+                continue;
+            }
+            if let Some(actor) = self.active.get(&id).and_then(|a| a.shared.running()) {
+                // Its actor may be idle: once it stops, the check that
+                // follows passivates it.
                 let _ = actor.send_message(Envelope::Stop(None));
+            }
+            if let Some(active) = self.active.get_mut(&id) {
+                self.lru.remove(&(active.lru_key, id.clone()));
+                active.lru_key = now.max(key);
+                self.lru.insert((active.lru_key, id));
             }
         }
     }

@@ -23,12 +23,13 @@ fn field<T: DeserializeOwned>(body: &Value, what: &str) -> Result<T> {
     })
 }
 
-/// `acme_corp  revision 7`, one line per tenant.
+/// `acme_corp  revision 7`, one line per tenant; `passivated` for one the
+/// server has not read back since it started (listed without a revision).
 pub(super) fn tenants(body: &Value) -> Result<String> {
     #[derive(Deserialize)]
     struct Entry {
         tenant: String,
-        revision: u64,
+        revision: Option<u64>,
     }
     let tenants: Vec<Entry> = field(body, "tenants")?;
     if tenants.is_empty() {
@@ -37,7 +38,10 @@ pub(super) fn tenants(body: &Value) -> Result<String> {
     let width = tenants.iter().map(|t| t.tenant.len()).max().unwrap_or(0);
     let mut out = String::new();
     for Entry { tenant, revision } in tenants {
-        writeln!(out, "{tenant:width$}  revision {revision}")?;
+        match revision {
+            Some(revision) => writeln!(out, "{tenant:width$}  revision {revision}")?,
+            None => writeln!(out, "{tenant:width$}  passivated")?,
+        }
     }
     Ok(out)
 }
@@ -253,6 +257,18 @@ pub(super) fn event(event: &ServerEvent) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_tenant_listed_without_a_revision_shows_as_passivated() {
+        let body = json!({"tenants": [
+            {"tenant": "acme_corp", "revision": 7},
+            {"tenant": "globex"}
+        ]});
+        assert_eq!(
+            tenants(&body).unwrap(),
+            "acme_corp  revision 7\nglobex     passivated\n"
+        );
+    }
 
     /// The product guide's "State Diff Visualization", as the server
     /// answers it.
