@@ -17,19 +17,26 @@ use rewind_runtime::{
 use rewind_store::MemoryJournal;
 use serde_json::json;
 
-/// A `MemoryJournal` that counts read-backs (`load_image` calls) per tenant
-/// and hands out undecodable entries for tenants marked damaged.
+/// A `MemoryJournal` that counts read-backs (`load_image` calls) per tenant,
+/// hands out undecodable entries for tenants marked damaged, and fails the
+/// next reads when told to (a disk that errs, then recovers).
 #[derive(Default)]
 struct Watched {
     inner: MemoryJournal,
     loads: Mutex<HashMap<TenantId, usize>>,
     damaged: Mutex<HashSet<TenantId>>,
+    failing_reads: std::sync::atomic::AtomicUsize,
 }
 
 impl Watched {
     fn loads(&self, tenant: &str) -> usize {
         let id = TenantId::new(tenant).unwrap();
         self.loads.lock().unwrap().get(&id).copied().unwrap_or(0)
+    }
+
+    fn fail_reads(&self, count: usize) {
+        self.failing_reads
+            .store(count, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn damage(&self, tenant: &str) {
@@ -87,6 +94,14 @@ impl Journal for Watched {
             .unwrap()
             .entry(tenant.clone())
             .or_default() += 1;
+        let failing = self.failing_reads.fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |left| left.checked_sub(1),
+        );
+        if failing.is_ok() {
+            return Err(JournalError::Storage("disk read error (injected)".into()));
+        }
         self.inner.load_image(tenant, query)
     }
     fn delete_image(&self, tenant: &TenantId, seq: JournalSeq) -> Result<(), JournalError> {
@@ -234,6 +249,37 @@ async fn a_damaged_passivated_tenant_fails_alone() {
         assert_eq!(tenant.apply(set(3)).await.unwrap().revision, Revision(2));
     }
     assert_eq!(runtime.tenant_count(), 3);
+    runtime.shutdown().await.unwrap();
+}
+
+/// A read error is not damage: that attempt fails, and the next request
+/// reads the tenant back.
+#[tokio::test]
+async fn a_failed_read_back_is_retried_by_the_next_request() {
+    let journal = Arc::new(Watched::default());
+    let runtime = start(&journal, 1000, no_idle_passivation()).await;
+    create(&runtime, "acme").await;
+    assert!(runtime.passivate("acme").await.unwrap());
+    journal.fail_reads(1);
+    let failed = runtime.tenant("acme").await;
+    assert!(
+        matches!(
+            &failed,
+            Err(Error::Journal {
+                source: JournalError::Storage(_),
+                ..
+            })
+        ),
+        "{:?}",
+        failed.map(|t| t.revision())
+    );
+    assert_eq!(runtime.active_count(), 0);
+    let tenant = runtime
+        .tenant("acme")
+        .await
+        .expect("read back on the retry");
+    assert_eq!(tenant.current()["n"], 1);
+    assert_eq!(journal.loads("acme"), 2);
     runtime.shutdown().await.unwrap();
 }
 

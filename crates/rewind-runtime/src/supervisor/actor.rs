@@ -93,7 +93,7 @@ pub(crate) struct SupervisorArgs<M: Model> {
 struct Active<M: Model> {
     shared: Arc<TenantShared<M>>,
     /// When the interval auto-snapshot policy is next checked
-    /// ([`Context::now_ms`]).
+    /// ([`Context::now_us`]).
     next_tick: u64,
     /// Its key in [`SupervisorState::lru`]: the last use recorded there.
     lru_key: u64,
@@ -551,11 +551,26 @@ impl<M: Model> SupervisorState<M> {
                 shared.lane.fail_all(|| Error::TenantNotFound(id.clone()));
                 answer(waiting, &|| Error::TenantNotFound(id.clone()));
             }
-            Err(source) => {
+            Err(source) if is_damage(&source) => {
                 error!(tenant = %id, error = %source, "tenant not recovered; it answers Unrecoverable");
                 shared.set_slot(Slot::Unrecoverable(source));
                 shared.lane.fail_all(|| shared.refusal_now());
                 answer(waiting, &|| shared.refusal_now());
+            }
+            Err(source) => {
+                // The journal could not be read (not what it holds): this
+                // attempt fails, the tenant stays passivated, and the next
+                // request tries again.
+                warn!(tenant = %id, error = %source, "reading a tenant back failed; the next request retries");
+                let failed = || Error::Journal {
+                    tenant: id.clone(),
+                    source: source.clone(),
+                };
+                // Stopped first: a request queued from here on asks for a
+                // new attempt instead of waiting in the lane.
+                shared.lane.start_refused();
+                shared.lane.fail_all(failed);
+                answer(waiting, &failed);
             }
         }
     }
@@ -575,8 +590,8 @@ impl<M: Model> SupervisorState<M> {
         let interval = shared.config().auto_snapshot.interval;
         let next_tick = interval.map_or(u64::MAX, |interval| {
             self.context
-                .now_ms()
-                .saturating_add(interval.as_millis() as u64)
+                .now_us()
+                .saturating_add(micros(interval))
         });
         let counts = shared.read(|t| t.snapshot_counts());
         let lru_key = shared.last_used();
@@ -697,7 +712,7 @@ impl<M: Model> SupervisorState<M> {
         if self.active.len() <= max || self.context.journaling.is_none() {
             return;
         }
-        let now = self.context.now_ms();
+        let now = self.context.now_us();
         let mut looked_at = 0;
         let total = self.lru.len();
         while self.active.len() > max && looked_at < total {
@@ -741,15 +756,15 @@ impl<M: Model> SupervisorState<M> {
         if self.shutting_down {
             return;
         }
-        let now = self.context.now_ms();
-        let stop_after = self.residency.stop_idle_after.as_millis() as u64;
+        let now = self.context.now_us();
+        let stop_after = micros(self.residency.stop_idle_after);
         let mut idle = Vec::new();
         for (id, active) in &mut self.active {
             let shared = &active.shared;
             let config = shared.config();
             if now >= active.next_tick {
                 let interval = config.auto_snapshot.interval.unwrap_or(Duration::MAX);
-                active.next_tick = now.saturating_add(interval.as_millis() as u64);
+                active.next_tick = now.saturating_add(micros(interval));
                 if shared.read(|t| t.policy_snapshot_due(PolicyCheck::Interval)) {
                     shared.wake(shared.lane.push_tick());
                 }
@@ -762,7 +777,7 @@ impl<M: Model> SupervisorState<M> {
                 Slot::Idle => {
                     let due = config
                         .passivate_after
-                        .is_some_and(|after| idle_for >= after.as_millis() as u64);
+                        .is_some_and(|after| idle_for >= micros(after));
                     if due {
                         idle.push(id.clone());
                     }
@@ -979,6 +994,23 @@ impl<M: Model> SupervisorState<M> {
             myself.stop(Some("shutdown".into()));
         });
     }
+}
+
+/// A duration in the unit of [`Context::now_us`] (saturating).
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Whether a read-back error is about what the journal holds (it will not
+/// go away by reading again), rather than about reading it.
+fn is_damage(error: &JournalError) -> bool {
+    matches!(
+        error,
+        JournalError::Corrupt { .. }
+            | JournalError::UnknownKind { .. }
+            | JournalError::SchemaTooNew { .. }
+            | JournalError::OutOfSequence { .. }
+    )
 }
 
 fn could_not_start(id: &TenantId) -> Error {

@@ -84,7 +84,7 @@ pub(crate) struct Context<M: Model> {
     pub(crate) journaling: Option<Journaling>,
     /// Starts and activates tenants that have no actor.
     pub(crate) supervisor: ActorRef<SupervisorMsg<M>>,
-    /// The origin of [`Context::now_ms`].
+    /// The origin of [`Context::now_us`].
     epoch: Instant,
 }
 
@@ -100,10 +100,10 @@ impl<M: Model> Context<M> {
         }
     }
 
-    /// Milliseconds since the runtime started (tokio time, so tests can
-    /// pause and advance it).
-    pub(crate) fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+    /// Microseconds since the runtime started (tokio time, so tests can
+    /// pause and advance it): fine enough that uses in a row are ordered.
+    pub(crate) fn now_us(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 }
 
@@ -118,7 +118,7 @@ pub(crate) struct TenantShared<M: Model> {
     published: ArcSwapOption<Timeline<M>>,
     /// Handles holding the tenant active, times [`HOLD`], plus [`CLOSED`].
     holds: AtomicUsize,
-    /// When the tenant was last used ([`Context::now_ms`]).
+    /// When the tenant was last used ([`Context::now_us`]).
     last_used: AtomicU64,
     /// The head revision plus one when the tenant was passivated (0: not
     /// known, e.g. not active since the runtime started): what a listing
@@ -172,7 +172,7 @@ impl<M: Model> TenantShared<M> {
         config: TenantConfig,
         context: Arc<Context<M>>,
     ) -> Arc<Self> {
-        let now = context.now_ms();
+        let now = context.now_us();
         Arc::new(TenantShared {
             durable_seq: AtomicU64::new(0),
             image_seq: AtomicU64::new(0),
@@ -332,10 +332,10 @@ impl<M: Model> TenantShared<M> {
     /// Records a use, for idle passivation and the least-recently-used order.
     pub(crate) fn touch(&self) {
         self.last_used
-            .store(self.context.now_ms(), Ordering::Relaxed);
+            .store(self.context.now_us(), Ordering::Relaxed);
     }
 
-    /// When the tenant was last used ([`Context::now_ms`]).
+    /// When the tenant was last used ([`Context::now_us`]).
     pub(crate) fn last_used(&self) -> u64 {
         self.last_used.load(Ordering::Relaxed)
     }
