@@ -589,9 +589,7 @@ impl<M: Model> SupervisorState<M> {
     fn track_active(&mut self, shared: &Arc<TenantShared<M>>) {
         let interval = shared.config().auto_snapshot.interval;
         let next_tick = interval.map_or(u64::MAX, |interval| {
-            self.context
-                .now_us()
-                .saturating_add(micros(interval))
+            self.context.now_us().saturating_add(micros(interval))
         });
         let counts = shared.read(|t| t.snapshot_counts());
         let lru_key = shared.last_used();
