@@ -9,8 +9,10 @@
 //!   process's RSS before the runtime started.
 //! - Activation: a tenant whose newest image is followed by 1,000 entries,
 //!   passivated and looked up again, p50 and p99 (goal: p99 at most 5 ms),
-//!   side by side with the lookup of an active tenant and with the
-//!   activation of a tenant that has no image (all its entries replayed).
+//!   side by side with the activation of a tenant that has no image (all
+//!   its entries replayed).
+//! - Lookup and delete of active tenants, next to the same on a runtime
+//!   holding 1,000 tenants (the goal: the same cost at any size).
 //! - Start: the time from opening the journal to the first answer with
 //!   every tenant in it (goal: at most 5 s), side by side with the eager
 //!   start that reads every tenant back first (the behaviour before
@@ -127,6 +129,24 @@ async fn tenant_with_history(runtime: &Runtime<Doc>, id: &str, ops: u64) -> anyh
     Ok(())
 }
 
+/// Tenants of the baseline runtime for lookups and deletes.
+const SMALL: usize = 1_000;
+/// Deletes measured per runtime.
+const PROBES: usize = 200;
+
+/// Times of deleting the `PROBES` newest of `count` tenants.
+async fn deletes(runtime: &Runtime<Doc>, count: usize) -> anyhow::Result<Vec<f64>> {
+    let mut times = Vec::with_capacity(PROBES);
+    for k in 0..PROBES {
+        let id = format!("t{:07}", count - 1 - k);
+        let started = Instant::now();
+        runtime.delete_tenant(&id).await?;
+        times.push(started.elapsed().as_nanos() as f64);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times)
+}
+
 /// Lookup times of `id`, passivating it before each one when `passivate`.
 async fn lookups(
     runtime: &Runtime<Doc>,
@@ -238,7 +258,6 @@ pub(crate) async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Line>> {
     tenant_with_history(&runtime, "unimaged", TAIL_ENTRIES).await?;
     let rounds = if ctx.quick { 200 } else { 500 };
     let activated = lookups(&runtime, "imaged", true, rounds).await?;
-    let baseline = lookups(&runtime, "imaged", false, rounds).await?;
     let replayed = lookups(&runtime, "unimaged", true, rounds).await?;
     let p = |times: &[f64], q| percentile(times, q);
     let mut activation = line(
@@ -261,13 +280,42 @@ pub(crate) async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Line>> {
         Value::Nanos(p(&replayed, 0.5)),
         Value::Nanos(p(&replayed, 0.99)),
     ));
-    lines.push(line(
-        row,
-        count,
-        "lookup of an active tenant".into(),
-        Value::Nanos(p(&baseline, 0.5)),
-        Value::Nanos(p(&baseline, 0.99)),
-    ));
+    // Lookup and delete at this size next to the same on a runtime holding
+    // 1,000 tenants, both of active tenants (the newest ones are).
+    crate::progress("scale: lookup and delete, next to 1k tenants");
+    let small_dir = TempDir::new("scale-1k")?;
+    let small = open(&small_dir.file("scale-1k.db"), false).await?;
+    create_all(&small, SMALL).await?;
+    let mut sizes = Vec::new();
+    for (runtime, n) in [(&runtime, count), (&small, SMALL)] {
+        let looked_up = lookups(runtime, &format!("t{:07}", n - 1 - PROBES), false, rounds).await?;
+        let deleted = deletes(runtime, n).await?;
+        sizes.push((looked_up, deleted));
+    }
+    small.shutdown().await?;
+    drop(small);
+    let (big, small) = (&sizes[0], &sizes[1]);
+    for (what, at_count, at_small) in [
+        ("lookup of an active tenant", &big.0, &small.0),
+        ("delete of an active tenant (journaled)", &big.1, &small.1),
+    ] {
+        let mut measured = line(
+            row,
+            count,
+            what.into(),
+            Value::Nanos(p(at_count, 0.5)),
+            Value::Nanos(p(at_count, 0.99)),
+        );
+        measured.ratio = Some(p(at_small, 0.5) / p(at_count, 0.5));
+        lines.push(measured);
+        lines.push(line(
+            row,
+            SMALL,
+            format!("{what}, 1k tenants (baseline)"),
+            Value::Nanos(p(at_small, 0.5)),
+            Value::Nanos(p(at_small, 0.99)),
+        ));
+    }
     runtime.shutdown().await?;
     drop(runtime);
     drop(raw);
@@ -282,7 +330,7 @@ pub(crate) async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Line>> {
         std::hint::black_box(tenant.current());
         let elapsed = started.elapsed();
         anyhow::ensure!(
-            runtime.tenant_count() == count + 2,
+            runtime.tenant_count() == count + 2 - PROBES,
             "{} tenants after the restart",
             runtime.tenant_count()
         );
@@ -292,7 +340,7 @@ pub(crate) async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Line>> {
     }
     let mut start = line(
         row,
-        count + 2,
+        count + 2 - PROBES,
         "start to the first answer, tenants read back on demand".into(),
         Value::Nanos(starts[0]),
         Value::None,
@@ -302,7 +350,7 @@ pub(crate) async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Line>> {
     lines.push(start);
     lines.push(line(
         row,
-        count + 2,
+        count + 2 - PROBES,
         "start to the first answer, every tenant read back first (baseline)".into(),
         Value::Nanos(starts[1]),
         Value::None,
