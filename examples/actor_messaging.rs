@@ -2,7 +2,9 @@
 //! another actor: an `Operator` ractor actor that holds only the
 //! supervisor's `ActorRef<SupervisorMsg<Doc>>` and does everything by
 //! messages with `RpcReplyPort` replies — create tenants, apply, snapshot,
-//! read, diff, roll back, list history.
+//! read, diff, roll back, list history. It uses rewind's front-door
+//! helpers: `ask` for the supervisor, a `TenantRef` per tenant, and the
+//! re-exported `rewind::ractor` (no direct dependency on ractor).
 //!
 //! Run with `cargo run --example actor_messaging`. It checks its own story
 //! and exits non-zero if the behaviour is wrong.
@@ -10,10 +12,10 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, ensure, Context, Result};
-use ractor::rpc::CallResult;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rewind::core::{Cause, RevisionInfo, RollbackOutcome};
 use rewind::prelude::*;
+use rewind::ractor::rpc::CallResult;
+use rewind::ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::{json, Value};
 
 /// How long the operator waits for any one reply.
@@ -102,31 +104,13 @@ impl Actor for Operator {
 }
 
 impl OperatorState {
-    /// One request to the supervisor, awaited with a timeout.
-    async fn ask<T: Send + 'static>(
-        &self,
-        build: impl FnOnce(RpcReplyPort<T>) -> SupervisorMsg<Doc>,
-    ) -> Result<T> {
-        match self.supervisor.call(build, Some(REPLY_TIMEOUT)).await {
-            Ok(CallResult::Success(answer)) => Ok(answer),
-            Ok(CallResult::Timeout) => Err(anyhow!("no reply within {REPLY_TIMEOUT:?}")),
-            Ok(CallResult::SenderError) => Err(anyhow!("the reply port was dropped")),
-            Err(e) => Err(anyhow!("the supervisor is not running: {e}")),
-        }
-    }
-
-    /// One request to a tenant, routed by the supervisor.
-    async fn ask_tenant<T: Send + 'static>(
-        &self,
-        tenant: &str,
-        build: impl FnOnce(RpcReplyPort<Result<T, Error>>) -> TenantMsg<Doc>,
-    ) -> Result<Result<T, Error>> {
-        let id = TenantId::new(tenant)?;
-        self.ask(|reply| SupervisorMsg::Tenant {
-            id,
-            msg: build(reply),
-        })
-        .await
+    /// A tenant, as this actor reaches it: by messages through the
+    /// supervisor.
+    fn tenant(&self, tenant: &str) -> Result<TenantRef<Doc>> {
+        Ok(TenantRef::new(
+            self.supervisor.clone(),
+            TenantId::new(tenant)?,
+        ))
     }
 
     async fn drill(
@@ -139,23 +123,16 @@ impl OperatorState {
         let id = TenantId::new(tenant)?;
         let initial = Doc::from_json(initial)?;
         // The reply carries a `Tenant` handle too; the operator sticks to messages.
-        self.ask(|reply| SupervisorMsg::CreateTenant {
+        ask(&self.supervisor, |reply| SupervisorMsg::CreateTenant {
             id,
             initial,
             config: None,
             meta: Default::default(),
             reply,
         })
-        .await??;
-
-        let name = SnapshotName::new(snapshot)?;
-        let taken = self
-            .ask_tenant(tenant, |reply| TenantMsg::Snapshot {
-                name: Some(name.clone()),
-                options: NamedOptions::default(),
-                reply,
-            })
-            .await??;
+        .await?;
+        let acme = self.tenant(tenant)?;
+        let taken = acme.snapshot_named(snapshot).await?;
 
         // Move on: replace every member of the document with its later value.
         let ops: Vec<Value> = later
@@ -164,46 +141,26 @@ impl OperatorState {
             .iter()
             .map(|(key, value)| json!({"op": "add", "path": format!("/{key}"), "value": value}))
             .collect();
-        let change = Patch::from_json(&Value::Array(ops))?;
-        self.ask_tenant(tenant, |reply| TenantMsg::Apply {
-            change,
-            options: WriteOptions::default(),
-            reply,
-        })
-        .await??;
+        acme.apply(Patch::from_json(&Value::Array(ops))?).await?;
 
-        let before = self
-            .ask_tenant(tenant, |reply| TenantMsg::Read {
-                at: StateRef::Head,
-                reply,
-            })
-            .await??;
-        let rollback = self
-            .ask_tenant(tenant, |reply| TenantMsg::Rollback {
-                target: RollbackTarget::Named(name),
-                options: WriteOptions::default(),
-                reply,
-            })
-            .await??;
-        let after = self
-            .ask_tenant(tenant, |reply| TenantMsg::Read {
-                at: StateRef::Head,
-                reply,
-            })
-            .await??;
-        let undone = self
-            .ask_tenant(tenant, |reply| TenantMsg::Diff {
+        let before = acme.current().await?;
+        let rollback = acme
+            .rollback(RollbackTarget::Named(SnapshotName::new(snapshot)?))
+            .await?;
+        let after = acme.current().await?;
+        // Any request is one `call` away.
+        let undone = acme
+            .call(|reply| TenantMsg::Diff {
                 from: StateRef::Revision(rollback.restored.revision),
                 to: StateRef::Snapshot(rollback.pre_rollback.name.clone()),
                 reply,
             })
-            .await??;
-        let history = self
-            .ask_tenant(tenant, |reply| TenantMsg::History { limit: 10, reply })
-            .await??;
-        let tenants = self
-            .ask(|reply| SupervisorMsg::ListTenants { reply })
             .await?;
+        let history = acme.history(10).await?;
+        let tenants = rewind::runtime::ask_raw(&self.supervisor, |reply| {
+            SupervisorMsg::ListTenants { reply }
+        })
+        .await?;
         Ok(DrillReport {
             snapshot: taken,
             before,
@@ -220,13 +177,8 @@ impl OperatorState {
         tenant: &str,
         snapshot: &str,
     ) -> Result<Result<RollbackOutcome, Error>> {
-        let name = SnapshotName::new(snapshot)?;
-        self.ask_tenant(tenant, |reply| TenantMsg::Rollback {
-            target: RollbackTarget::Named(name),
-            options: WriteOptions::default(),
-            reply,
-        })
-        .await
+        let target = RollbackTarget::Named(SnapshotName::new(snapshot)?);
+        Ok(self.tenant(tenant)?.rollback(target).await)
     }
 }
 

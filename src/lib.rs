@@ -49,6 +49,10 @@ pub use rewind_core as core;
 pub use rewind_runtime as runtime;
 pub use rewind_store as store;
 
+/// The actor framework the tenants run on: a service that drives tenants
+/// by messages needs no direct dependency on it.
+pub use rewind_runtime::ractor;
+
 /// The runtime's error, which every error of a service's rewind calls
 /// converts into with `?` (a [`JournalError`](runtime::JournalError)
 /// included); match [`Error::kind`] for what to answer.
@@ -96,9 +100,9 @@ pub mod prelude {
         StateRef, TenantId, Timeline, TimelineConfig, TimelineError, Timestamp, TransactionOutcome,
     };
     pub use rewind_runtime::{
-        AutoSnapshotPolicy, Error, ErrorKind, FailureReason, Journal, JournalError, JournalHolder,
-        RestartIntensity, Runtime, SupervisorMsg, Tenant, TenantConfig, TenantMsg, TransactionPlan,
-        TransactionReport, WriteOptions,
+        ask, AutoSnapshotPolicy, Error, ErrorKind, FailureReason, Journal, JournalError,
+        JournalHolder, RestartIntensity, Runtime, SupervisorMsg, Tenant, TenantConfig, TenantMsg,
+        TenantRef, TransactionPlan, TransactionReport, WriteOptions,
     };
     pub use rewind_store::{MemoryJournal, SqliteJournal, SqliteOptions, SyncMode};
 }

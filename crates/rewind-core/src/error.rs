@@ -47,6 +47,30 @@ pub enum InvalidInput {
         /// What the name is reserved for.
         reason: &'static str,
     },
+    /// A typed state (or change) does not round-trip through JSON, which
+    /// diffs, rollbacks and the journal need: refused before anything is
+    /// stored.
+    #[error(
+        "the {what} does not round-trip through JSON: {reason} (diffs, rollbacks and the \
+         journal need it; keep map keys strings and derive Serialize and Deserialize \
+         symmetrically)"
+    )]
+    ModelNotJson {
+        /// `state` or `change`.
+        what: &'static str,
+        /// What serde said.
+        reason: String,
+    },
+    /// A state reference or rollback target written as text does not parse.
+    #[error("invalid {what} '{input}': expected {expected}")]
+    Reference {
+        /// `state reference` or `rollback target`.
+        what: &'static str,
+        /// The rejected text (shortened).
+        input: String,
+        /// The forms accepted.
+        expected: &'static str,
+    },
     /// A tenant id breaks the naming rules.
     #[error("invalid tenant id '{id}': {reason} (use 1-64 characters of A-Z a-z 0-9 _ . -)")]
     TenantId {

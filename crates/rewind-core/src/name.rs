@@ -146,6 +146,19 @@ macro_rules! name_impls {
             }
         }
 
+        impl TryFrom<&String> for $ty {
+            type Error = InvalidInput;
+            fn try_from(s: &String) -> Result<Self, Self::Error> {
+                $ty::new(s.as_str())
+            }
+        }
+
+        impl From<&$ty> for $ty {
+            fn from(name: &$ty) -> Self {
+                name.clone()
+            }
+        }
+
         impl AsRef<str> for $ty {
             fn as_ref(&self) -> &str {
                 &self.0

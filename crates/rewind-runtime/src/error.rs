@@ -125,6 +125,14 @@ pub enum Error {
     Invalid(#[from] InvalidInput),
 }
 
+/// For the conversions that cannot fail (a [`SnapshotName`](rewind_core::SnapshotName)
+/// passed where a name is taken).
+impl From<std::convert::Infallible> for Error {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 impl Error {
     pub(crate) fn core(tenant: &TenantId, source: impl Into<rewind_core::Error>) -> Self {
         Error::Core {

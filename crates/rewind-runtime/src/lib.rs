@@ -78,6 +78,7 @@
 //! ```
 
 mod config;
+mod door;
 mod durability;
 mod error;
 pub mod journal;
@@ -87,7 +88,12 @@ mod supervisor;
 mod tenant;
 mod transaction;
 
+/// The actor framework rewind's tenants run on, for services that drive
+/// them by messages (`ActorRef`, `RpcReplyPort`, ...).
+pub use ractor;
+
 pub use config::{AutoSnapshotPolicy, RestartIntensity, TenantConfig, DEFAULT_PASSIVATE_AFTER};
+pub use door::{ask, ask_raw, TenantRef};
 pub use error::{BoxError, Error, ErrorKind};
 pub use journal::{
     Durable, Entry, EntryKind, Image, ImageQuery, Journal, JournalError, JournalHolder, JournalSeq,

@@ -372,7 +372,8 @@ impl<M: Model> Runtime<M> {
 
     /// The tenant with this id. Lock-free when it is active; a passivated
     /// tenant is read back from the journal first (concurrent lookups share
-    /// one activation). The handle holds it active until dropped.
+    /// one activation). The handle holds it active until dropped. After
+    /// [`shutdown`](Self::shutdown), `ShuttingDown`, as every other call.
     pub async fn tenant(&self, id: &str) -> Result<Tenant<M>, Error> {
         let id = TenantId::new(id)?;
         // A tenant passivated again between its activation and this lookup
@@ -381,6 +382,9 @@ impl<M: Model> Runtime<M> {
             let Some(shared) = self.registry.load().get(&id).cloned() else {
                 return Err(Error::TenantNotFound(id));
             };
+            if shared.is_shut_down() {
+                return Err(Error::ShuttingDown);
+            }
             if let Some(handle) = Tenant::hold(Arc::clone(&shared)) {
                 return Ok(handle);
             }

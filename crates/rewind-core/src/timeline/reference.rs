@@ -149,3 +149,130 @@ impl fmt::Display for TargetKind {
         f.write_str(self.as_str())
     }
 }
+
+const STATE_REF_FORMS: &str = "head, a revision number, revision:N, snapshot:NAME, \
+     checkpoint:TRANSACTION:NAME or time:RFC3339";
+const TARGET_FORMS: &str = "latest, snapshot:NAME, revision:N, checkpoint:TRANSACTION:NAME \
+     or time:RFC3339";
+
+/// The text forms shared by [`StateRef`] and [`RollbackTarget`]: `None`
+/// when `text` is none of them.
+fn parse_shared(text: &str) -> Option<Result<Parsed, crate::error::InvalidInput>> {
+    if let Some(name) = text.strip_prefix("snapshot:") {
+        return Some(SnapshotName::new(name).map(Parsed::Snapshot));
+    }
+    if let Some(revision) = text.strip_prefix("revision:") {
+        return revision
+            .parse()
+            .ok()
+            .map(|r| Ok(Parsed::Revision(Revision(r))));
+    }
+    if let Some(time) = text.strip_prefix("time:") {
+        return Some(Timestamp::parse_rfc3339(time).map(Parsed::Time));
+    }
+    if let Some(rest) = text.strip_prefix("checkpoint:") {
+        let (transaction, name) = rest.split_once(':')?;
+        let transaction = TransactionId(transaction.parse().ok()?);
+        return Some(SnapshotName::new(name).map(|name| Parsed::Checkpoint(transaction, name)));
+    }
+    None
+}
+
+enum Parsed {
+    Snapshot(SnapshotName),
+    Revision(Revision),
+    Time(Timestamp),
+    Checkpoint(TransactionId, SnapshotName),
+}
+
+fn unknown(what: &'static str, text: &str, expected: &'static str) -> crate::error::InvalidInput {
+    crate::error::InvalidInput::Reference {
+        what,
+        input: text.chars().take(64).collect(),
+        expected,
+    }
+}
+
+/// `head`, a revision number (or `revision:N`), `snapshot:NAME`,
+/// `checkpoint:TRANSACTION:NAME` or `time:RFC3339`, as the HTTP API spells
+/// references.
+///
+/// ```
+/// use rewind_core::{Revision, StateRef};
+///
+/// assert_eq!("head".parse::<StateRef>()?, StateRef::Head);
+/// assert_eq!(StateRef::try_from("7")?, StateRef::Revision(Revision(7)));
+/// assert_eq!(StateRef::try_from("snapshot:v1")?, StateRef::snapshot("v1")?);
+/// assert!(StateRef::try_from("nowhere").is_err());
+/// # Ok::<(), rewind_core::InvalidInput>(())
+/// ```
+impl std::str::FromStr for StateRef {
+    type Err = crate::error::InvalidInput;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "head" {
+            return Ok(StateRef::Head);
+        }
+        if let Ok(revision) = text.parse::<u64>() {
+            return Ok(StateRef::Revision(Revision(revision)));
+        }
+        match parse_shared(text) {
+            Some(parsed) => Ok(match parsed? {
+                Parsed::Snapshot(name) => StateRef::Snapshot(name),
+                Parsed::Revision(revision) => StateRef::Revision(revision),
+                Parsed::Time(at) => StateRef::AsOf(at),
+                Parsed::Checkpoint(transaction, name) => StateRef::Checkpoint { transaction, name },
+            }),
+            None => Err(unknown("state reference", text, STATE_REF_FORMS)),
+        }
+    }
+}
+
+impl TryFrom<&str> for StateRef {
+    type Error = crate::error::InvalidInput;
+
+    fn try_from(text: &str) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+/// `latest`, `snapshot:NAME`, `revision:N`, `checkpoint:TRANSACTION:NAME`
+/// or `time:RFC3339` (the newest snapshot at or before it).
+///
+/// ```
+/// use rewind_core::{Revision, RollbackTarget};
+///
+/// assert_eq!("latest".parse::<RollbackTarget>()?, RollbackTarget::Latest);
+/// assert_eq!(RollbackTarget::try_from("revision:3")?, RollbackTarget::Revision(Revision(3)));
+/// assert_eq!(RollbackTarget::try_from("snapshot:v1")?, RollbackTarget::named("v1")?);
+/// assert!(RollbackTarget::try_from("head").is_err());
+/// # Ok::<(), rewind_core::InvalidInput>(())
+/// ```
+impl std::str::FromStr for RollbackTarget {
+    type Err = crate::error::InvalidInput;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "latest" {
+            return Ok(RollbackTarget::Latest);
+        }
+        match parse_shared(text) {
+            Some(parsed) => Ok(match parsed? {
+                Parsed::Snapshot(name) => RollbackTarget::Named(name),
+                Parsed::Revision(revision) => RollbackTarget::Revision(revision),
+                Parsed::Time(at) => RollbackTarget::Time(at),
+                Parsed::Checkpoint(transaction, name) => {
+                    RollbackTarget::Checkpoint { transaction, name }
+                }
+            }),
+            None => Err(unknown("rollback target", text, TARGET_FORMS)),
+        }
+    }
+}
+
+impl TryFrom<&str> for RollbackTarget {
+    type Error = crate::error::InvalidInput;
+
+    fn try_from(text: &str) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}

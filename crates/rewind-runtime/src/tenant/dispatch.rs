@@ -57,6 +57,16 @@ impl<M: Model> TenantState<M> {
             })
     }
 
+    /// The first change this actor applies is checked to round-trip through
+    /// JSON, as the journal stores it (a no-op for `Doc`'s patches).
+    fn check_first_change(&mut self, change: &M::Change) -> Result<(), Error> {
+        if !self.change_checked {
+            M::check_change_json(change).map_err(Error::Invalid)?;
+            self.change_checked = true;
+        }
+        Ok(())
+    }
+
     /// Runs one request into the open batch. A transaction is returned for
     /// the caller to start (it needs the journal to be settled first).
     pub(super) fn dispatch(
@@ -69,16 +79,23 @@ impl<M: Model> TenantState<M> {
                 change,
                 options,
                 reply,
-            } => self.transition(reply, permit, options, |_, meta| {
-                Ok(TransitionOp::Apply(Apply { change, meta }))
-            })?,
+            } => match self.check_first_change(&change) {
+                Err(e) => self.answer_later(reply, permit, Err(e), |_| {}),
+                Ok(()) => self.transition(reply, permit, options, |_, meta| {
+                    Ok(TransitionOp::Apply(Apply { change, meta }))
+                })?,
+            },
             TenantMsg::Replace {
                 state,
                 options,
                 reply,
-            } => self.transition(reply, permit, options, |_, meta| {
-                Ok(TransitionOp::Replace(Replace { state, meta }))
-            })?,
+            } => match state.check_json() {
+                // As at creation: a state that cannot round-trip is refused.
+                Err(e) => self.answer_later(reply, permit, Err(Error::Invalid(e)), |_| {}),
+                Ok(()) => self.transition(reply, permit, options, |_, meta| {
+                    Ok(TransitionOp::Replace(Replace { state, meta }))
+                })?,
+            },
             TenantMsg::Update {
                 update,
                 options,
@@ -169,6 +186,10 @@ impl<M: Model> TenantState<M> {
             TenantMsg::Snapshots { reply } => {
                 let snapshots = self.timeline.snapshots();
                 self.answer_later(reply, permit, Ok(snapshots), |_| {});
+            }
+            TenantMsg::Revision { reply } => {
+                let revision = self.timeline.revision();
+                self.answer_later(reply, permit, Ok(revision), |_| {});
             }
             TenantMsg::Transaction { plan, reply } => {
                 return Ok(Some(StartTransaction {

@@ -259,17 +259,29 @@ impl<M: Model> Tenant<M> {
     }
 
     /// Takes a named snapshot of the head (the seed's `create_snapshot`).
-    pub async fn snapshot_named(&self, name: &str) -> Result<SnapshotInfo, Error> {
-        self.snapshot_with(SnapshotName::new(name)?, NamedOptions::default())
-            .await
+    ///
+    /// Every method naming a snapshot takes a `&str`, a `String` or a
+    /// [`SnapshotName`]; an invalid name is `Error::Invalid` and changes
+    /// nothing.
+    pub async fn snapshot_named<N>(&self, name: N) -> Result<SnapshotInfo, Error>
+    where
+        N: TryInto<SnapshotName>,
+        Error: From<N::Error>,
+    {
+        self.snapshot_with(name, NamedOptions::default()).await
     }
 
     /// Takes a named snapshot with options (protected, replace).
-    pub async fn snapshot_with(
+    pub async fn snapshot_with<N>(
         &self,
-        name: SnapshotName,
+        name: N,
         options: NamedOptions,
-    ) -> Result<SnapshotInfo, Error> {
+    ) -> Result<SnapshotInfo, Error>
+    where
+        N: TryInto<SnapshotName>,
+        Error: From<N::Error>,
+    {
+        let name = name.try_into()?;
         self.request(|reply| TenantMsg::Snapshot {
             name: Some(name),
             options,
@@ -279,8 +291,12 @@ impl<M: Model> Tenant<M> {
     }
 
     /// Protects (never pruned) or unprotects a named snapshot.
-    pub async fn protect(&self, name: &str, protected: bool) -> Result<SnapshotInfo, Error> {
-        let name = SnapshotName::new(name)?;
+    pub async fn protect<N>(&self, name: N, protected: bool) -> Result<SnapshotInfo, Error>
+    where
+        N: TryInto<SnapshotName>,
+        Error: From<N::Error>,
+    {
+        let name = name.try_into()?;
         self.request(|reply| TenantMsg::Protect {
             name,
             protected,
@@ -290,8 +306,12 @@ impl<M: Model> Tenant<M> {
     }
 
     /// Deletes an auto or unprotected named snapshot.
-    pub async fn delete_snapshot(&self, name: &str) -> Result<SnapshotInfo, Error> {
-        let name = SnapshotName::new(name)?;
+    pub async fn delete_snapshot<N>(&self, name: N) -> Result<SnapshotInfo, Error>
+    where
+        N: TryInto<SnapshotName>,
+        Error: From<N::Error>,
+    {
+        let name = name.try_into()?;
         self.request(|reply| TenantMsg::DeleteSnapshot { name, reply })
             .await
     }
@@ -317,9 +337,12 @@ impl<M: Model> Tenant<M> {
     }
 
     /// The seed's `rollback_to_named_snapshot(name)`.
-    pub async fn rollback_to_named_snapshot(&self, name: &str) -> Result<RollbackOutcome, Error> {
-        self.rollback(RollbackTarget::Named(SnapshotName::new(name)?))
-            .await
+    pub async fn rollback_to_named_snapshot<N>(&self, name: N) -> Result<RollbackOutcome, Error>
+    where
+        N: TryInto<SnapshotName>,
+        Error: From<N::Error>,
+    {
+        self.rollback(RollbackTarget::Named(name.try_into()?)).await
     }
 
     /// The seed's `rollback_to_time(t)`: the newest snapshot at or before `t`.

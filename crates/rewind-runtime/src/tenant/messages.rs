@@ -128,6 +128,11 @@ pub enum TenantMsg<M: Model> {
         /// The snapshots.
         reply: RpcReplyPort<Result<Vec<SnapshotInfo>, Error>>,
     },
+    /// The head revision (after every request sent before this one).
+    Revision {
+        /// The revision.
+        reply: RpcReplyPort<Result<Revision, Error>>,
+    },
     /// Run a multi-step transaction holding the write lease.
     Transaction {
         /// The steps and rollback policy.
@@ -148,6 +153,7 @@ impl<M: Model> TenantMsg<M> {
                 | TenantMsg::Diff { .. }
                 | TenantMsg::History { .. }
                 | TenantMsg::Snapshots { .. }
+                | TenantMsg::Revision { .. }
         )
     }
 
@@ -176,6 +182,7 @@ impl<M: Model> TenantMsg<M> {
             Diff,
             History,
             Snapshots,
+            Revision,
             Transaction
         )
     }
@@ -194,6 +201,14 @@ pub(crate) enum Envelope<M: Model> {
     ExpireWaiting,
     /// Answered once every earlier request has been handled.
     Drain(RpcReplyPort<()>),
+}
+
+/// How a transaction ended, as its tenant answers `Finish`.
+pub(crate) struct Finished {
+    /// The rollback made, if any.
+    pub(crate) rollback: Option<RollbackOutcome>,
+    /// A failed transaction that had changed nothing: no rollback needed.
+    pub(crate) unchanged: bool,
 }
 
 /// The protocol between a transaction actor and its tenant, valid only for
@@ -216,7 +231,7 @@ pub(crate) enum LeaseMsg<M: Model> {
         policy: RollbackPolicy,
         /// Recorded on the rollback revision.
         meta: CommitMeta,
-        reply: RpcReplyPort<Result<Option<RollbackOutcome>, Error>>,
+        reply: RpcReplyPort<Result<Finished, Error>>,
     },
     /// The transaction actor stopped without finishing: roll back per
     /// `policy`.

@@ -445,6 +445,11 @@ impl<M: Model> TenantShared<M> {
         }
     }
 
+    /// Whether the runtime shut the tenant down.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        matches!(&**self.slot.load(), Slot::ShutDown { .. })
+    }
+
     /// Where a transaction's lease messages go: like [`route`](Self::route),
     /// but a tenant that is being deleted or shut down still takes them, so
     /// the transaction it drains can finish and give the lease back.
