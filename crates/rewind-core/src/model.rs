@@ -47,6 +47,52 @@ pub trait Model: Clone + Debug + Send + Sync + Serialize + DeserializeOwned + 's
         serde_json::from_value(doc.to_json()).map_err(|e| InvalidInput::Json(e.to_string()))
     }
 
+    /// Checks that this state round-trips through its document form
+    /// ([`to_doc`](Model::to_doc) then [`from_doc`](Model::from_doc)), which
+    /// diffs, rollbacks and the journal rely on; the runtime calls it when
+    /// a tenant is created or replaced, so a state that cannot is refused
+    /// with [`InvalidInput::ModelNotJson`] before anything is stored.
+    /// [`Doc`] always does.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use rewind_core::{InvalidInput, Model};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Clone, Debug, Serialize, Deserialize)]
+    /// struct Seats(BTreeMap<(u32, u32), bool>);
+    /// # impl Model for Seats {
+    /// #     type Change = ();
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn apply(&self, _: &()) -> Result<Self, Self::Error> { Ok(self.clone()) }
+    /// # }
+    ///
+    /// let seats = Seats(BTreeMap::from([((1, 2), true)]));
+    /// assert!(matches!(seats.check_json(), Err(InvalidInput::ModelNotJson { .. })));
+    /// ```
+    fn check_json(&self) -> Result<(), InvalidInput> {
+        let not_json = |e: InvalidInput| InvalidInput::ModelNotJson {
+            what: "state",
+            reason: e.to_string(),
+        };
+        let doc = self.to_doc().map_err(not_json)?;
+        Self::from_doc(&doc).map_err(not_json)?;
+        Ok(())
+    }
+
+    /// Checks that `change` round-trips through JSON, as the journal stores
+    /// it; the runtime calls it on a tenant's first change. [`Doc`]'s
+    /// patches always do.
+    fn check_change_json(change: &Self::Change) -> Result<(), InvalidInput> {
+        let not_json = |e: serde_json::Error| InvalidInput::ModelNotJson {
+            what: "change",
+            reason: e.to_string(),
+        };
+        let value = serde_json::to_value(change).map_err(not_json)?;
+        serde_json::from_value::<Self::Change>(value).map_err(not_json)?;
+        Ok(())
+    }
+
     /// Applies a patch made by [`diff`](Model::diff) to this state. Used to
     /// store a timeline's states as a chain of diffs and rebuild them. The
     /// default goes through the document form (no sharing with `self`);
@@ -60,6 +106,16 @@ pub trait Model: Clone + Debug + Send + Sync + Serialize + DeserializeOwned + 's
 impl Model for Doc {
     type Change = Patch;
     type Error = PatchError;
+
+    /// Always: a document is its own JSON form.
+    fn check_json(&self) -> Result<(), InvalidInput> {
+        Ok(())
+    }
+
+    /// Always: a patch is JSON.
+    fn check_change_json(_: &Patch) -> Result<(), InvalidInput> {
+        Ok(())
+    }
 
     /// Applies an RFC 6902 patch atomically, results limited to
     /// [`DEFAULT_MAX_DEPTH`] levels.

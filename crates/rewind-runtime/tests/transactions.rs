@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rewind_core::{
-    Cause, Doc, InvalidInput, Patch, RestoredKind, Revision, RollbackPolicy, RollbackTarget,
-    SnapshotKind, SnapshotName, StateRef, TargetKind, TenantId, TimelineError, TransactionId,
-    TransactionOutcome,
+    AutoTrigger, Cause, Doc, InvalidInput, Patch, RestoredKind, Revision, RollbackPolicy,
+    RollbackTarget, SnapshotKind, SnapshotName, StateRef, TargetKind, TenantId, TimelineError,
+    TransactionId, TransactionOutcome,
 };
 use rewind_runtime::{
     AutoSnapshotPolicy, Error, FailureReason, Runtime, SupervisorMsg, Tenant, TenantConfig,
@@ -286,47 +286,74 @@ async fn check_rolled_back(
     assert_eq!(failed.step.as_str(), STEPS[position - 1], "{case}");
     assert_reason(failure, &failed.reason);
 
-    // The rollback: a new revision after the completed steps.
-    let rollback = report.rollback.as_ref().expect(case);
-    let rollback_revision = Revision(BASE + completed as u64 + 1);
-    let target_name = match policy {
-        RollbackPolicy::Start => "start".to_owned(),
-        RollbackPolicy::LastCheckpoint if completed == 0 => "start".to_owned(),
-        RollbackPolicy::LastCheckpoint => STEPS[completed - 1].to_owned(),
-        RollbackPolicy::Checkpoint(name) => name.as_str().to_owned(),
-    };
-    assert_eq!(rollback.revision, rollback_revision, "{case}");
-    assert_eq!(rollback.restored.kind, RestoredKind::Checkpoint, "{case}");
-    assert_eq!(rollback.restored.transaction, Some(transaction), "{case}");
-    assert_eq!(
-        rollback.restored.name.as_ref().map(|n| n.as_str()),
-        Some(target_name.as_str()),
-        "{case}"
-    );
-    assert_eq!(
-        rollback.restored.revision,
-        Revision(BASE + kept as u64),
-        "{case}"
-    );
-    assert_eq!(
-        rollback.pre_rollback.revision,
-        Revision(BASE + completed as u64),
-        "{case}"
-    );
-    assert_eq!(tenant.revision(), rollback_revision, "{case}");
-
-    // The history: the steps' revisions, then the rollback.
     let history = tenant.history(usize::MAX);
     let mut causes: Vec<Cause> = history.iter().rev().map(|i| i.cause.clone()).collect();
-    let rollback_cause = causes.pop().unwrap();
-    assert!(
-        matches!(
-            &rollback_cause,
-            Cause::Rollback { target: TargetKind::Checkpoint, from, .. }
-                if *from == Revision(BASE + completed as u64)
-        ),
-        "{case}: {rollback_cause:?}"
-    );
+    if kept == completed {
+        // The target is the head itself: nothing to undo, so no rollback
+        // revision and no pre-rollback snapshot.
+        assert!(report.unchanged, "{case}");
+        assert!(report.rollback.is_none(), "{case}");
+        assert_eq!(
+            tenant.revision(),
+            Revision(BASE + completed as u64),
+            "{case}"
+        );
+        assert!(
+            report
+                .to_string()
+                .ends_with("; rollback: not needed (state unchanged)"),
+            "{case}: {report}"
+        );
+        assert!(
+            !tenant
+                .snapshots()
+                .iter()
+                .any(|s| s.trigger == Some(AutoTrigger::PreRollback)),
+            "{case}: no pre-rollback snapshot"
+        );
+    } else {
+        assert!(!report.unchanged, "{case}");
+        // The rollback: a new revision after the completed steps.
+        let rollback = report.rollback.as_ref().expect(case);
+        let rollback_revision = Revision(BASE + completed as u64 + 1);
+        let target_name = match policy {
+            RollbackPolicy::Start => "start".to_owned(),
+            RollbackPolicy::LastCheckpoint if completed == 0 => "start".to_owned(),
+            RollbackPolicy::LastCheckpoint => STEPS[completed - 1].to_owned(),
+            RollbackPolicy::Checkpoint(name) => name.as_str().to_owned(),
+        };
+        assert_eq!(rollback.revision, rollback_revision, "{case}");
+        assert_eq!(rollback.restored.kind, RestoredKind::Checkpoint, "{case}");
+        assert_eq!(rollback.restored.transaction, Some(transaction), "{case}");
+        assert_eq!(
+            rollback.restored.name.as_ref().map(|n| n.as_str()),
+            Some(target_name.as_str()),
+            "{case}"
+        );
+        assert_eq!(
+            rollback.restored.revision,
+            Revision(BASE + kept as u64),
+            "{case}"
+        );
+        assert_eq!(
+            rollback.pre_rollback.revision,
+            Revision(BASE + completed as u64),
+            "{case}"
+        );
+        assert_eq!(tenant.revision(), rollback_revision, "{case}");
+
+        // The history ends with the rollback.
+        let rollback_cause = causes.pop().unwrap();
+        assert!(
+            matches!(
+                &rollback_cause,
+                Cause::Rollback { target: TargetKind::Checkpoint, from, .. }
+                    if *from == Revision(BASE + completed as u64)
+            ),
+            "{case}: {rollback_cause:?}"
+        );
+    }
+    // The steps' revisions (then the rollback's, popped above).
     let step_causes: Vec<Cause> = (0..completed)
         .map(|i| Cause::TransactionStep {
             transaction,

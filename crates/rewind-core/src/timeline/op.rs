@@ -235,12 +235,22 @@ pub struct AbortTransaction {
     /// Attribution of the rollback revision.
     #[serde(default)]
     pub meta: CommitMeta,
+    /// Make no rollback when the target is the head's own revision (see
+    /// [`Timeline::abort_transaction`]). Records journaled before this
+    /// field existed decode as `false` and replay as they ran.
+    #[serde(default)]
+    pub quiet: bool,
 }
 
 impl<M: Model> Op<M> for AbortTransaction {
     type Output = super::Aborted;
     fn run(&self, timeline: &mut Timeline<M>) -> Result<super::Aborted, Error> {
-        timeline.abort_transaction(self.transaction, &self.policy, self.meta.clone())
+        timeline.abort_transaction_as(
+            self.transaction,
+            &self.policy,
+            self.meta.clone(),
+            self.quiet,
+        )
     }
 }
 

@@ -4,7 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CommitMeta, Pruned, RollbackOutcome, RollbackPolicy, Timeline, TransactionOutcome};
+use super::{
+    CommitMeta, Pruned, RollbackOutcome, RollbackPolicy, RollbackTarget, Timeline,
+    TransactionOutcome,
+};
 use crate::error::Error;
 use crate::id::{Revision, TransactionId};
 use crate::model::Model;
@@ -40,6 +43,11 @@ pub struct Aborted {
     pub outcome: TransactionOutcome,
     /// The rollback made, if any.
     pub rollback: Option<RollbackOutcome>,
+    /// The policy's target was the head's own revision: the transaction
+    /// left nothing to undo, so no rollback revision and no pre-rollback
+    /// snapshot were made (`outcome` is `RolledBack`, `rollback` is `None`).
+    #[serde(default)]
+    pub unchanged: bool,
     /// Checkpoints of older finished transactions pruned.
     pub pruned: Pruned,
 }
@@ -79,19 +87,51 @@ impl<M: Model> Timeline<M> {
         due && !self.transactions.iter().any(|t| t.outcome.is_none())
     }
 
-    /// Ends a failed transaction: rolls back to the checkpoint its `policy`
-    /// designates and finishes it as `RolledBack`; when the policy names a
-    /// checkpoint that does not exist, finishes it as `Failed` without a
-    /// rollback. Errors only for a transaction that is not running; then
-    /// nothing changed.
+    /// Ends a failed transaction, rolled back per `policy` where that is
+    /// possible: `RolledBack` with the rollback made, or `Failed` when the
+    /// policy names a checkpoint that was never reached (nothing changes
+    /// then but the transaction's end). When the target is the head's own
+    /// revision (a failed step that changed nothing, say) there is nothing
+    /// to undo: `RolledBack` with no rollback revision and no pre-rollback
+    /// snapshot, and [`Aborted::unchanged`] set. Errors only for a
+    /// transaction that is not running; then nothing changed.
     pub fn abort_transaction(
         &mut self,
         transaction: TransactionId,
         policy: &RollbackPolicy,
         meta: CommitMeta,
     ) -> Result<Aborted, Error> {
+        self.abort_transaction_as(transaction, policy, meta, true)
+    }
+
+    /// [`abort_transaction`](Self::abort_transaction); `quiet: false` makes
+    /// the rollback even when the head is already the target, as records
+    /// journaled before quiet aborts existed replay.
+    pub(crate) fn abort_transaction_as(
+        &mut self,
+        transaction: TransactionId,
+        policy: &RollbackPolicy,
+        meta: CommitMeta,
+        quiet: bool,
+    ) -> Result<Aborted, Error> {
         self.running(transaction)?;
-        let rollback = match self.transaction_target(transaction, policy) {
+        let target = self.transaction_target(transaction, policy);
+        let at_head = match &target {
+            Ok(RollbackTarget::Checkpoint { transaction, name }) => self
+                .find_checkpoint(*transaction, name)
+                .is_ok_and(|checkpoint| checkpoint.info.revision == self.revision()),
+            _ => false,
+        };
+        if quiet && at_head {
+            let pruned = self.finish_transaction(transaction, TransactionOutcome::RolledBack)?;
+            return Ok(Aborted {
+                outcome: TransactionOutcome::RolledBack,
+                rollback: None,
+                unchanged: true,
+                pruned,
+            });
+        }
+        let rollback = match target {
             Ok(target) => self.rollback_with(&target, meta).ok(),
             Err(_) => None,
         };
@@ -103,6 +143,7 @@ impl<M: Model> Timeline<M> {
         Ok(Aborted {
             outcome,
             rollback,
+            unchanged: false,
             pruned,
         })
     }
@@ -174,6 +215,52 @@ mod tests {
         t.finish_transaction(tx, TransactionOutcome::Committed)
             .unwrap();
         assert!(t.policy_snapshot_due(PolicyCheck::Interval));
+    }
+
+    /// A transaction that changed nothing is rolled back without a
+    /// revision or a pre-rollback snapshot; a record journaled before quiet
+    /// aborts existed (no `quiet` field) replays as it ran, with both.
+    #[test]
+    fn an_abort_with_nothing_to_undo_changes_nothing() {
+        let mut t = timeline();
+        bump(&mut t, 1);
+        let tx = t.begin_transaction();
+        let before = (t.revision(), t.snapshots().len(), t.history().count());
+        let aborted = t
+            .abort_transaction(tx, &RollbackPolicy::LastCheckpoint, CommitMeta::default())
+            .unwrap();
+        assert_eq!(aborted.outcome, TransactionOutcome::RolledBack);
+        assert!(aborted.unchanged);
+        assert!(aborted.rollback.is_none());
+        assert_eq!(
+            (t.revision(), t.snapshots().len(), t.history().count()),
+            before
+        );
+        assert_eq!(
+            t.transactions()[0].outcome,
+            Some(TransactionOutcome::RolledBack)
+        );
+
+        let mut old = timeline();
+        bump(&mut old, 1);
+        let tx = old.begin_transaction();
+        let op: crate::TimelineOp<Doc> = crate::timeline::op::AbortTransaction {
+            transaction: tx,
+            policy: RollbackPolicy::LastCheckpoint,
+            meta: CommitMeta::default(),
+            quiet: true,
+        }
+        .into();
+        let mut record = serde_json::to_value(&op).unwrap();
+        assert_eq!(record["quiet"], true);
+        record.as_object_mut().unwrap().remove("quiet");
+        let old_record: crate::TimelineOp<Doc> = serde_json::from_value(record).unwrap();
+        old.execute(&old_record).unwrap();
+        assert_eq!(
+            old.revision(),
+            Revision(2),
+            "the old record's rollback revision"
+        );
     }
 
     #[test]

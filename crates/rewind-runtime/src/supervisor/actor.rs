@@ -360,6 +360,9 @@ impl<M: Model> SupervisorState<M> {
         }
         let config = config.unwrap_or(self.defaults);
         config.validate()?;
+        // A typed state that does not round-trip through JSON would fail
+        // only at the first diff or rollback: refuse it now.
+        initial.check_json()?;
         let timeline = Timeline::new_with(initial, config.timeline, Arc::clone(&self.clock), meta)?;
         let mut seq = 0;
         let mut entry = None;

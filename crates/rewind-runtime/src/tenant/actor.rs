@@ -70,6 +70,8 @@ pub(crate) struct TenantState<M: Model> {
     pub(super) expiry_scheduled: bool,
     /// Drain requests answered once the lease is free and nothing waits.
     pub(super) drains: Vec<RpcReplyPort<()>>,
+    /// Whether a change was checked to round-trip through JSON.
+    pub(super) change_checked: bool,
 }
 
 /// User code panicked: the reply was sent, the actor must restart.
@@ -118,6 +120,7 @@ impl<M: Model> Actor for TenantActor<M> {
             waiting: VecDeque::new(),
             expiry_scheduled: false,
             drains: Vec::new(),
+            change_checked: false,
         })
     }
 

@@ -11,15 +11,15 @@ use rewind_core::ops::{
     AbortTransaction, ApplyStep, BeginTransaction, Checkpoint, FinishTransaction,
 };
 use rewind_core::{
-    CommitMeta, Model, RollbackOutcome, RollbackPolicy, SnapshotKind, SnapshotName, TargetKind,
-    TransactionId, TransactionOutcome,
+    CommitMeta, Model, RollbackPolicy, SnapshotKind, SnapshotName, TargetKind, TransactionId,
+    TransactionOutcome,
 };
 use tokio::time::Instant;
 use tracing::warn;
 
 use super::actor::{guarded, Panicked, TenantState};
 use super::lane::Queued;
-use super::messages::{Envelope, LeaseMsg};
+use super::messages::{Envelope, Finished, LeaseMsg};
 use super::shared::Permit;
 use crate::error::Error;
 use crate::metrics::{self, Outcome};
@@ -277,16 +277,21 @@ impl<M: Model> TenantState<M> {
         failed: bool,
         policy: &RollbackPolicy,
         meta: CommitMeta,
-    ) -> Result<Option<RollbackOutcome>, Panicked> {
+    ) -> Result<Finished, Panicked> {
         let started = Instant::now();
+        let mut unchanged = false;
         let (mut outcome, mut rollback, pruned) = if failed {
             let op = AbortTransaction {
                 transaction,
                 policy: policy.clone(),
                 meta,
+                quiet: true,
             };
             match guarded(|| self.run(op))? {
-                Ok(aborted) => (aborted.outcome, aborted.rollback, aborted.pruned),
+                Ok(aborted) => {
+                    unchanged = aborted.unchanged;
+                    (aborted.outcome, aborted.rollback, aborted.pruned)
+                }
                 Err(_) => (TransactionOutcome::Failed, None, Default::default()),
             }
         } else {
@@ -319,6 +324,10 @@ impl<M: Model> TenantState<M> {
         metrics::transaction(outcome);
         self.lease = None;
         self.resume_waiting(myself).await?;
-        Ok(rollback)
+        let unchanged = unchanged && outcome == TransactionOutcome::RolledBack;
+        Ok(Finished {
+            rollback,
+            unchanged,
+        })
     }
 }

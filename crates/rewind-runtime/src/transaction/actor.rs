@@ -13,9 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use rewind_core::{
-    CommitMeta, Model, RollbackOutcome, RollbackPolicy, TransactionId, TransactionOutcome,
-};
+use rewind_core::{CommitMeta, Model, RollbackPolicy, TransactionId, TransactionOutcome};
 use tokio::sync::oneshot;
 use tokio::time::{timeout_at, Instant};
 
@@ -23,7 +21,7 @@ use super::plan::{Step, StepAction, TransactionPlan};
 use super::report::{FailureReason, StepFailure, StepRecord, TransactionReport};
 use crate::error::{panic_message, Error};
 use crate::tenant::handle::deliver;
-use crate::tenant::messages::{Envelope, LeaseMsg};
+use crate::tenant::messages::{Envelope, Finished, LeaseMsg};
 use crate::tenant::shared::TenantShared;
 
 pub(crate) struct TransactionActor<M>(PhantomData<fn() -> M>);
@@ -160,7 +158,7 @@ async fn run<M: Model>(
         }
     }
     let failed = failure.is_some();
-    let rollback: Option<RollbackOutcome> = call(shared, |reply| LeaseMsg::Finish {
+    let finished: Finished = call(shared, |reply| LeaseMsg::Finish {
         transaction,
         failed,
         policy,
@@ -169,10 +167,14 @@ async fn run<M: Model>(
     })
     .await?;
     guard.finished = true;
-    let outcome = match (failed, &rollback) {
-        (false, _) => TransactionOutcome::Committed,
-        (true, Some(_)) => TransactionOutcome::RolledBack,
-        (true, None) => TransactionOutcome::Failed,
+    let Finished {
+        rollback,
+        unchanged,
+    } = finished;
+    let outcome = match (failed, &rollback, unchanged) {
+        (false, _, _) => TransactionOutcome::Committed,
+        (true, Some(_), _) | (true, None, true) => TransactionOutcome::RolledBack,
+        (true, None, false) => TransactionOutcome::Failed,
     };
     Ok(TransactionReport {
         transaction,
@@ -180,6 +182,7 @@ async fn run<M: Model>(
         steps,
         failure,
         rollback,
+        unchanged,
     })
 }
 

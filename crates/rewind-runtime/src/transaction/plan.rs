@@ -90,6 +90,13 @@ impl<M: Model> TransactionPlan<M> {
     }
 
     /// Adds a step computing its change from the current state.
+    ///
+    /// A panic in `f` is caught: the step fails with
+    /// [`FailureReason::Panic`](crate::FailureReason::Panic) and the
+    /// transaction rolls back by its policy. Rust's default panic hook still
+    /// prints the panic to stderr first; a service that wants that quiet
+    /// installs its own hook once at start (`std::panic::set_hook`), for
+    /// example one that logs through `tracing` instead.
     pub fn compute<F, E>(self, name: impl AsRef<str>, f: F) -> Self
     where
         F: FnOnce(&M) -> Result<M::Change, E> + Send + 'static,
@@ -102,7 +109,10 @@ impl<M: Model> TransactionPlan<M> {
     }
 
     /// Adds an async side effect that may fail (sending notifications, say).
-    /// It receives the current state and changes nothing.
+    /// It receives the current state and changes nothing. A panic in it is
+    /// caught as in [`compute`](Self::compute) (and printed by the default
+    /// panic hook, unless the service installed its own); past the step
+    /// timeout it fails with `FailureReason::Timeout`.
     pub fn effect<F, Fut, E>(self, name: impl AsRef<str>, f: F) -> Self
     where
         F: FnOnce(M) -> Fut + Send + 'static,

@@ -65,6 +65,39 @@ pub struct TransactionReport {
     pub failure: Option<StepFailure>,
     /// The rollback made after the failure, if any.
     pub rollback: Option<RollbackOutcome>,
+    /// The transaction failed having changed nothing (its policy's target
+    /// was the head's own revision): `outcome` is `RolledBack` and no
+    /// rollback was needed, so none was made: no new revision, no
+    /// pre-rollback snapshot.
+    pub unchanged: bool,
+}
+
+impl std::fmt::Display for TransactionReport {
+    /// `transaction 3: committed (2 steps)`, `transaction 4: rolled back
+    /// after step 'charge' failed: ...; rollback to revision 7`, or `...;
+    /// rollback: not needed (state unchanged)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "transaction {}: ", self.transaction.0)?;
+        let Some(failure) = &self.failure else {
+            return write!(f, "committed ({} steps)", self.steps.len());
+        };
+        let outcome = match self.outcome {
+            TransactionOutcome::RolledBack => "rolled back",
+            _ => "failed",
+        };
+        write!(
+            f,
+            "{outcome} after step '{}' failed: {}",
+            failure.step, failure.reason
+        )?;
+        match (&self.rollback, self.unchanged) {
+            (Some(rollback), _) => {
+                write!(f, "; rollback to revision {}", rollback.restored.revision)
+            }
+            (None, true) => f.write_str("; rollback: not needed (state unchanged)"),
+            (None, false) => f.write_str("; no rollback (its checkpoint was never reached)"),
+        }
+    }
 }
 
 impl TransactionReport {
