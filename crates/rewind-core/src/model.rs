@@ -24,6 +24,68 @@ pub trait Model: Clone + Debug + Send + Sync + Serialize + DeserializeOwned + 's
     /// Why a change was refused.
     type Error: std::error::Error + Send + Sync + 'static;
 
+    /// The version of this model's serialized form, recorded with every
+    /// tenant's `create` entry and every image. Bump it when a change to the
+    /// type (a renamed field, a new one without `#[serde(default)]`) means
+    /// older records no longer decode, and teach [`upgrade`](Model::upgrade)
+    /// the step. Default 1; [`Doc`] is 1 and needs nothing.
+    const VERSION: u32 = 1;
+
+    /// Rewrites a state recorded by version `from` (older than
+    /// [`VERSION`](Model::VERSION)) into the current form, on its JSON
+    /// representation. Recovery and activation call it for every state of a
+    /// tenant recorded by an older version (its initial state, the states
+    /// of its image, replaced states), then store an image at the current
+    /// version. The default changes nothing, so a type that still decodes
+    /// its old form (new fields with `#[serde(default)]`) needs no code.
+    ///
+    /// ```
+    /// use rewind_core::Model;
+    /// use serde::{Deserialize, Serialize};
+    /// use serde_json::{json, Value};
+    ///
+    /// // Version 2 renamed `name` to `title` and added `env`.
+    /// #[derive(Clone, Debug, Serialize, Deserialize)]
+    /// struct Flags {
+    ///     title: String,
+    ///     env: String,
+    /// }
+    ///
+    /// impl Model for Flags {
+    ///     type Change = Flags;
+    ///     type Error = std::convert::Infallible;
+    ///     const VERSION: u32 = 2;
+    ///     fn apply(&self, change: &Flags) -> Result<Flags, Self::Error> {
+    ///         Ok(change.clone())
+    ///     }
+    ///     fn upgrade(from: u32, mut state: Value) -> Result<Value, String> {
+    ///         if from < 2 {
+    ///             let name = state["name"].take();
+    ///             state = json!({"title": name, "env": "production"});
+    ///         }
+    ///         Ok(state)
+    ///     }
+    ///     fn upgrade_change(from: u32, change: Value) -> Result<Value, String> {
+    ///         Self::upgrade(from, change)
+    ///     }
+    /// }
+    ///
+    /// let upgraded = Flags::upgrade(1, json!({"name": "checkout"})).unwrap();
+    /// assert_eq!(upgraded, json!({"title": "checkout", "env": "production"}));
+    /// ```
+    fn upgrade(from: u32, state: serde_json::Value) -> Result<serde_json::Value, String> {
+        let _ = from;
+        Ok(state)
+    }
+
+    /// As [`upgrade`](Model::upgrade), for a change recorded by version
+    /// `from` (a journal entry written before the upgrade). The default
+    /// changes nothing.
+    fn upgrade_change(from: u32, change: serde_json::Value) -> Result<serde_json::Value, String> {
+        let _ = from;
+        Ok(change)
+    }
+
     /// The state after `change`, or why it cannot be applied.
     fn apply(&self, change: &Self::Change) -> Result<Self, Self::Error>;
 

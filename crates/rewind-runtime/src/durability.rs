@@ -22,6 +22,10 @@ use crate::journal::{Entry, EntryKind, Image, ImageQuery, Journal, JournalError,
 #[derive(Serialize, Deserialize)]
 #[serde(bound = "")]
 struct Create<M: Model> {
+    /// `Model::VERSION` of the code that wrote it (1 before versions were
+    /// recorded). First, so it is read without decoding the rest.
+    #[serde(default = "first_version")]
+    model_version: u32,
     config: TenantConfig,
     initial: M,
     /// Who created the tenant and why (revision 0's meta).
@@ -32,8 +36,31 @@ struct Create<M: Model> {
 #[derive(Serialize, Deserialize)]
 #[serde(bound = "")]
 struct TenantImage<M: Model> {
+    /// As for [`Create`].
+    #[serde(default = "first_version")]
+    model_version: u32,
     config: TenantConfig,
     timeline: TimelineImage<M>,
+}
+
+/// The model version at the head of a `create` entry or an image: rewind
+/// writes it as the record's first member, `{"model_version":N,...}`; a
+/// record without it (written before versions were recorded) is version 1.
+/// Reads no further than that member.
+fn peek_version(payload: &[u8]) -> Result<u32, String> {
+    const PREFIX: &[u8] = b"{\"model_version\":";
+    let Some(rest) = payload.strip_prefix(PREFIX) else {
+        return Ok(1);
+    };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&rest[..digits])
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| "model_version is not a number".to_owned())
+}
+
+fn first_version() -> u32 {
+    1
 }
 
 /// Decodes a record. serde_json's own nesting limit is off: the records are
@@ -68,6 +95,7 @@ pub(crate) fn create_entry<M: Model>(
             config: *config,
             initial: timeline.head().clone(),
             meta: timeline.head_info().meta.clone(),
+            model_version: M::VERSION,
         }),
     }
 }
@@ -111,6 +139,7 @@ pub(crate) fn image<M: Model>(
         payload: encode(&TenantImage {
             config: *config,
             timeline: timeline.to_image()?,
+            model_version: M::VERSION,
         }),
     })
 }
@@ -165,6 +194,9 @@ pub(crate) struct Recovered<M: Model> {
     pub(crate) image_seq: Option<u64>,
     /// Transactions a crash interrupted, closed as it was read back.
     pub(crate) interrupted: usize,
+    /// The older model version the tenant was recorded by, upgraded as it
+    /// was read back (`None`: the current one).
+    pub(crate) upgraded_from: Option<u32>,
 }
 
 fn corrupt(tenant: &TenantId, seq: JournalSeq, reason: impl std::fmt::Display) -> JournalError {
@@ -175,7 +207,173 @@ fn corrupt(tenant: &TenantId, seq: JournalSeq, reason: impl std::fmt::Display) -
     }
 }
 
+/// A model that takes any JSON as its state and its changes: a record that
+/// decodes with it but not with the tenant's model is intact, and the
+/// model is what changed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct AnyJson(serde_json::Value);
+
+impl Model for AnyJson {
+    type Change = serde_json::Value;
+    type Error = std::convert::Infallible;
+
+    fn apply(&self, _: &serde_json::Value) -> Result<AnyJson, Self::Error> {
+        Ok(self.clone())
+    }
+}
+
+/// Decodes a typed record of `M`. A payload that is not a record rewind
+/// wrote (not JSON, an unknown op) is damage; one whose envelope is fine
+/// but whose states or changes do not fit `M` means the model changed
+/// since the record was written.
+fn typed<M: Model, T: serde::de::DeserializeOwned>(
+    tenant: &TenantId,
+    seq: JournalSeq,
+    recorded_version: u32,
+    payload: &[u8],
+    intact: fn(&[u8]) -> bool,
+    what: &str,
+) -> Result<T, JournalError> {
+    decode(payload).map_err(|e| {
+        if e.classify() == serde_json::error::Category::Data && intact(payload) {
+            JournalError::ModelMismatch {
+                tenant: tenant.to_string(),
+                seq,
+                model_version: M::VERSION,
+                recorded_version,
+                reason: e.to_string(),
+            }
+        } else {
+            corrupt(tenant, seq, format!("{what} does not decode: {e}"))
+        }
+    })
+}
+
+fn intact_op(payload: &[u8]) -> bool {
+    decode::<TimelineOp<AnyJson>>(payload).is_ok()
+}
+
+fn intact_create(payload: &[u8]) -> bool {
+    decode::<Create<AnyJson>>(payload).is_ok()
+}
+
+fn intact_image(payload: &[u8]) -> bool {
+    decode::<TenantImage<AnyJson>>(payload).is_ok()
+}
+
+/// The model version a `create` entry or an image was written by; refused
+/// when newer than the code's.
+fn recorded_version<M: Model>(
+    tenant: &TenantId,
+    seq: JournalSeq,
+    payload: &[u8],
+) -> Result<u32, JournalError> {
+    let recorded =
+        peek_version(payload).map_err(|e| corrupt(tenant, seq, format!("does not decode: {e}")))?;
+    if recorded > M::VERSION {
+        return Err(JournalError::ModelTooNew {
+            tenant: tenant.to_string(),
+            seq,
+            model_version: M::VERSION,
+            recorded_version: recorded,
+        });
+    }
+    Ok(recorded)
+}
+
+/// Runs a model's upgrade hook on one JSON value of `tenant`'s record.
+fn upgraded(
+    tenant: &TenantId,
+    seq: JournalSeq,
+    from: u32,
+    value: serde_json::Value,
+    upgrade: fn(u32, serde_json::Value) -> Result<serde_json::Value, String>,
+) -> Result<serde_json::Value, JournalError> {
+    upgrade(from, value).map_err(|reason| {
+        corrupt(
+            tenant,
+            seq,
+            format!("the upgrade from model version {from} failed: {reason}"),
+        )
+    })
+}
+
+/// The image of a tenant recorded by model version `from`, upgraded.
+fn upgrade_image<M: Model>(
+    tenant: &TenantId,
+    image: &Image,
+    from: u32,
+) -> Result<TenantImage<M>, JournalError> {
+    let old: TenantImage<rewind_core::Doc> = typed::<M, _>(
+        tenant,
+        image.seq,
+        from,
+        &image.payload,
+        intact_image,
+        "image",
+    )?;
+    let timeline = old
+        .timeline
+        .upgrade_states(|state| {
+            upgraded(tenant, image.seq, from, state, M::upgrade).map_err(|e| e.to_string())
+        })
+        .map_err(|reason| corrupt(tenant, image.seq, reason))?;
+    let value = serde_json::to_value(&timeline)
+        .map_err(|e| corrupt(tenant, image.seq, format!("the upgraded image: {e}")))?;
+    Ok(TenantImage {
+        config: old.config,
+        timeline: from_upgraded::<M, _>(tenant, image.seq, from, value)?,
+        model_version: M::VERSION,
+    })
+}
+
+/// An op entry recorded by model version `from`, upgraded.
+fn upgrade_op<M: Model>(
+    tenant: &TenantId,
+    entry: &Entry,
+    from: u32,
+) -> Result<TimelineOp<M>, JournalError> {
+    let mut value: serde_json::Value = decode(&entry.payload)
+        .map_err(|e| corrupt(tenant, entry.seq, format!("does not decode: {e}")))?;
+    let tag = value
+        .get("op")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let field = match tag.as_str() {
+        "apply" | "apply_step" => Some(("change", M::upgrade_change as fn(_, _) -> _)),
+        "replace" => Some(("state", M::upgrade as fn(_, _) -> _)),
+        _ => None,
+    };
+    if let Some((field, upgrade)) = field {
+        if let Some(slot) = value.get_mut(field) {
+            *slot = upgraded(tenant, entry.seq, from, slot.take(), upgrade)?;
+        }
+    }
+    from_upgraded::<M, _>(tenant, entry.seq, from, value)
+}
+
+/// Decodes an upgraded record: it failing means the upgrade does not
+/// produce the current model's form.
+fn from_upgraded<M: Model, T: serde::de::DeserializeOwned>(
+    tenant: &TenantId,
+    seq: JournalSeq,
+    from: u32,
+    value: serde_json::Value,
+) -> Result<T, JournalError> {
+    serde_json::from_value(value).map_err(|e| JournalError::ModelMismatch {
+        tenant: tenant.to_string(),
+        seq,
+        model_version: M::VERSION,
+        recorded_version: from,
+        reason: format!("after the upgrade from version {from}: {e}"),
+    })
+}
+
 /// Rebuilds one tenant: its newest image, then every entry after it.
+/// Records written by an older version of the model go through
+/// [`Model::upgrade`]; the caller then stores an image at the current
+/// version (see [`Recovered::upgraded_from`]).
 /// `Ok(None)` when the tenant was deleted.
 pub(crate) fn recover<M: Model>(
     journal: &dyn Journal,
@@ -184,10 +382,26 @@ pub(crate) fn recover<M: Model>(
 ) -> Result<Option<Recovered<M>>, JournalError> {
     let highest = journal.highest_seq(tenant)?;
     let replay_clock = ManualClock::new(Timestamp::EPOCH);
+    // The model version of the newest create or image read: the entries
+    // after it were written by the same version.
+    let mut version = M::VERSION;
+    let mut upgraded_from = None;
     let (mut state, from) = match journal.load_image(tenant, &ImageQuery::Latest)? {
         Some(image) => {
-            let decoded: TenantImage<M> = decode(&image.payload)
-                .map_err(|e| corrupt(tenant, image.seq, format!("image does not decode: {e}")))?;
+            version = recorded_version::<M>(tenant, image.seq, &image.payload)?;
+            let decoded: TenantImage<M> = if version < M::VERSION {
+                upgraded_from = Some(version);
+                upgrade_image(tenant, &image, version)?
+            } else {
+                typed::<M, _>(
+                    tenant,
+                    image.seq,
+                    version,
+                    &image.payload,
+                    intact_image,
+                    "image",
+                )?
+            };
             let timeline = Timeline::from_image(decoded.timeline, Arc::new(replay_clock.clone()))
                 .map_err(|e| {
                 corrupt(tenant, image.seq, format!("image does not rebuild: {e}"))
@@ -199,6 +413,7 @@ pub(crate) fn recover<M: Model>(
                 replayed: 0,
                 image_seq: Some(image.seq.get()),
                 interrupted: 0,
+                upgraded_from: None,
             };
             (Some(state), image.seq.next())
         }
@@ -225,8 +440,26 @@ pub(crate) fn recover<M: Model>(
                         "create for a tenant that exists",
                     ));
                 }
-                let create: Create<M> = decode(&entry.payload)
-                    .map_err(|e| corrupt(tenant, entry.seq, format!("does not decode: {e}")))?;
+                version = recorded_version::<M>(tenant, entry.seq, &entry.payload)?;
+                let create: Create<M> = if version < M::VERSION {
+                    upgraded_from = Some(version);
+                    let mut value: serde_json::Value = decode(&entry.payload)
+                        .map_err(|e| corrupt(tenant, entry.seq, format!("does not decode: {e}")))?;
+                    if let Some(initial) = value.get_mut("initial") {
+                        *initial =
+                            upgraded(tenant, entry.seq, version, initial.take(), M::upgrade)?;
+                    }
+                    from_upgraded::<M, _>(tenant, entry.seq, version, value)?
+                } else {
+                    typed::<M, _>(
+                        tenant,
+                        entry.seq,
+                        version,
+                        &entry.payload,
+                        intact_create,
+                        "entry",
+                    )?
+                };
                 let timeline = Timeline::new_with(
                     create.initial,
                     create.config.timeline,
@@ -241,14 +474,25 @@ pub(crate) fn recover<M: Model>(
                     replayed: 1,
                     image_seq: None,
                     interrupted: 0,
+                    upgraded_from: None,
                 });
             }
             EntryKind::Op => {
                 let Some(recovered) = state.as_mut() else {
                     return Err(corrupt(tenant, entry.seq, "an op before the create entry"));
                 };
-                let op: TimelineOp<M> = decode(&entry.payload)
-                    .map_err(|e| corrupt(tenant, entry.seq, format!("does not decode: {e}")))?;
+                let op: TimelineOp<M> = if version < M::VERSION {
+                    upgrade_op(tenant, &entry, version)?
+                } else {
+                    typed::<M, _>(
+                        tenant,
+                        entry.seq,
+                        version,
+                        &entry.payload,
+                        intact_op,
+                        "entry",
+                    )?
+                };
                 recovered
                     .timeline
                     .execute(&op)
@@ -256,7 +500,11 @@ pub(crate) fn recover<M: Model>(
                 recovered.seq = entry.seq.get();
                 recovered.replayed += 1;
             }
-            EntryKind::Delete => state = None,
+            EntryKind::Delete => {
+                state = None;
+                upgraded_from = None;
+                version = M::VERSION;
+            }
             other => {
                 return Err(JournalError::UnknownKind {
                     tenant: tenant.to_string(),
@@ -272,6 +520,7 @@ pub(crate) fn recover<M: Model>(
     match state {
         Some(mut recovered) => {
             recovered.timeline.set_clock(Arc::clone(clock));
+            recovered.upgraded_from = upgraded_from;
             Ok(Some(recovered))
         }
         // Deleted (or never created: an id with only deleted history).

@@ -161,6 +161,41 @@ pub enum JournalError {
         /// What is wrong.
         reason: String,
     },
+    /// A record is intact but does not decode with the model as it is now:
+    /// the model changed without a version bump and an upgrade.
+    #[error(
+        "tenant '{tenant}' at seq {seq} does not decode with the current model (version \
+         {model_version}): {reason}; add `#[serde(default)]` to new fields, or bump \
+         `Model::VERSION` and add an upgrade from version {recorded_version}"
+    )]
+    ModelMismatch {
+        /// The tenant.
+        tenant: String,
+        /// The record.
+        seq: JournalSeq,
+        /// The code's `Model::VERSION`.
+        model_version: u32,
+        /// The version the record was written by.
+        recorded_version: u32,
+        /// What serde said.
+        reason: String,
+    },
+    /// A tenant was recorded by a newer version of the model than this
+    /// code knows.
+    #[error(
+        "tenant '{tenant}' at seq {seq} was recorded by model version {recorded_version}, \
+         newer than this code's version {model_version}: run the newer build"
+    )]
+    ModelTooNew {
+        /// The tenant.
+        tenant: String,
+        /// The record.
+        seq: JournalSeq,
+        /// The code's `Model::VERSION`.
+        model_version: u32,
+        /// The version the record was written by.
+        recorded_version: u32,
+    },
     /// A record kind this version does not know.
     #[error("unknown record kind '{kind}' for tenant '{tenant}' at seq {seq}")]
     UnknownKind {

@@ -17,7 +17,7 @@ use super::{
     Cause, Entry, RevisionInfo, Snapshot, SnapshotInfo, Timeline, TimelineConfig, Transaction,
     TransactionOutcome,
 };
-use crate::doc::Patch;
+use crate::doc::{Doc, Patch};
 use crate::error::{Error, InvalidInput};
 use crate::id::{Revision, TransactionId};
 use crate::model::Model;
@@ -132,6 +132,57 @@ impl<'de> Deserialize<'de> for Delta {
         }
 
         deserializer.deserialize_map(DeltaVisitor)
+    }
+}
+
+impl TimelineImage<Doc> {
+    /// Rewrites every state of this image, in its document form, with
+    /// `upgrade`, keeping revisions, history, snapshots and transactions:
+    /// how an image recorded by an older version of a typed model is read
+    /// back ([`Model::upgrade`]). Each state is rebuilt from the old chain of
+    /// patches, upgraded, and the chain is diffed again between the
+    /// upgraded states.
+    pub fn upgrade_states(
+        mut self,
+        upgrade: impl Fn(serde_json::Value) -> Result<serde_json::Value, String>,
+    ) -> Result<Self, String> {
+        let upgraded = |doc: &Doc| -> Result<Doc, String> {
+            let value = upgrade(doc.to_json())?;
+            Doc::from_json_with_limit(&value, usize::MAX).map_err(|e| e.to_string())
+        };
+        let new_base = upgraded(&self.base)?;
+        let mut old_states = BTreeMap::from([(self.base_revision, self.base.clone())]);
+        let mut new_states = BTreeMap::from([(self.base_revision, new_base.clone())]);
+        let (mut previous_old, mut previous_new) = (self.base.clone(), new_base.clone());
+        let mut deltas = Vec::with_capacity(self.deltas.len());
+        for delta in &self.deltas {
+            let (revision, old, new) = match delta {
+                Delta::Previous { revision, patch } => {
+                    let old = previous_old
+                        .apply_patch_unlimited(patch)
+                        .map_err(|e| format!("revision {revision} does not rebuild: {e}"))?;
+                    let new = upgraded(&old)?;
+                    deltas.push(Delta::Previous {
+                        revision: *revision,
+                        patch: crate::Diff::between(&previous_new, &new).patch,
+                    });
+                    (*revision, old, new)
+                }
+                Delta::Same { revision, of } => {
+                    let missing = || format!("revision {revision} refers to unknown revision {of}");
+                    let old = old_states.get(of).cloned().ok_or_else(missing)?;
+                    let new = new_states.get(of).cloned().ok_or_else(missing)?;
+                    deltas.push(delta.clone());
+                    (*revision, old, new)
+                }
+            };
+            old_states.insert(revision, old.clone());
+            new_states.insert(revision, new.clone());
+            (previous_old, previous_new) = (old, new);
+        }
+        self.base = new_base;
+        self.deltas = deltas;
+        Ok(self)
     }
 }
 

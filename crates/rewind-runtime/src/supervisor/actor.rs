@@ -1011,6 +1011,8 @@ fn is_damage(error: &JournalError) -> bool {
             | JournalError::UnknownKind { .. }
             | JournalError::SchemaTooNew { .. }
             | JournalError::OutOfSequence { .. }
+            | JournalError::ModelMismatch { .. }
+            | JournalError::ModelTooNew { .. }
     )
 }
 
@@ -1051,6 +1053,20 @@ pub(crate) async fn read_back<M: Model>(
     let Some(mut recovered) = recovered else {
         return Ok(None);
     };
+    if let Some(from) = recovered.upgraded_from {
+        // Read back through `Model::upgrade`: an image at the current version
+        // covers everything before anything new is journaled, so every later
+        // entry follows a record of the version that wrote it.
+        let image = durability::image(id, recovered.seq, &recovered.config, &recovered.timeline)
+            .map_err(|e| JournalError::Corrupt {
+                tenant: id.to_string(),
+                seq: crate::journal::JournalSeq::new(recovered.seq),
+                reason: format!("the upgraded timeline cannot be imaged: {e}"),
+            })?;
+        journaling.journal.save_image(image).await?;
+        recovered.image_seq = Some(recovered.seq);
+        tracing::info!(tenant = %id, from, to = M::VERSION, "tenant upgraded to the current model version");
+    }
     let (closed, entries) =
         durability::close_interrupted(id, &mut recovered.timeline, &mut recovered.seq).map_err(
             |e| JournalError::Corrupt {
