@@ -93,6 +93,71 @@ pub use rewind_runtime::{Error, ErrorKind};
 /// # Ok(())
 /// # }
 /// ```
+///
+/// A typed-model service, from the prelude alone (and serde for its types):
+///
+/// ```
+/// use rewind::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// struct Counter {
+///     hits: u64,
+/// }
+///
+/// #[derive(Clone, Debug, Serialize, Deserialize)]
+/// enum Hit {
+///     One,
+///     Many(u64),
+/// }
+///
+/// #[derive(Debug)]
+/// struct Overflow;
+///
+/// impl std::fmt::Display for Overflow {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str("the counter overflowed")
+///     }
+/// }
+///
+/// impl std::error::Error for Overflow {}
+///
+/// impl Model for Counter {
+///     type Change = Hit;
+///     type Error = Overflow;
+///     fn apply(&self, hit: &Hit) -> Result<Counter, Overflow> {
+///         let n = match hit {
+///             Hit::One => 1,
+///             Hit::Many(n) => *n,
+///         };
+///         let hits = self.hits.checked_add(n).ok_or(Overflow)?;
+///         Ok(Counter { hits })
+///     }
+/// }
+///
+/// async fn serve(path: &std::path::Path) -> Result<u64, rewind::Error> {
+///     let journal = SqliteJournal::open(path, SqliteOptions::default())?;
+///     let runtime = Runtime::<Counter>::builder()
+///         .journal(std::sync::Arc::new(journal))
+///         .start()
+///         .await?;
+///     let page = runtime.tenant_or_create("home", Counter::default).await?;
+///     page.apply(Hit::Many(41)).await?;
+///     let commit = page.apply(Hit::One).await?;
+///     drop(page);
+///     runtime.shutdown().await?;
+///     Ok(commit.revision.get())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = std::env::temp_dir().join(format!("rewind-typed-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// assert_eq!(serve(&dir.join("counter.db")).await?, 2);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(())
+/// # }
+/// ```
 pub mod prelude {
     pub use rewind_core::{
         Cause, ChangeKind, Diff, Doc, Model, NamedOptions, Patch, PatchError, Pointer, Revision,
