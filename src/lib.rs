@@ -40,6 +40,27 @@
 //! # }
 //! ```
 
+//! # Upgrading from the previous release
+//!
+//! | before | now | why |
+//! |---|---|---|
+//! | `runtime.tenant(id)` | `runtime.tenant(id).await` | a passivated tenant is read back from the journal first |
+//! | `runtime.tenants()`, `tenants_page()`, `SupervisorMsg::ListTenants` give `Revision` | `Option<Revision>` | listing reads no passivated tenant back: `None` for one not active since the start |
+//! | every tenant read back at start; `runtime.recovery()` reports all | read back on first use; `RuntimeBuilder::eager_recovery(true)` for the old way | a journal of a million tenants serves within seconds |
+//! | `TenantConfig` | adds `passivate_after` (default 2 min) | idle tenants leave memory (with a journal) |
+//! | `RuntimeBuilder` | adds `max_active`, `stop_idle_actors_after`, `timer_period`, `eager_recovery` | passivation and the runtime's one timer |
+//! | `Runtime` | adds `passivate`, `active_count`, `tenant_exists` | |
+//! | after `shutdown()`, `tenant(id)` answered `Ok` | `Err(ShuttingDown)` | every call says the runtime stopped |
+//! | `snapshot_named(&str)`, `snapshot_with(SnapshotName, ..)`, `protect(&str, ..)`, `delete_snapshot(&str)`, `rollback_to_named_snapshot(&str)` | each takes a `&str`, `String` or `SnapshotName` | one spelling |
+//! | parse references yourself | `StateRef` and `RollbackTarget` implement `FromStr` / `TryFrom<&str>` (`head`, `7`, `snapshot:v1`, `latest`, ...) | |
+//! | your own `ask` helper over `ActorRef::call` | `rewind::runtime::ask`, `ask_raw`, `TenantRef`, `TenantMsg::Revision`; `rewind::ractor` re-exported | the actor door without boilerplate |
+//! | a failed transaction that changed nothing still appended a rollback revision and a pre-rollback snapshot | none; `TransactionReport::unchanged` (new field) and its `Display` say so; `Aborted::unchanged` in the core | a quieter history (old journal records replay as they ran) |
+//! | a typed state that is not JSON failed at the first diff or rollback | refused at `create_tenant`, `replace` and the first `apply` with `InvalidInput::ModelNotJson`; `Model::check_json`, `check_change_json` | |
+//! | a changed model made its tenants "corrupt" | `Model::VERSION`, `Model::upgrade`, `Model::upgrade_change`; `JournalError::ModelMismatch`, `ModelTooNew`; `TimelineImage::upgrade_states` | schema evolution (see `examples/model_evolution.rs`) |
+//! | `Journal` | adds `live_tenants` (with a default) | start lists tenants in one query |
+//! | `SupervisorMsg` | adds `Internal` (the runtime's own messages; it cannot be built outside) | |
+//! | `InvalidInput` | adds `ModelNotJson`, `Reference` | |
+
 /// The README's code blocks, compiled and run as doctests so they stay true.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -145,6 +145,33 @@ pub trait Model: Clone + Debug + Send + Sync + Serialize + DeserializeOwned + 's
     /// Checks that `change` round-trips through JSON, as the journal stores
     /// it; the runtime calls it on a tenant's first change. [`Doc`]'s
     /// patches always do.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use rewind_core::{InvalidInput, Model};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+    /// struct Seats(Vec<(u32, u32)>);
+    ///
+    /// #[derive(Clone, Debug, Serialize, Deserialize)]
+    /// enum Booking {
+    ///     Seat(u32, u32),
+    ///     Block(BTreeMap<(u32, u32), bool>),
+    /// }
+    /// # impl Model for Seats {
+    /// #     type Change = Booking;
+    /// #     type Error = std::convert::Infallible;
+    /// #     fn apply(&self, _: &Booking) -> Result<Self, Self::Error> { Ok(self.clone()) }
+    /// # }
+    ///
+    /// assert!(Seats::check_change_json(&Booking::Seat(1, 2)).is_ok());
+    /// let block = Booking::Block(BTreeMap::from([((1, 2), true)]));
+    /// assert!(matches!(
+    ///     Seats::check_change_json(&block),
+    ///     Err(InvalidInput::ModelNotJson { what: "change", .. })
+    /// ));
+    /// ```
     fn check_change_json(change: &Self::Change) -> Result<(), InvalidInput> {
         let not_json = |e: serde_json::Error| InvalidInput::ModelNotJson {
             what: "change",

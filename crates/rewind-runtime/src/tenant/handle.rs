@@ -262,7 +262,27 @@ impl<M: Model> Tenant<M> {
     ///
     /// Every method naming a snapshot takes a `&str`, a `String` or a
     /// [`SnapshotName`]; an invalid name is `Error::Invalid` and changes
-    /// nothing.
+    /// nothing. (References and targets follow one rule too: reads answered
+    /// in place borrow them, `read_at(&StateRef)`, `diff`,
+    /// `rollback_dry_run(&RollbackTarget)`; requests sent to the tenant
+    /// take them, `rollback(RollbackTarget)`.)
+    ///
+    /// ```
+    /// # use rewind_core::{Doc, SnapshotName};
+    /// # use rewind_runtime::{Error, Runtime};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Error> {
+    /// # let runtime = Runtime::<Doc>::start().await?;
+    /// let tenant = runtime.create_tenant("acme_corp", Doc::object()).await?;
+    /// tenant.snapshot_named("v1").await?;
+    /// tenant.snapshot_named(String::from("v2")).await?;
+    /// tenant.snapshot_named(SnapshotName::new("v3")?).await?;
+    /// assert!(matches!(tenant.snapshot_named("no spaces").await, Err(Error::Invalid(_))));
+    /// assert_eq!(tenant.snapshots().len(), 3);
+    /// # runtime.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn snapshot_named<N>(&self, name: N) -> Result<SnapshotInfo, Error>
     where
         N: TryInto<SnapshotName>,

@@ -72,10 +72,36 @@ pub struct TransactionReport {
     pub unchanged: bool,
 }
 
+/// `transaction 3: committed (2 steps)`, `transaction 4: rolled back after
+/// step 'charge' failed: ...; rollback to revision 7`, or `...; rollback:
+/// not needed (state unchanged)` when the transaction had changed nothing.
+///
+/// ```
+/// # use rewind_core::{Doc, Patch, RollbackPolicy};
+/// # use rewind_runtime::Runtime;
+/// # use serde_json::json;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let runtime = Runtime::<Doc>::start().await?;
+/// let tenant = runtime.create_tenant("shop", Doc::object()).await?;
+/// let report = tenant
+///     .transaction()
+///     .step("price", Patch::from_json(&json!([{"op": "add", "path": "/p", "value": 5}]))?)
+///     .effect("notify", |_: Doc| async { Err::<(), _>("mail is down") })
+///     .on_failure(RollbackPolicy::LastCheckpoint)
+///     .run()
+///     .await?;
+/// assert_eq!(
+///     report.to_string(),
+///     "transaction 1: rolled back after step 'notify' failed: error: mail is down; \
+///      rollback: not needed (state unchanged)"
+/// );
+/// assert_eq!(tenant.revision().get(), 1, "no rollback revision");
+/// # runtime.shutdown().await?;
+/// # Ok(())
+/// # }
+/// ```
 impl std::fmt::Display for TransactionReport {
-    /// `transaction 3: committed (2 steps)`, `transaction 4: rolled back
-    /// after step 'charge' failed: ...; rollback to revision 7`, or `...;
-    /// rollback: not needed (state unchanged)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "transaction {}: ", self.transaction.0)?;
         let Some(failure) = &self.failure else {
