@@ -234,18 +234,23 @@ fn journal_error(source: JournalError) -> Error {
     }
 }
 
-/// Lists the journal's tenants, to be read back on demand.
-async fn list_tenants<M: Model>(
-    journaling: &Journaling,
-) -> Result<(Vec<Initial<M>>, RecoveryReport), Error> {
+/// The journal's live tenants, read on a blocking thread.
+async fn live_tenants(journaling: &Journaling) -> Result<Vec<TenantId>, Error> {
     let journal = Arc::clone(&journaling.journal);
-    let ids = tokio::task::spawn_blocking(move || journal.live_tenants())
+    tokio::task::spawn_blocking(move || journal.live_tenants())
         .await
         .map_err(|e| Error::Unavailable {
             tenant: TenantId::new("journal").expect("valid id"),
             reason: format!("listing the journal's tenants stopped: {e}"),
         })?
-        .map_err(journal_error)?;
+        .map_err(journal_error)
+}
+
+/// Lists the journal's tenants, to be read back on demand.
+async fn list_tenants<M: Model>(
+    journaling: &Journaling,
+) -> Result<(Vec<Initial<M>>, RecoveryReport), Error> {
+    let ids = live_tenants(journaling).await?;
     let report = RecoveryReport {
         tenants: ids.len(),
         ..RecoveryReport::default()
@@ -263,14 +268,7 @@ async fn recover_all<M: Model>(
     clock: &Arc<dyn Clock>,
 ) -> Result<(Vec<Initial<M>>, RecoveryReport), Error> {
     let started = Instant::now();
-    let journal = Arc::clone(&journaling.journal);
-    let ids = tokio::task::spawn_blocking(move || journal.live_tenants())
-        .await
-        .map_err(|e| Error::Unavailable {
-            tenant: TenantId::new("journal").expect("valid id"),
-            reason: format!("listing the journal's tenants stopped: {e}"),
-        })?
-        .map_err(journal_error)?;
+    let ids = live_tenants(journaling).await?;
     let total = ids.len();
     let mut report = RecoveryReport::default();
     let mut initial = Vec::with_capacity(total);

@@ -171,10 +171,21 @@ pub(super) fn tenants(connection: &Connection, name: &str) -> Result<Vec<TenantI
     let mut statement = connection
         .prepare("SELECT tenant FROM entries UNION SELECT tenant FROM images ORDER BY 1")
         .map_err(listing)?;
-    let mut rows = statement.query([]).map_err(listing)?;
+    let mut tenants = tenant_ids(&mut statement, name, listing)?;
+    tenants.sort();
+    Ok(tenants)
+}
+
+/// The tenant ids a one-column query answers, each checked.
+fn tenant_ids(
+    statement: &mut rusqlite::Statement<'_>,
+    name: &str,
+    listing: impl Fn(rusqlite::Error) -> JournalError,
+) -> Result<Vec<TenantId>, JournalError> {
+    let mut rows = statement.query([]).map_err(&listing)?;
     let mut tenants = Vec::new();
-    while let Some(row) = rows.next().map_err(listing)? {
-        let id: String = row.get(0).map_err(listing)?;
+    while let Some(row) = rows.next().map_err(&listing)? {
+        let id: String = row.get(0).map_err(&listing)?;
         let tenant = TenantId::new(&id).map_err(|e| JournalError::Corrupt {
             tenant: id.clone(),
             seq: JournalSeq::ZERO,
@@ -182,7 +193,6 @@ pub(super) fn tenants(connection: &Connection, name: &str) -> Result<Vec<TenantI
         })?;
         tenants.push(tenant);
     }
-    tenants.sort();
     Ok(tenants)
 }
 
@@ -202,18 +212,7 @@ pub(super) fn live_tenants(
              ORDER BY h.tenant",
         )
         .map_err(listing)?;
-    let mut rows = statement.query([]).map_err(listing)?;
-    let mut tenants = Vec::new();
-    while let Some(row) = rows.next().map_err(listing)? {
-        let id: String = row.get(0).map_err(listing)?;
-        let tenant = TenantId::new(&id).map_err(|e| JournalError::Corrupt {
-            tenant: id.clone(),
-            seq: JournalSeq::ZERO,
-            reason: format!("{name}: stored tenant id is invalid: {e}"),
-        })?;
-        tenants.push(tenant);
-    }
-    Ok(tenants)
+    tenant_ids(&mut statement, name, listing)
 }
 
 /// The tenant's entries with `from <= seq <= to`, in order, each verified.
