@@ -8,7 +8,7 @@ mod fixtures;
 
 use fixtures::{entries, entry, image, seqs, tenant};
 use rewind_core::Timestamp;
-use rewind_runtime::{ImageQuery, Journal, JournalError};
+use rewind_runtime::{Entry, EntryKind, ImageQuery, Journal, JournalError};
 
 /// Generates `memory::<property>` and `sqlite::<property>` for each property.
 macro_rules! conformance {
@@ -46,6 +46,7 @@ conformance!(
     loads_images_by_name_latest_and_time,
     deletes_images,
     lists_tenants_with_entries_or_images,
+    lists_live_tenants,
     flush_completes,
 );
 
@@ -374,6 +375,40 @@ async fn lists_tenants_with_entries_or_images(journal: &impl Journal) {
     journal.delete_up_to(&tenant("globex"), 2.into()).unwrap();
     journal.delete_image(&tenant("acme"), 1.into()).unwrap();
     assert_eq!(journal.tenants().unwrap(), [tenant("initech")]);
+}
+
+/// `live_tenants`: those whose newest record is not a `delete`, including
+/// one whose entries an image covers and one re-created after a delete.
+async fn lists_live_tenants(journal: &impl Journal) {
+    let with_kind = |tenant_id: &str, seq: u64, kind: EntryKind| Entry {
+        kind,
+        ..entry(tenant_id, seq)
+    };
+    journal.append(entries("acme", 1..=3)).await.unwrap();
+    journal.append(entries("globex", 1..=2)).await.unwrap();
+    journal
+        .append(vec![with_kind("globex", 3, EntryKind::Delete)])
+        .await
+        .unwrap();
+    journal.append(entries("initech", 1..=4)).await.unwrap();
+    journal
+        .save_image(image("initech", 4, 40, None))
+        .await
+        .unwrap();
+    journal.delete_up_to(&tenant("initech"), 4.into()).unwrap();
+    journal.append(entries("hooli", 1..=2)).await.unwrap();
+    journal
+        .append(vec![
+            with_kind("hooli", 3, EntryKind::Delete),
+            with_kind("hooli", 4, EntryKind::Create),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        journal.live_tenants().unwrap(),
+        [tenant("acme"), tenant("hooli"), tenant("initech")],
+        "ordered by id, the deleted one left out"
+    );
 }
 
 async fn flush_completes(journal: &impl Journal) {
