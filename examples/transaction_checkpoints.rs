@@ -158,31 +158,34 @@ pub(crate) async fn run() -> Result<()> {
             failure.step.as_str(),
             failure.reason
         );
-        let rollback = report
-            .rollback
-            .as_ref()
-            .context("a rollback must be made")?;
-        let undone: Vec<String> = rollback
-            .diff
-            .entries
-            .iter()
-            .map(|e| e.path.to_string())
-            .collect();
-        println!(
-            "  ↩ rolled back to checkpoint \"{}\" (revision {}) as revision {}; undone: {}",
-            rollback
-                .restored
-                .name
-                .as_ref()
-                .map_or("?", SnapshotName::as_str),
-            rollback.restored.revision,
-            rollback.revision,
-            if undone.is_empty() {
-                "no state (a notification changes none)".to_owned()
-            } else {
-                undone.join(", ")
+        // Rolling back to the last checkpoint undoes nothing (a notification
+        // changes no state): no revision is made for it.
+        let head_is_target = restored_revision == Revision(3);
+        match &report.rollback {
+            None => println!(
+                "  ↩ rollback to checkpoint \"{target}\": not needed (state unchanged: a \
+                 notification changes none)"
+            ),
+            Some(rollback) => {
+                let undone: Vec<String> = rollback
+                    .diff
+                    .entries
+                    .iter()
+                    .map(|e| e.path.to_string())
+                    .collect();
+                println!(
+                    "  ↩ rolled back to checkpoint \"{}\" (revision {}) as revision {}; undone: {}",
+                    rollback
+                        .restored
+                        .name
+                        .as_ref()
+                        .map_or("?", SnapshotName::as_str),
+                    rollback.restored.revision,
+                    rollback.revision,
+                    undone.join(", ")
+                );
             }
-        );
+        }
         println!("  state: {}\n", tenant.current());
 
         // Checks.
@@ -216,19 +219,31 @@ pub(crate) async fn run() -> Result<()> {
             FailureReason::Error(e) if e.contains("503") => {}
             other => bail!("step 4 must fail with the service's error, got {other}"),
         }
-        ensure!(
-            rollback.restored.kind == RestoredKind::Checkpoint
-                && rollback.restored.name.as_ref().map(SnapshotName::as_str) == Some(target)
-                && rollback.restored.transaction == Some(report.transaction)
-                && rollback.restored.revision == restored_revision,
-            "the rollback must restore checkpoint {target} (revision {restored_revision}), got {:?}",
-            rollback.restored
-        );
-        ensure!(
-            rollback.revision == Revision(4),
-            "the rollback is a new revision (4), got {}",
-            rollback.revision
-        );
+        if head_is_target {
+            ensure!(
+                report.rollback.is_none() && report.unchanged,
+                "rolling back to the head's own checkpoint makes no revision, got {:?}",
+                report.rollback
+            );
+        } else {
+            let rollback = report
+                .rollback
+                .as_ref()
+                .context("a rollback must be made")?;
+            ensure!(
+                rollback.restored.kind == RestoredKind::Checkpoint
+                    && rollback.restored.name.as_ref().map(SnapshotName::as_str) == Some(target)
+                    && rollback.restored.transaction == Some(report.transaction)
+                    && rollback.restored.revision == restored_revision,
+                "the rollback must restore checkpoint {target} (revision {restored_revision}), got {:?}",
+                rollback.restored
+            );
+            ensure!(
+                rollback.revision == Revision(4),
+                "the rollback is a new revision (4), got {}",
+                rollback.revision
+            );
+        }
         ensure!(
             tenant.current() == *expected,
             "rolling back to {target} must leave {expected}, got {}",
@@ -236,9 +251,10 @@ pub(crate) async fn run() -> Result<()> {
         );
         // The history keeps the steps; the checkpoints stay addressable after
         // the transaction ended.
+        let revisions = if head_is_target { 4 } else { 5 };
         ensure!(
-            tenant.history(usize::MAX).len() == 5,
-            "revisions 0..=4 must all be kept"
+            tenant.history(usize::MAX).len() == revisions,
+            "revisions 0..{revisions} must all be kept"
         );
         for (name, state) in [
             ("start", &initial),

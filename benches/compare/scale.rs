@@ -189,6 +189,7 @@ pub(crate) async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Line>> {
 
     // Creation and memory.
     let rss_before = rss_bytes();
+    let heap_before = crate::heap_bytes();
     let runtime = open(&path, false).await?;
     crate::progress(&format!("scale: creating {count} tenants"));
     let acknowledged = create_all(&runtime, count).await?;
@@ -221,9 +222,10 @@ pub(crate) async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Line>> {
         row,
         count,
         format!(
-            "RSS with {active} active, {} passivated ({:.2} KiB/tenant over the {:.0} MiB before)",
+            "RSS with {active} active, {} passivated ({:.2} KiB of live heap per tenant; \
+             {:.0} MiB RSS before)",
             count - active,
-            (rss - rss_before) / count as f64 / 1024.0,
+            crate::heap_bytes().saturating_sub(heap_before) as f64 / count as f64 / 1024.0,
             rss_before / 1048576.0
         ),
         Value::Bytes(rss),
