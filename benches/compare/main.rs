@@ -255,7 +255,7 @@ async fn run_all(options: Options) -> anyhow::Result<Vec<(Row, Line)>> {
     }
     if options.runs(Row::Memory) {
         progress(&format!("memory N={doc_n}"));
-        let rows = memory::run(doc_n)?;
+        let rows = memory::in_child(doc_n)?;
         lines.extend(rows.into_iter().map(|l| (Row::Memory, l)));
     }
     if options.runs(Row::Throughput) {
@@ -305,6 +305,10 @@ fn load_average() -> String {
 }
 
 fn main() -> anyhow::Result<()> {
+    if let Ok(n) = std::env::var(memory::CHILD_ENV) {
+        // The memory row, measured in a process of its own.
+        return memory::child_main(&n);
+    }
     let options = Options::parse()?;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
