@@ -444,6 +444,19 @@ impl<M: Model> SupervisorState<M> {
         }
     }
 
+    /// The registered tenant with this id, if it takes requests now; else
+    /// why not.
+    fn accepting_tenant(&self, id: TenantId) -> Result<Arc<TenantShared<M>>, Error> {
+        let shared = self
+            .registry
+            .load()
+            .get(&id)
+            .cloned()
+            .ok_or(Error::TenantNotFound(id))?;
+        shared.accepting()?;
+        Ok(shared)
+    }
+
     /// A handle for a lookup that found the tenant passivated.
     fn activate(
         &mut self,
@@ -451,14 +464,13 @@ impl<M: Model> SupervisorState<M> {
         id: TenantId,
         reply: RpcReplyPort<Result<Tenant<M>, Error>>,
     ) {
-        let Some(shared) = self.registry.load().get(&id).cloned() else {
-            let _ = reply.send(Err(Error::TenantNotFound(id)));
-            return;
+        let shared = match self.accepting_tenant(id.clone()) {
+            Ok(shared) => shared,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
         };
-        if let Err(e) = shared.accepting() {
-            let _ = reply.send(Err(e));
-            return;
-        }
         if let Some(handle) = Tenant::hold(Arc::clone(&shared)) {
             let _ = reply.send(Ok(handle));
             return;
@@ -666,14 +678,13 @@ impl<M: Model> SupervisorState<M> {
         id: TenantId,
         reply: RpcReplyPort<Result<bool, Error>>,
     ) {
-        let Some(shared) = self.registry.load().get(&id).cloned() else {
-            let _ = reply.send(Err(Error::TenantNotFound(id)));
-            return;
+        let shared = match self.accepting_tenant(id.clone()) {
+            Ok(shared) => shared,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
         };
-        if let Err(e) = shared.accepting() {
-            let _ = reply.send(Err(e));
-            return;
-        }
         if self.context.journaling.is_none() {
             let _ = reply.send(Ok(false));
             return;
