@@ -240,6 +240,20 @@ pub enum JournalError {
     /// The journal was closed.
     #[error("the journal is closed")]
     Closed,
+    /// A write of a shard's tenant was refused because the writer no longer
+    /// owns the shard at the epoch it writes with: another node took the
+    /// shard over (its lease expired, say after a pause). Nothing of the
+    /// batch is stored; the tenant must be read back by the shard's owner.
+    #[error(
+        "shard {shard} is no longer owned at epoch {epoch}: the write was refused and \
+         nothing of it was stored (another node owns the shard now)"
+    )]
+    Fenced {
+        /// The shard.
+        shard: u32,
+        /// The epoch the write carried.
+        epoch: u64,
+    },
 }
 
 fn holder_text(holder: &Option<JournalHolder>) -> String {
