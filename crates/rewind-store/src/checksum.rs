@@ -38,6 +38,14 @@ impl Fnv1a {
     }
 }
 
+/// The plain 64-bit FNV-1a hash of `bytes` (what places a tenant in a shard
+/// of the PostgreSQL journal).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash = Fnv1a::new();
+    hash.bytes(bytes);
+    hash.finish()
+}
+
 /// Checksum of an entry: tenant | seq | at | kind | payload.
 pub(crate) fn entry(tenant: &str, seq: u64, at: i64, kind: &str, payload: &[u8]) -> u64 {
     let mut hash = Fnv1a::new();
@@ -71,12 +79,6 @@ pub(crate) fn image(tenant: &str, seq: u64, at: i64, name: Option<&str>, payload
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fnv1a(bytes: &[u8]) -> u64 {
-        let mut hash = Fnv1a::new();
-        hash.bytes(bytes);
-        hash.finish()
-    }
 
     #[test]
     fn matches_the_published_fnv1a_64_vectors() {

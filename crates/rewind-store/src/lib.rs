@@ -11,8 +11,18 @@
 //!   the background WAL checkpointer; `reader.rs` the
 //!   read connection; `tables.rs` the SQL of entries, images and highest
 //!   seqs; `lock.rs` the journal's lock (one runtime per journal).
+//! - [`PgJournal`] (`postgres.rs`, `postgres/`): a PostgreSQL database
+//!   the nodes of a cluster share, split into shards. A [`PgStore`] is the
+//!   connection: `schema.rs` creates the tables (version and shard count
+//!   checks); `writer.rs` is the writer thread, its group commit and the
+//!   fence check of each shard's lease; `reader.rs` the reader threads;
+//!   `tables.rs` the SQL of entries, images and tenants; `session.rs` the
+//!   connection each thread owns. A [`Fence`] (node and lease epoch) makes
+//!   a node that lost a shard unable to write it
+//!   ([`JournalError::Fenced`]).
 //! - `checksum.rs`: the 64-bit FNV-1a checksum every stored record carries;
-//!   `sequence.rs`: the sequence rule of an append batch, shared by both.
+//!   `sequence.rs`: the sequence rule of an append batch, shared by all.
+//! - `testing.rs` (hidden): a throwaway PostgreSQL server for tests.
 //!
 //! # Modes
 //!
@@ -63,6 +73,7 @@
 //! [`JournalError::Storage`]: rewind_runtime::JournalError::Storage
 //! [`JournalError::SchemaTooNew`]: rewind_runtime::JournalError::SchemaTooNew
 //! [`JournalError::AlreadyOpen`]: rewind_runtime::JournalError::AlreadyOpen
+//! [`JournalError::Fenced`]: rewind_runtime::JournalError::Fenced
 //!
 //! # Example
 //!
@@ -98,9 +109,13 @@
 
 mod checksum;
 mod memory;
+mod postgres;
 mod sequence;
 mod sqlite;
+#[doc(hidden)]
+pub mod testing;
 
+pub use crate::postgres::{shard_of, Fence, PgJournal, PgOptions, PgStore, MAX_SHARDS};
 pub use memory::MemoryJournal;
 /// For benchmarks only; see the type.
 #[doc(hidden)]

@@ -1,16 +1,29 @@
 //! Journal conformance, after the Akka Persistence TCK: every property is
-//! one generic function, run against `MemoryJournal` and against
-//! `SqliteJournal` (in a scratch directory). The two must be
-//! indistinguishable through the `Journal` trait.
+//! one generic function, run against `MemoryJournal`, against
+//! `SqliteJournal` (in a scratch directory) and against an unscoped
+//! `PgJournal` (a fresh database of this binary's throwaway PostgreSQL
+//! server; skipped, with a loud line, where PostgreSQL is not installed).
+//! The three must be indistinguishable through the `Journal` trait.
 
 #[path = "support/fixtures.rs"]
 mod fixtures;
 
+use std::sync::OnceLock;
+
 use fixtures::{entries, entry, image, seqs, tenant};
 use rewind_core::Timestamp;
 use rewind_runtime::{Entry, EntryKind, ImageQuery, Journal, JournalError};
+use rewind_store::testing::PgServer;
 
-/// Generates `memory::<property>` and `sqlite::<property>` for each property.
+/// The PostgreSQL server of this test binary, started at its first use;
+/// `None` where PostgreSQL is not installed.
+fn pg_server() -> Option<&'static PgServer> {
+    static SERVER: OnceLock<Option<PgServer>> = OnceLock::new();
+    SERVER.get_or_init(PgServer::start).as_ref()
+}
+
+/// Generates `memory::<property>`, `sqlite::<property>` and
+/// `postgres::<property>` for each property.
 macro_rules! conformance {
     ($($property:ident),* $(,)?) => {
         mod memory {
@@ -31,6 +44,22 @@ macro_rules! conformance {
                         .expect("open journal");
                     super::$property(&journal).await;
                     journal.close().expect("close journal");
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $property() {
+                    let Some(server) = crate::pg_server() else {
+                        rewind_store::testing::print_skipped();
+                        return;
+                    };
+                    let url = server.create_database(concat!("conformance_", stringify!($property)));
+                    let options = rewind_store::PgOptions::default();
+                    let store = rewind_store::PgStore::connect(&url, options).expect("connect");
+                    super::$property(&store.journal()).await;
+                    store.close().expect("close the store");
                 }
             )*
         }

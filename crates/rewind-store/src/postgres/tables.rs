@@ -1,0 +1,483 @@
+//! The SQL of the journal's rows: writes (run by the writer inside its
+//! transaction, each in a savepoint) and reads, with the checksum of every
+//! record verified.
+//!
+//! Seqs are `u64` in the API and `BIGINT` (i64) in PostgreSQL: a seq above
+//! `i64::MAX` is refused on write and clamped away in range queries.
+
+use std::collections::HashMap;
+
+use postgres::Row;
+use rewind_core::{TenantId, Timestamp};
+use rewind_runtime::journal::{Entry, EntryKind, Image, ImageQuery, JournalError, JournalSeq};
+
+use super::session::{describe, storage, Session};
+use super::{shard_of, Fence};
+use crate::{checksum, sequence};
+
+/// Whether `fence` still owns `shard`: its lease row names the fence's node
+/// at the fence's epoch. Takes a share lock on the row until the end of the
+/// transaction, so a takeover (an `UPDATE` of the row) waits for the
+/// transaction, and the transaction never commits after one.
+pub(super) fn fence_holds(
+    session: &mut Session,
+    shard: u32,
+    fence: &Fence,
+) -> Result<bool, postgres::Error> {
+    let (Ok(shard), Ok(epoch)) = (i32::try_from(shard), i64::try_from(fence.epoch)) else {
+        return Ok(false); // no such row can exist
+    };
+    let rows = session.query(
+        "SELECT epoch FROM rewind_shards WHERE shard = $1 AND owner = $2 FOR SHARE",
+        &[&shard, &fence.node],
+    )?;
+    match rows.first() {
+        None => Ok(false),
+        Some(row) => Ok(row.try_get::<_, i64>(0)? == epoch),
+    }
+}
+
+/// Inserts an append batch after checking it continues every tenant's
+/// sequence (their `rewind_tenants` rows locked meanwhile, so two writers of
+/// one tenant take turns). The caller runs it in a savepoint: an error
+/// stores nothing.
+pub(super) fn insert_entries(
+    session: &mut Session,
+    url: &str,
+    shards: u32,
+    entries: &[Entry],
+) -> Result<(), JournalError> {
+    let mut tenants: Vec<&str> = entries.iter().map(|e| e.tenant.as_str()).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    let stored = lock_highest(session, url, &tenants)?;
+    let highest = sequence::check_batch(entries, |tenant| {
+        Ok(stored
+            .get(tenant.as_str())
+            .copied()
+            .unwrap_or(JournalSeq::ZERO))
+    })?;
+    let appending = |e: postgres::Error| storage(url, "appending entries", &e);
+    let count = entries.len();
+    let (mut ids, mut seqs, mut ats) = (
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+    );
+    let (mut kinds, mut payloads, mut sums) = (
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+    );
+    // Each tenant's newest entry of the batch: whether it is a delete.
+    let mut newest_deletes: HashMap<&str, bool> = HashMap::new();
+    for entry in entries {
+        let tenant = entry.tenant.as_str();
+        let at = entry.at.as_unix_micros();
+        let kind = entry.kind.as_str();
+        seqs.push(storable(url, tenant, entry.seq.get())?);
+        sums.push(checksum::entry(tenant, entry.seq.get(), at, kind, &entry.payload) as i64);
+        ids.push(tenant);
+        ats.push(at);
+        kinds.push(kind);
+        payloads.push(entry.payload.as_slice());
+        newest_deletes.insert(tenant, entry.kind == EntryKind::Delete);
+    }
+    session
+        .execute(
+            "INSERT INTO rewind_entries (tenant, seq, at_us, kind, payload, checksum)
+             SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[],
+                                  $5::BYTEA[], $6::BIGINT[])",
+            &[&ids, &seqs, &ats, &kinds, &payloads, &sums],
+        )
+        .map_err(appending)?;
+    let rows: Vec<TenantRow<'_>> = highest
+        .iter()
+        .map(|(tenant, seq)| TenantRow {
+            tenant: tenant.as_str(),
+            seq: seq.get(),
+            deleted: newest_deletes
+                .get(tenant.as_str())
+                .copied()
+                .unwrap_or(false),
+        })
+        .collect();
+    raise_highest(session, url, shards, &rows)
+}
+
+/// The highest seqs of `tenants` (those with a row), their rows locked
+/// until the end of the transaction.
+fn lock_highest(
+    session: &mut Session,
+    url: &str,
+    tenants: &[&str],
+) -> Result<HashMap<String, JournalSeq>, JournalError> {
+    let reading = |e: postgres::Error| storage(url, "reading the highest seqs", &e);
+    let rows = session
+        .query(
+            "SELECT tenant, highest_seq FROM rewind_tenants WHERE tenant = ANY($1) FOR UPDATE",
+            &[&tenants],
+        )
+        .map_err(reading)?;
+    let mut highest = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let tenant: String = row.try_get(0).map_err(reading)?;
+        let seq: i64 = row.try_get(1).map_err(reading)?;
+        let seq = u64::try_from(seq).map_err(|_| JournalError::Corrupt {
+            tenant: tenant.clone(),
+            seq: JournalSeq::ZERO,
+            reason: format!("{url}: negative highest seq {seq}"),
+        })?;
+        highest.insert(tenant, JournalSeq::new(seq));
+    }
+    Ok(highest)
+}
+
+/// Stores an image, replacing one of the tenant at the same seq.
+pub(super) fn insert_image(
+    session: &mut Session,
+    url: &str,
+    shards: u32,
+    image: &Image,
+) -> Result<(), JournalError> {
+    let tenant = image.tenant.as_str();
+    let seq = storable(url, tenant, image.seq.get())?;
+    let at = image.at.as_unix_micros();
+    let sum = checksum::image(
+        tenant,
+        image.seq.get(),
+        at,
+        image.name.as_deref(),
+        &image.payload,
+    ) as i64;
+    session
+        .execute(
+            "INSERT INTO rewind_images (tenant, seq, at_us, name, payload, checksum)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (tenant, seq) DO UPDATE SET at_us = EXCLUDED.at_us,
+                 name = EXCLUDED.name, payload = EXCLUDED.payload, checksum = EXCLUDED.checksum",
+            &[&tenant, &seq, &at, &image.name, &image.payload, &sum],
+        )
+        .map_err(|e| storage(url, &format!("saving an image of tenant '{tenant}'"), &e))?;
+    // Only a live tenant's timeline is imaged: past the newest entry, the
+    // tenant is live.
+    let row = TenantRow {
+        tenant,
+        seq: image.seq.get(),
+        deleted: false,
+    };
+    raise_highest(session, url, shards, &[row])
+}
+
+/// Deletes the tenant's entries with `seq <= to`.
+pub(super) fn delete_entries(
+    session: &mut Session,
+    url: &str,
+    tenant: &TenantId,
+    to: u64,
+) -> Result<(), JournalError> {
+    let to = i64::try_from(to).unwrap_or(i64::MAX);
+    session
+        .execute(
+            "DELETE FROM rewind_entries WHERE tenant = $1 AND seq <= $2",
+            &[&tenant.as_str(), &to],
+        )
+        .map_err(|e| storage(url, &format!("deleting entries of tenant '{tenant}'"), &e))?;
+    Ok(())
+}
+
+/// Deletes the tenant's image at `seq`, if any.
+pub(super) fn delete_image(
+    session: &mut Session,
+    url: &str,
+    tenant: &TenantId,
+    seq: u64,
+) -> Result<(), JournalError> {
+    let Ok(seq) = i64::try_from(seq) else {
+        return Ok(()); // never stored
+    };
+    session
+        .execute(
+            "DELETE FROM rewind_images WHERE tenant = $1 AND seq = $2",
+            &[&tenant.as_str(), &seq],
+        )
+        .map_err(|e| storage(url, &format!("deleting an image of tenant '{tenant}'"), &e))?;
+    Ok(())
+}
+
+/// A tenant's new highest seq, and whether the record there is a delete.
+struct TenantRow<'a> {
+    tenant: &'a str,
+    seq: u64,
+    deleted: bool,
+}
+
+/// Raises each tenant's highest seq (never lowers it), recording its shard
+/// at its first write; `deleted` is taken when the seq is raised.
+fn raise_highest(
+    session: &mut Session,
+    url: &str,
+    shards: u32,
+    rows: &[TenantRow<'_>],
+) -> Result<(), JournalError> {
+    let mut tenants = Vec::with_capacity(rows.len());
+    let mut tenant_shards = Vec::with_capacity(rows.len());
+    let mut seqs = Vec::with_capacity(rows.len());
+    let mut deleted = Vec::with_capacity(rows.len());
+    for row in rows {
+        seqs.push(storable(url, row.tenant, row.seq)?);
+        let shard = TenantId::new(row.tenant)
+            .map(|tenant| shard_of(&tenant, shards))
+            .unwrap_or(0);
+        tenant_shards.push(i32::try_from(shard).unwrap_or(i32::MAX));
+        tenants.push(row.tenant);
+        deleted.push(row.deleted);
+    }
+    session
+        .execute(
+            "INSERT INTO rewind_tenants (tenant, shard, highest_seq, deleted)
+             SELECT * FROM unnest($1::TEXT[], $2::INTEGER[], $3::BIGINT[], $4::BOOLEAN[])
+             ON CONFLICT (tenant) DO UPDATE SET
+                 deleted = CASE WHEN EXCLUDED.highest_seq > rewind_tenants.highest_seq
+                                THEN EXCLUDED.deleted ELSE rewind_tenants.deleted END,
+                 highest_seq = GREATEST(rewind_tenants.highest_seq, EXCLUDED.highest_seq)",
+            &[&tenants, &tenant_shards, &seqs, &deleted],
+        )
+        .map_err(|e| storage(url, "raising the highest seqs", &e))?;
+    Ok(())
+}
+
+/// The tenants with at least one entry or image (those whose newest entry
+/// is not a `delete` when `live`), of `shard` if given, ordered by id.
+///
+/// Time: one pass over the tenants (of the shard: an index range), with an
+/// index probe of entries and images for each.
+pub(super) fn tenants(
+    session: &mut Session,
+    url: &str,
+    shard: Option<u32>,
+    live: bool,
+) -> Result<Vec<TenantId>, JournalError> {
+    let doing = if live {
+        "listing live tenants"
+    } else {
+        "listing tenants"
+    };
+    let listing = |e: postgres::Error| storage(url, doing, &e);
+    let rows = match (shard, live) {
+        (None, false) => session.query(
+            "SELECT t.tenant FROM rewind_tenants t
+             WHERE (EXISTS (SELECT 1 FROM rewind_entries e WHERE e.tenant = t.tenant)
+                 OR EXISTS (SELECT 1 FROM rewind_images i WHERE i.tenant = t.tenant))
+             ORDER BY t.tenant",
+            &[],
+        ),
+        (None, true) => session.query(
+            "SELECT t.tenant FROM rewind_tenants t
+             WHERE NOT t.deleted
+               AND (EXISTS (SELECT 1 FROM rewind_entries e WHERE e.tenant = t.tenant)
+                 OR EXISTS (SELECT 1 FROM rewind_images i WHERE i.tenant = t.tenant))
+             ORDER BY t.tenant",
+            &[],
+        ),
+        (Some(shard), live) => {
+            let Ok(shard) = i32::try_from(shard) else {
+                return Ok(Vec::new()); // no tenant is there
+            };
+            session.query(
+                "SELECT t.tenant FROM rewind_tenants t
+                 WHERE t.shard = $1 AND (NOT $2 OR NOT t.deleted)
+                   AND (EXISTS (SELECT 1 FROM rewind_entries e WHERE e.tenant = t.tenant)
+                     OR EXISTS (SELECT 1 FROM rewind_images i WHERE i.tenant = t.tenant))
+                 ORDER BY t.tenant",
+                &[&shard, &live],
+            )
+        }
+    }
+    .map_err(listing)?;
+    let mut tenants = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: String = row.try_get(0).map_err(listing)?;
+        let tenant = TenantId::new(&id).map_err(|e| JournalError::Corrupt {
+            tenant: id.clone(),
+            seq: JournalSeq::ZERO,
+            reason: format!("{url}: stored tenant id is invalid: {e}"),
+        })?;
+        tenants.push(tenant);
+    }
+    tenants.sort();
+    Ok(tenants)
+}
+
+/// The tenant's highest seq ever stored (0 if none).
+pub(super) fn highest_seq(
+    session: &mut Session,
+    url: &str,
+    tenant: &TenantId,
+) -> Result<JournalSeq, JournalError> {
+    let failed = |e: postgres::Error| reading(url, "the highest seq", tenant, &e);
+    let rows = session
+        .query(
+            "SELECT highest_seq FROM rewind_tenants WHERE tenant = $1",
+            &[&tenant.as_str()],
+        )
+        .map_err(failed)?;
+    let Some(row) = rows.first() else {
+        return Ok(JournalSeq::ZERO);
+    };
+    let seq: i64 = row.try_get(0).map_err(failed)?;
+    u64::try_from(seq)
+        .map(JournalSeq::new)
+        .map_err(|_| JournalError::Corrupt {
+            tenant: tenant.as_str().to_owned(),
+            seq: JournalSeq::ZERO,
+            reason: format!("{url}: negative highest seq {seq}"),
+        })
+}
+
+/// The tenant's entries with `from <= seq <= to`, in order, each verified.
+pub(super) fn read_entries(
+    session: &mut Session,
+    url: &str,
+    tenant: &TenantId,
+    from: u64,
+    to: u64,
+) -> Result<Vec<Entry>, JournalError> {
+    let Ok(from) = i64::try_from(from) else {
+        return Ok(Vec::new());
+    };
+    let to = i64::try_from(to).unwrap_or(i64::MAX);
+    if from > to {
+        return Ok(Vec::new());
+    }
+    let rows = session
+        .query(
+            "SELECT seq, at_us, kind, payload, checksum FROM rewind_entries
+             WHERE tenant = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq",
+            &[&tenant.as_str(), &from, &to],
+        )
+        .map_err(|e| reading(url, "entries", tenant, &e))?;
+    rows.iter()
+        .map(|row| entry_from_row(row, url, tenant))
+        .collect()
+}
+
+/// One image of the tenant, verified.
+pub(super) fn load_image(
+    session: &mut Session,
+    url: &str,
+    tenant: &TenantId,
+    query: &ImageQuery,
+) -> Result<Option<Image>, JournalError> {
+    let id = tenant.as_str();
+    let rows = match query {
+        ImageQuery::Latest => session.query(
+            "SELECT seq, at_us, name, payload, checksum FROM rewind_images
+             WHERE tenant = $1 ORDER BY seq DESC LIMIT 1",
+            &[&id],
+        ),
+        ImageQuery::Named(label) => session.query(
+            "SELECT seq, at_us, name, payload, checksum FROM rewind_images
+             WHERE tenant = $1 AND name = $2 ORDER BY seq DESC LIMIT 1",
+            &[&id, label],
+        ),
+        ImageQuery::AtOrBefore(at) => session.query(
+            "SELECT seq, at_us, name, payload, checksum FROM rewind_images
+             WHERE tenant = $1 AND at_us <= $2 ORDER BY at_us DESC, seq DESC LIMIT 1",
+            &[&id, &at.as_unix_micros()],
+        ),
+    }
+    .map_err(|e| reading(url, "images", tenant, &e))?;
+    rows.first()
+        .map(|row| image_from_row(row, url, tenant))
+        .transpose()
+}
+
+fn entry_from_row(row: &Row, url: &str, tenant: &TenantId) -> Result<Entry, JournalError> {
+    let seq = seq_from_row(row, url, tenant)?;
+    let corrupt = |reason: String| JournalError::Corrupt {
+        tenant: tenant.as_str().to_owned(),
+        seq: JournalSeq::new(seq),
+        reason: format!("{url}: {reason}"),
+    };
+    let unreadable = |column: &str, e: postgres::Error| {
+        corrupt(format!("unreadable {column}: {}", describe(&e)))
+    };
+    let at: i64 = row.try_get(1).map_err(|e| unreadable("time", e))?;
+    let kind: String = row.try_get(2).map_err(|e| unreadable("kind", e))?;
+    let payload: Vec<u8> = row.try_get(3).map_err(|e| unreadable("payload", e))?;
+    let stored: i64 = row.try_get(4).map_err(|e| unreadable("checksum", e))?;
+    let computed = checksum::entry(tenant.as_str(), seq, at, &kind, &payload);
+    if computed != stored as u64 {
+        return Err(corrupt(format!(
+            "entry checksum mismatch (stored {:016x}, computed {computed:016x})",
+            stored as u64
+        )));
+    }
+    Ok(Entry {
+        tenant: tenant.clone(),
+        seq: JournalSeq::new(seq),
+        at: Timestamp::from_unix_micros(at),
+        kind: EntryKind::from_label(&kind),
+        payload,
+    })
+}
+
+fn image_from_row(row: &Row, url: &str, tenant: &TenantId) -> Result<Image, JournalError> {
+    let seq = seq_from_row(row, url, tenant)?;
+    let corrupt = |reason: String| JournalError::Corrupt {
+        tenant: tenant.as_str().to_owned(),
+        seq: JournalSeq::new(seq),
+        reason: format!("{url}: {reason}"),
+    };
+    let unreadable = |column: &str, e: postgres::Error| {
+        corrupt(format!("unreadable image {column}: {}", describe(&e)))
+    };
+    let at: i64 = row.try_get(1).map_err(|e| unreadable("time", e))?;
+    let label: Option<String> = row.try_get(2).map_err(|e| unreadable("name", e))?;
+    let payload: Vec<u8> = row.try_get(3).map_err(|e| unreadable("payload", e))?;
+    let stored: i64 = row.try_get(4).map_err(|e| unreadable("checksum", e))?;
+    let computed = checksum::image(tenant.as_str(), seq, at, label.as_deref(), &payload);
+    if computed != stored as u64 {
+        return Err(corrupt(format!(
+            "image checksum mismatch (stored {:016x}, computed {computed:016x})",
+            stored as u64
+        )));
+    }
+    Ok(Image {
+        tenant: tenant.clone(),
+        seq: JournalSeq::new(seq),
+        at: Timestamp::from_unix_micros(at),
+        name: label,
+        payload,
+    })
+}
+
+/// Column 0 as a seq.
+fn seq_from_row(row: &Row, url: &str, tenant: &TenantId) -> Result<u64, JournalError> {
+    let corrupt = |reason: String| JournalError::Corrupt {
+        tenant: tenant.as_str().to_owned(),
+        seq: JournalSeq::ZERO,
+        reason: format!("{url}: {reason}"),
+    };
+    let seq: i64 = row
+        .try_get(0)
+        .map_err(|e| corrupt(format!("unreadable seq: {}", describe(&e))))?;
+    u64::try_from(seq).map_err(|_| corrupt(format!("negative seq {seq}")))
+}
+
+/// `seq` as PostgreSQL stores it.
+fn storable(url: &str, tenant: &str, seq: u64) -> Result<i64, JournalError> {
+    i64::try_from(seq).map_err(|_| {
+        JournalError::Storage(format!(
+            "PostgreSQL at {url}: storing tenant '{tenant}': seq {seq} exceeds the journal's \
+             largest seq {}",
+            i64::MAX
+        ))
+    })
+}
+
+/// A failed read: storage, naming the database and the tenant.
+fn reading(url: &str, what: &str, tenant: &TenantId, error: &postgres::Error) -> JournalError {
+    storage(url, &format!("reading {what} of tenant '{tenant}'"), error)
+}

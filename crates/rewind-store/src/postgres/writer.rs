@@ -1,0 +1,379 @@
+//! The writer thread and its group commit.
+//!
+//! One thread owns the write connection. It blocks for a command, takes
+//! what else is queued, up to `max_batch` records, into one transaction,
+//! commits and only then completes each caller. Before any write, the
+//! transaction checks the lease of each shard a scoped write is for (once
+//! per shard and fence); the writes of a fence that no longer holds fail
+//! with [`JournalError::Fenced`]. Every write runs in its own savepoint, so
+//! a refused one stores nothing and the rest of the group still commits.
+//!
+//! A connection found lost is opened again before the next transaction
+//! (with a bounded backoff). A transaction the connection was lost in
+//! before `COMMIT` was sent stored nothing: it runs once more on the new
+//! connection. One whose `COMMIT` failed fails its writes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use postgres::Config;
+use rewind_core::TenantId;
+use rewind_runtime::journal::{Entry, Image, JournalError};
+use rewind_runtime::metrics as names;
+use tokio::sync::oneshot;
+
+use super::session::{storage, Session};
+use super::{tables, Scope};
+
+/// What a waiting caller learns.
+pub(super) type Outcome = Result<(), JournalError>;
+
+/// Waits before each attempt to open a lost connection again: about 4 s in
+/// all (plus each attempt's connect timeout), then the transaction fails
+/// and the next one tries again.
+const RECONNECT_DELAYS: [Duration; 6] = [
+    Duration::ZERO,
+    Duration::from_millis(50),
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
+
+/// A request to the writer, in queue order.
+pub(super) enum Command {
+    /// One atomic batch of entries.
+    Append {
+        entries: Vec<Entry>,
+        scope: Option<Arc<Scope>>,
+        done: oneshot::Sender<Outcome>,
+    },
+    /// One image.
+    SaveImage {
+        image: Image,
+        scope: Option<Arc<Scope>>,
+        done: oneshot::Sender<Outcome>,
+    },
+    /// `delete_up_to`; the caller blocks on `done`.
+    DeleteEntries {
+        tenant: TenantId,
+        to: u64,
+        scope: Option<Arc<Scope>>,
+        done: mpsc::SyncSender<Outcome>,
+    },
+    /// `delete_image`; the caller blocks on `done`.
+    DeleteImage {
+        tenant: TenantId,
+        seq: u64,
+        scope: Option<Arc<Scope>>,
+        done: mpsc::SyncSender<Outcome>,
+    },
+    /// Completes once everything queued before it is committed.
+    Flush { done: oneshot::Sender<Outcome> },
+    /// Like `Flush`, then the writer stops.
+    Close { done: mpsc::SyncSender<Outcome> },
+}
+
+impl Command {
+    /// Records it adds to a commit (what `max_batch` counts).
+    fn records(&self) -> usize {
+        match self {
+            Command::Append { entries, .. } => entries.len(),
+            Command::SaveImage { .. } => 1,
+            _ => 0,
+        }
+    }
+
+    /// The shard and fence of a scoped write; `None` for an unscoped write
+    /// or no write at all.
+    fn scope(&self) -> Option<&Arc<Scope>> {
+        match self {
+            Command::Append { scope, .. }
+            | Command::SaveImage { scope, .. }
+            | Command::DeleteEntries { scope, .. }
+            | Command::DeleteImage { scope, .. } => scope.as_ref(),
+            Command::Flush { .. } | Command::Close { .. } => None,
+        }
+    }
+
+    /// It stores or deletes something (needs a transaction).
+    fn writes(&self) -> bool {
+        !matches!(self, Command::Flush { .. } | Command::Close { .. })
+    }
+}
+
+/// Why a transaction failed.
+enum Failure {
+    /// The connection was lost before `COMMIT` was sent: nothing is stored,
+    /// and the transaction may run again on a new connection.
+    Lost(JournalError),
+    /// Anything else (including a `COMMIT` without answer).
+    Failed(JournalError),
+}
+
+impl Failure {
+    fn into_error(self) -> JournalError {
+        match self {
+            Failure::Lost(error) | Failure::Failed(error) => error,
+        }
+    }
+}
+
+/// The writer thread's state.
+pub(super) struct Writer {
+    /// `None` after a connection was lost and could not be opened again.
+    session: Option<Session>,
+    config: Arc<Config>,
+    /// The database, for messages.
+    url: Arc<str>,
+    shards: u32,
+    /// Records per commit before the writer stops gathering (at least 1).
+    max_batch: usize,
+    /// Shared with the store for `PgStore::commits`.
+    commits: Arc<AtomicU64>,
+}
+
+/// Whether the writer keeps running after a commit.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    Continue,
+    Stop,
+}
+
+impl Writer {
+    /// A writer on `session`, which it opens again from `config` if lost.
+    pub(super) fn new(
+        session: Session,
+        config: Arc<Config>,
+        url: Arc<str>,
+        shards: u32,
+        max_batch: usize,
+        commits: Arc<AtomicU64>,
+    ) -> Self {
+        Writer {
+            session: Some(session),
+            config,
+            url,
+            shards,
+            max_batch: max_batch.max(1),
+            commits,
+        }
+    }
+
+    /// Runs until `Close`, or until the queue is closed and drained. The
+    /// connection closes when this returns.
+    pub(super) fn run(mut self, queue: mpsc::Receiver<Command>) {
+        while let Ok(first) = queue.recv() {
+            let group = self.gather(first, &queue);
+            if self.commit(group) == Next::Stop {
+                break;
+            }
+        }
+        tracing::debug!(url = %self.url, "PostgreSQL journal writer stopped");
+    }
+
+    /// `first` and what is queued behind it, up to `max_batch` records and
+    /// never past a `Close`.
+    fn gather(&self, first: Command, queue: &mpsc::Receiver<Command>) -> Vec<Command> {
+        let mut records = first.records();
+        let mut group = vec![first];
+        while records < self.max_batch && !matches!(group.last(), Some(Command::Close { .. })) {
+            let Ok(command) = queue.try_recv() else { break };
+            records += command.records();
+            group.push(command);
+        }
+        group
+    }
+
+    /// Runs `group` in one transaction, commits, then completes its callers.
+    fn commit(&mut self, group: Vec<Command>) -> Next {
+        let mut outcomes: Vec<Outcome> = vec![Ok(()); group.len()];
+        if group.iter().any(Command::writes) {
+            let records: usize = group.iter().map(Command::records).sum();
+            let started = Instant::now();
+            let mut result = self.attempt(&group, &mut outcomes);
+            if let Err(Failure::Lost(error)) = &result {
+                tracing::warn!(url = %self.url, %error, "the PostgreSQL connection was lost before the commit; running the transaction again on a new one");
+                outcomes.fill(Ok(()));
+                result = self.attempt(&group, &mut outcomes);
+            }
+            match result {
+                Ok(()) => self.committed(records, group.len(), started.elapsed()),
+                Err(failure) => {
+                    let error = failure.into_error();
+                    tracing::error!(url = %self.url, %error, commands = group.len(), "PostgreSQL journal commit failed");
+                    // Nothing of the group is known stored: no one may hear Ok.
+                    for outcome in outcomes.iter_mut().filter(|o| o.is_ok()) {
+                        *outcome = Err(error.clone());
+                    }
+                }
+            }
+        }
+        reply(group, outcomes)
+    }
+
+    /// One try at the group's transaction, on a usable connection.
+    fn attempt(&mut self, group: &[Command], outcomes: &mut [Outcome]) -> Result<(), Failure> {
+        self.connect()?;
+        let Some(session) = self.session.as_mut() else {
+            return Err(Failure::Failed(JournalError::Closed));
+        };
+        let result = transact(session, &self.url, self.shards, group, outcomes);
+        if result.is_err() && session.usable() {
+            // Ends a transaction left open (a warning, if none is).
+            drop(session.batch("ROLLBACK"));
+        }
+        if !session.usable() {
+            self.session = None;
+        }
+        result
+    }
+
+    /// Opens the connection again if it was lost, with a bounded backoff.
+    fn connect(&mut self) -> Result<(), Failure> {
+        if self.session.as_ref().is_some_and(Session::usable) {
+            return Ok(());
+        }
+        self.session = None;
+        let mut failure = None;
+        for delay in RECONNECT_DELAYS {
+            std::thread::sleep(delay);
+            match Session::connect(&self.config, &self.url) {
+                Ok(session) => {
+                    tracing::info!(url = %self.url, "PostgreSQL journal writer reconnected");
+                    self.session = Some(session);
+                    return Ok(());
+                }
+                Err(error) => {
+                    tracing::warn!(url = %self.url, %error, "PostgreSQL journal writer cannot reconnect yet");
+                    failure = Some(error);
+                }
+            }
+        }
+        Err(Failure::Failed(failure.unwrap_or(JournalError::Closed)))
+    }
+
+    /// Counts and measures a committed transaction.
+    fn committed(&self, records: usize, commands: usize, elapsed: Duration) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        metrics::histogram!(names::JOURNAL_COMMIT_DURATION_SECONDS).record(elapsed.as_secs_f64());
+        if records > 0 {
+            metrics::histogram!(names::JOURNAL_BATCH_RECORDS).record(records as f64);
+        }
+        tracing::trace!(records, commands, ?elapsed, "PostgreSQL journal commit");
+    }
+}
+
+/// The transaction of `group`: the fences checked, each write in its
+/// savepoint (its outcome recorded), then `COMMIT`. An error here means
+/// nothing was stored.
+fn transact(
+    session: &mut Session,
+    url: &str,
+    shards: u32,
+    group: &[Command],
+    outcomes: &mut [Outcome],
+) -> Result<(), Failure> {
+    let failed = |session: &Session, doing: &str, e: postgres::Error| {
+        let error = storage(url, doing, &e);
+        if session.usable() {
+            Failure::Failed(error)
+        } else {
+            Failure::Lost(error)
+        }
+    };
+    session
+        .batch("BEGIN")
+        .map_err(|e| failed(session, "beginning a commit", e))?;
+    // The fences first, once per shard and fence, before any write; in
+    // shard order, as every writer locks lease rows.
+    let mut scopes: Vec<&Scope> = group
+        .iter()
+        .filter_map(Command::scope)
+        .map(|s| &**s)
+        .collect();
+    scopes.sort_by(|a, b| {
+        (a.shard, &a.fence.node, a.fence.epoch).cmp(&(b.shard, &b.fence.node, b.fence.epoch))
+    });
+    scopes.dedup();
+    let mut lost_leases: Vec<&Scope> = Vec::new();
+    for scope in scopes {
+        let holds = tables::fence_holds(session, scope.shard, &scope.fence)
+            .map_err(|e| failed(session, "checking the shard's lease", e))?;
+        if !holds {
+            lost_leases.push(scope);
+        }
+    }
+    for (command, outcome) in group.iter().zip(outcomes.iter_mut()) {
+        if let Some(scope) = command.scope() {
+            if lost_leases.contains(&&**scope) {
+                *outcome = Err(JournalError::Fenced {
+                    shard: scope.shard,
+                    epoch: scope.fence.epoch,
+                });
+            }
+        }
+    }
+    for (command, outcome) in group.iter().zip(outcomes.iter_mut()) {
+        if !command.writes() || outcome.is_err() {
+            continue;
+        }
+        session
+            .batch("SAVEPOINT rewind_write")
+            .map_err(|e| failed(session, "opening a savepoint", e))?;
+        let applied = match command {
+            Command::Append { entries, .. } => {
+                tables::insert_entries(session, url, shards, entries)
+            }
+            Command::SaveImage { image, .. } => tables::insert_image(session, url, shards, image),
+            Command::DeleteEntries { tenant, to, .. } => {
+                tables::delete_entries(session, url, tenant, *to)
+            }
+            Command::DeleteImage { tenant, seq, .. } => {
+                tables::delete_image(session, url, tenant, *seq)
+            }
+            Command::Flush { .. } | Command::Close { .. } => Ok(()),
+        };
+        match applied {
+            Ok(()) => session
+                .batch("RELEASE SAVEPOINT rewind_write")
+                .map_err(|e| failed(session, "releasing a savepoint", e))?,
+            Err(error) => {
+                if !session.usable() {
+                    return Err(Failure::Lost(error));
+                }
+                session
+                    .batch("ROLLBACK TO SAVEPOINT rewind_write; RELEASE SAVEPOINT rewind_write")
+                    .map_err(|e| failed(session, "rolling back a savepoint", e))?;
+                *outcome = Err(error);
+            }
+        }
+    }
+    // Once `COMMIT` is sent, a lost connection leaves the outcome unknown:
+    // never run again.
+    session
+        .batch("COMMIT")
+        .map_err(|e| Failure::Failed(storage(url, "committing", &e)))
+}
+
+/// Completes each caller of a committed (or failed) group.
+fn reply(group: Vec<Command>, outcomes: Vec<Outcome>) -> Next {
+    let mut next = Next::Continue;
+    for (command, outcome) in group.into_iter().zip(outcomes) {
+        // A caller that stopped waiting is no error.
+        match command {
+            Command::Append { done, .. }
+            | Command::SaveImage { done, .. }
+            | Command::Flush { done } => drop(done.send(outcome)),
+            Command::DeleteEntries { done, .. } | Command::DeleteImage { done, .. } => {
+                drop(done.send(outcome))
+            }
+            Command::Close { done } => {
+                drop(done.send(outcome));
+                next = Next::Stop;
+            }
+        }
+    }
+    next
+}
