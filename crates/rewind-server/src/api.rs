@@ -21,6 +21,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::auth::Tokens;
+use crate::cluster::Cluster;
 use crate::error::ApiError;
 use crate::http_metrics;
 use crate::limits::Limits;
@@ -54,6 +55,12 @@ pub struct ApiConfig {
     pub metrics: Option<PrometheusHandle>,
 }
 
+/// What an [`Api`] serves: one runtime, or this node's share of a cluster.
+enum Backend {
+    Single(Runtime<Doc>),
+    Cluster(Cluster),
+}
+
 /// The API: cheap to clone, every clone serves the same runtime.
 #[derive(Clone)]
 pub struct Api {
@@ -61,7 +68,7 @@ pub struct Api {
 }
 
 struct Shared {
-    runtime: Runtime<Doc>,
+    backend: Backend,
     tokens: Tokens,
     limits: Limits,
     /// Tenants are created with this configuration.
@@ -79,13 +86,24 @@ impl Api {
     /// An API over `runtime`. Errors if the limits or the tenant
     /// configuration cannot work.
     pub fn new(runtime: Runtime<Doc>, config: ApiConfig) -> Result<Api, String> {
+        Self::with_backend(Backend::Single(runtime), config)
+    }
+
+    /// An API over a node of a cluster: requests for the tenants of the
+    /// shards it owns are served here, the others are forwarded to their
+    /// owner (see [`Cluster`]). Every node must be given the same tokens.
+    pub fn cluster(cluster: Cluster, config: ApiConfig) -> Result<Api, String> {
+        Self::with_backend(Backend::Cluster(cluster), config)
+    }
+
+    fn with_backend(backend: Backend, config: ApiConfig) -> Result<Api, String> {
         config.limits.validate()?;
         let mut tenant = config.tenant;
         tenant.timeline.named_limit = config.limits.max_snapshots;
         tenant.validate().map_err(|e| e.to_string())?;
         Ok(Api {
             shared: Arc::new(Shared {
-                runtime,
+                backend,
                 tokens: config.tokens,
                 limits: config.limits,
                 tenant,
@@ -96,14 +114,55 @@ impl Api {
         })
     }
 
-    /// The runtime served.
-    pub fn runtime(&self) -> &Runtime<Doc> {
-        &self.shared.runtime
+    /// The runtime served, when the API serves one (not in cluster mode,
+    /// where each owned shard has its own).
+    pub fn runtime(&self) -> Option<&Runtime<Doc>> {
+        match &self.shared.backend {
+            Backend::Single(runtime) => Some(runtime),
+            Backend::Cluster(_) => None,
+        }
+    }
+
+    /// The cluster node served, in cluster mode.
+    pub(crate) fn cluster_node(&self) -> Option<&Cluster> {
+        match &self.shared.backend {
+            Backend::Single(_) => None,
+            Backend::Cluster(cluster) => Some(cluster),
+        }
+    }
+
+    /// The runtimes held here: the one, or those of the owned shards.
+    pub(crate) fn local_runtimes(&self) -> Vec<Runtime<Doc>> {
+        match &self.shared.backend {
+            Backend::Single(runtime) => vec![runtime.clone()],
+            Backend::Cluster(cluster) => cluster.local_runtimes(),
+        }
+    }
+
+    /// The runtime holding `tenant` (as written in the path): 400 for an
+    /// invalid id, and in cluster mode 503 `not_owner` when this node does
+    /// not own its shard (any more).
+    pub(crate) fn runtime_for(&self, tenant: &str) -> Result<Runtime<Doc>, ApiError> {
+        match &self.shared.backend {
+            Backend::Single(runtime) => Ok(runtime.clone()),
+            Backend::Cluster(cluster) => {
+                let id = rewind_core::TenantId::new(tenant).map_err(|e| ApiError::input(&e))?;
+                match cluster.route(&id) {
+                    crate::cluster::Route::Local(runtime) => Ok(runtime),
+                    _ => Err(ApiError::not_owner(&id)),
+                }
+            }
+        }
     }
 
     /// The limits requests and connections are held to.
     pub fn limits(&self) -> &Limits {
         &self.shared.limits
+    }
+
+    /// Becomes `true` when the server stops (streams end).
+    pub(crate) fn closing(&self) -> watch::Receiver<bool> {
+        self.shared.closing.subscribe()
     }
 
     /// Ends every open watch stream and refuses new ones; call it when the
@@ -114,14 +173,24 @@ impl Api {
 
     /// The router of every route of the API.
     pub fn router(&self) -> Router {
-        self.routes()
+        let router = self
+            .routes()
             .router
             .route_layer(middleware::from_fn_with_state(self.clone(), time_limit))
             .route_layer(middleware::from_fn(http_metrics::track))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
-            .layer(DefaultBodyLimit::max(self.shared.limits.max_body_bytes))
-            .with_state(self.clone())
+            .layer(DefaultBodyLimit::max(self.shared.limits.max_body_bytes));
+        // In cluster mode, before routing: a request for another node's
+        // shard is forwarded whole.
+        let router = match &self.shared.backend {
+            Backend::Single(_) => router,
+            Backend::Cluster(_) => router.layer(middleware::from_fn_with_state(
+                self.clone(),
+                crate::cluster::forward::route,
+            )),
+        };
+        router.with_state(self.clone())
     }
 
     /// The path template of every route of [`router`](Self::router), in
@@ -140,6 +209,7 @@ impl Api {
             // Matched before `/v1/tenants/{t}`: a tenant named `count`
             // cannot be created or deleted over HTTP (405).
             .at("/v1/tenants/count", get(tenants::count))
+            .at("/v1/cluster", get(tenants::cluster))
             .at(
                 "/v1/tenants/{t}",
                 put(tenants::create).delete(tenants::delete),

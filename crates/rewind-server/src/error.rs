@@ -2,7 +2,7 @@
 //! with its status. Runtime errors are mapped in one place,
 //! [`status_and_code`].
 
-use axum::http::header::WWW_AUTHENTICATE;
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -57,6 +57,17 @@ impl ApiError {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message)
     }
 
+    /// 503 `not_owner`: in cluster mode, this node does not own the
+    /// tenant's shard (any more). Nothing was done; the answer carries
+    /// `x-rewind-not-owner` and `Retry-After`.
+    pub fn not_owner(tenant: &rewind_core::TenantId) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_owner",
+            format!("this node does not own the shard of tenant '{tenant}' now; retry"),
+        )
+    }
+
     /// Input rejected at the edge: 413 when it nests too deep, else 400.
     pub fn input(error: &InvalidInput) -> Self {
         match error {
@@ -88,6 +99,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});
         let mut response = (self.status, Json(body)).into_response();
+        if self.code == "not_owner" {
+            let headers = response.headers_mut();
+            headers.insert(
+                crate::cluster::forward::NOT_OWNER,
+                HeaderValue::from_static("1"),
+            );
+            headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 WWW_AUTHENTICATE,
@@ -135,6 +154,12 @@ pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
             rewind_core::Error::Timeline(timeline) => timeline_status(timeline),
             _ => (S::BAD_REQUEST, "invalid_request"),
         },
+        // The write was refused whole: this node lost the tenant's shard
+        // (cluster mode). Nothing was stored; the owner takes retries.
+        Error::Journal {
+            source: rewind_runtime::JournalError::Fenced { .. },
+            ..
+        } => (S::SERVICE_UNAVAILABLE, "not_owner"),
         Error::Journal { .. } | Error::Panicked { .. } => (S::INTERNAL_SERVER_ERROR, "internal"),
         _ => (S::INTERNAL_SERVER_ERROR, "internal"),
     }

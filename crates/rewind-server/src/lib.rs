@@ -84,6 +84,7 @@ mod api;
 mod auth;
 mod cli;
 mod client;
+pub mod cluster;
 mod error;
 mod http_metrics;
 mod limits;

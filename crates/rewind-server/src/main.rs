@@ -58,7 +58,7 @@ struct LeadingClientOptions {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API (and /metrics) until SIGINT or SIGTERM.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -157,7 +157,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(args: Box<ServeArgs>) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -165,5 +165,5 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    rewind_server::run_serve(args).await
+    rewind_server::run_serve(*args).await
 }

@@ -54,7 +54,7 @@ impl FromRequestParts<Api> for TenantAccess {
         let access = api.shared.tokens.authorize(&parts.headers)?;
         let raw = tenant_segment(parts, api).await?;
         access.require_tenant(&raw)?;
-        Ok(TenantAccess(api.shared.runtime.tenant(&raw).await?))
+        Ok(TenantAccess(api.runtime_for(&raw)?.tenant(&raw).await?))
     }
 }
 

@@ -143,6 +143,27 @@ fn paths() -> Value {
         )}),
     );
     add(
+        "/v1/cluster",
+        json!({"get": operation(
+            "clusterNode",
+            "In cluster mode (`rewind serve --postgres`), this node and the shards it owns \
+             now (admin); 404 `not_found` on a server that is not in cluster mode",
+            &[],
+            None,
+            &[("200", json_response("This node", json!({
+                "type": "object",
+                "required": ["node", "shards", "owned"],
+                "additionalProperties": false,
+                "properties": {
+                    "node": {"type": "string"},
+                    "shards": {"type": "integer", "minimum": 1},
+                    "owned": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                },
+            })))],
+            &[401, 403, 404],
+        )}),
+    );
+    add(
         tenant,
         json!({
             "put": with_links(operation(
@@ -590,8 +611,9 @@ fn error_responses() -> Value {
         (500, "Internal error; nothing was applied", &["internal"]),
         (
             503,
-            "Overloaded, unavailable, or the request took too long",
-            &["overloaded", "unavailable", "timeout"],
+            "Overloaded, unavailable, or the request took too long; in cluster mode \
+             `not_owner` when the tenant's shard is moving (retry after `Retry-After`)",
+            &["overloaded", "unavailable", "timeout", "not_owner"],
         ),
     ];
     let mut responses = Map::new();

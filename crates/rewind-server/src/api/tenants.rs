@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use rewind_core::{Doc, TenantId};
+use rewind_runtime::Runtime;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -49,10 +50,10 @@ pub(super) async fn list(
         }
         None => None,
     };
-    let (page, next) = api
-        .shared
-        .runtime
-        .tenants_page(after.as_ref(), limit as usize);
+    let (page, next) = match api.runtime() {
+        Some(runtime) => runtime.tenants_page(after.as_ref(), limit as usize),
+        None => cluster_page(&api, after.as_ref(), limit as usize).await?,
+    };
     let tenants: Vec<Value> = page
         .into_iter()
         .map(|(tenant, revision)| match revision {
@@ -67,11 +68,74 @@ pub(super) async fn list(
     Ok(Json(body))
 }
 
+/// In cluster mode, a page of every tenant of the cluster, read from
+/// PostgreSQL (without revisions: they are on the owners).
+async fn cluster_page(
+    api: &Api,
+    after: Option<&TenantId>,
+    limit: usize,
+) -> Result<
+    (
+        Vec<(TenantId, Option<rewind_core::Revision>)>,
+        Option<TenantId>,
+    ),
+    ApiError,
+> {
+    let Some(cluster) = api.cluster_node() else {
+        return Ok((Vec::new(), None));
+    };
+    let all = cluster
+        .live_tenants()
+        .await
+        .map_err(|e| ApiError::from(rewind_runtime::Error::from(e)))?;
+    let start = match after {
+        Some(after) => all.partition_point(|id| id <= after),
+        None => 0,
+    };
+    let page: Vec<_> = all[start..].iter().take(limit).cloned().collect();
+    let next = if start + page.len() < all.len() {
+        page.last().cloned()
+    } else {
+        None
+    };
+    Ok((page.into_iter().map(|id| (id, None)).collect(), next))
+}
+
 /// -> `{"tenants": N, "active": M}`: every tenant, and those whose state is
-/// in memory (the rest are passivated). O(1).
-pub(super) async fn count(_: Admin, State(api): State<Api>) -> Json<Value> {
-    let runtime = &api.shared.runtime;
-    Json(json!({"tenants": runtime.tenant_count(), "active": runtime.active_count()}))
+/// in memory (the rest are passivated). O(1). In cluster mode `tenants`
+/// counts the cluster's (read from PostgreSQL) and `active` this node's.
+pub(super) async fn count(_: Admin, State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+    if let Some(runtime) = api.runtime() {
+        return Ok(Json(
+            json!({"tenants": runtime.tenant_count(), "active": runtime.active_count()}),
+        ));
+    }
+    let tenants = match api.cluster_node() {
+        Some(cluster) => cluster
+            .live_tenants()
+            .await
+            .map_err(|e| ApiError::from(rewind_runtime::Error::from(e)))?
+            .len(),
+        None => 0,
+    };
+    let active: usize = api.local_runtimes().iter().map(Runtime::active_count).sum();
+    Ok(Json(json!({"tenants": tenants, "active": active})))
+}
+
+/// -> `{"node", "shards", "owned": [shard]}` in cluster mode; 404 outside it.
+pub(super) async fn cluster(_: Admin, State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+    let cluster = api.cluster_node().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this server is not in cluster mode (start it with --postgres)",
+        )
+    })?;
+    Ok(Json(json!({
+        "node": cluster.node_id(),
+        "shards": cluster.shards(),
+        "owned": cluster.owned_shards(),
+    })))
 }
 
 #[derive(Default, Deserialize)]
@@ -104,16 +168,18 @@ pub(super) async fn create(
     // later one counts the earlier, so together they never exceed `max`.
     let pending = shared.creating.fetch_add(1, Ordering::SeqCst);
     let _done = Decrement(&shared.creating);
-    if shared.runtime.tenant_count() + pending >= max {
-        if shared.runtime.tenant_exists(&id) {
+    let runtime = api.runtime_for(id.as_str())?;
+    // In cluster mode the limit holds per node, over the shards it owns.
+    let held: usize = api.local_runtimes().iter().map(Runtime::tenant_count).sum();
+    if held + pending >= max {
+        if runtime.tenant_exists(&id) {
             return Err(rewind_runtime::Error::TenantExists(id).into());
         }
         return Err(ApiError::quota(format!(
             "tenant '{id}' not created: the server holds its limit of {max} tenants"
         )));
     }
-    let tenant = shared
-        .runtime
+    let tenant = runtime
         .create_tenant_with_meta(id, initial, Some(shared.tenant), meta.clone())
         .await?;
     audit.log("create tenant", tenant.id().as_str(), &meta);
@@ -139,7 +205,9 @@ pub(super) async fn delete(
     audit: Audit,
 ) -> Result<StatusCode, ApiError> {
     let meta = audit.meta(None)?;
-    api.shared.runtime.delete_tenant(id.as_str()).await?;
+    api.runtime_for(id.as_str())?
+        .delete_tenant(id.as_str())
+        .await?;
     audit.log("delete tenant", id.as_str(), &meta);
     Ok(StatusCode::NO_CONTENT)
 }

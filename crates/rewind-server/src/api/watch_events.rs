@@ -116,8 +116,10 @@ impl Watch {
                 }
                 // Missed live events: take them from the window.
                 Err(RecvError::Lagged(_)) => {
-                    let Ok(tenant) = self.api.shared.runtime.tenant(self.tenant.as_str()).await
-                    else {
+                    let Ok(runtime) = self.api.runtime_for(self.tenant.as_str()) else {
+                        return None;
+                    };
+                    let Ok(tenant) = runtime.tenant(self.tenant.as_str()).await else {
                         return None;
                     };
                     let timeline = tenant.timeline();

@@ -101,6 +101,34 @@ pub struct ServeArgs {
     /// ... for at most this long.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
     pub drain_timeout: Duration,
+    /// Cluster mode: keep tenants in this PostgreSQL database, shared with
+    /// the other nodes (`postgres://user@host:5432/db`; the schema is
+    /// created on first use). Without it the SQLite journal in --data is
+    /// used.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "REWIND_POSTGRES",
+        conflicts_with = "memory"
+    )]
+    pub postgres: Option<String>,
+    /// Cluster mode: this node's id, stable across its restarts (default:
+    /// the host name and the listening port).
+    #[arg(long, value_name = "ID", requires = "postgres")]
+    pub node_id: Option<String>,
+    /// Cluster mode: the URL other nodes forward requests to (default:
+    /// `http://` and the listening address, which must then not be a
+    /// wildcard such as 0.0.0.0).
+    #[arg(long, value_name = "URL", requires = "postgres")]
+    pub advertise: Option<String>,
+    /// Cluster mode: the shard count, fixed when the database is first
+    /// used; a node given another count is refused.
+    #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_SHARDS)]
+    pub shards: u32,
+    /// Cluster mode: how long a node owns its shards without renewing them
+    /// (renewed every third of it). A dead node's shards move after it.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub lease: Duration,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -189,6 +217,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
     }
     let metrics = install_metrics_recorder().map_err(anyhow::Error::msg)?;
+    if let Some(url) = args.postgres.clone() {
+        return run_cluster(&args, url, tokens, limits, metrics).await;
+    }
 
     let journal = if args.memory {
         None
@@ -276,6 +307,82 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     drained.context("draining the runtime")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `rewind serve --postgres URL`: one node of a cluster.
+async fn run_cluster(
+    args: &ServeArgs,
+    url: String,
+    tokens: Tokens,
+    limits: Limits,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) -> Result<()> {
+    let listener =
+        listen(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr()?;
+    let advertise = match &args.advertise {
+        Some(advertise) => advertise.clone(),
+        None if local.ip().is_unspecified() => bail!(
+            "--advertise URL is needed when listening on {local}: the other nodes must know \
+             where to forward requests"
+        ),
+        None => format!("http://{local}"),
+    };
+    let node_id = match &args.node_id {
+        Some(id) => id.clone(),
+        None => format!("{}-{}", host_name(), local.port()),
+    };
+    let tenant = TenantConfig {
+        passivate_after: args.passivate_after.0,
+        ..TenantConfig::default()
+    };
+    let cluster = crate::cluster::Cluster::join(crate::cluster::ClusterConfig {
+        url,
+        node_id: node_id.clone(),
+        advertise: advertise.clone(),
+        shards: args.shards,
+        lease: args.lease,
+        tenant,
+        max_active: args.max_active,
+    })
+    .await
+    .context("cannot join the cluster")?;
+    let config = ApiConfig {
+        tokens,
+        limits,
+        tenant,
+        metrics: Some(metrics.clone()),
+    };
+    let api = Api::cluster(cluster.clone(), config).map_err(anyhow::Error::msg)?;
+    let signals = shutdown_signal().context("installing the SIGINT and SIGTERM handlers")?;
+    println!("rewind listening on http://{local}");
+    tracing::info!(
+        addr = %local,
+        node = %node_id,
+        advertise = %advertise,
+        auth = api_auth(args),
+        storage = "postgres",
+        "serving"
+    );
+    let served = serve(listener, api, Some(metrics), signals).await;
+    cluster.shutdown().await;
+    served.context("serving HTTP")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// This host's name, for the default node id.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_owned())
 }
 
 /// Connections the kernel queues before they are accepted. The usual 128

@@ -1,0 +1,562 @@
+//! Cluster mode end to end: `rewind serve --postgres` processes on one
+//! throwaway PostgreSQL (started by the test from the installed binaries;
+//! skipped loudly without them, failing under `REWIND_REQUIRE_POSTGRES=1`).
+//!
+//! - `shards_spread_evenly_as_nodes_join_and_leave`: after every join, leave
+//!   (SIGTERM) and kill -9, every shard has exactly one owner and no node
+//!   owns more than `ceil(shards / nodes) + 1`.
+//! - `a_paused_owner_is_fenced`: SIGSTOP an owner past its lease, another
+//!   node takes over and writes, SIGCONT: the stale node acknowledges
+//!   nothing, and the final state holds exactly the acknowledged writes.
+//! - `failover_under_load_loses_nothing`: 3 nodes, writers and readers
+//!   through all of them on 64 tenants, the owner of the busiest shards
+//!   killed -9 at random moments (20 times, `REWIND_CLUSTER_KILLS`) and
+//!   restarted: no acknowledged write lost, no stale read, revisions never
+//!   reused.
+//! - `a_forwarded_watch_follows_the_owner`: a watch through a non-owner
+//!   carries every revision once while the shard moves (graceful leave,
+//!   rejoin, kill -9).
+//! - `serve_says_what_is_wrong_with_postgres`: unreachable server, shard
+//!   count mismatch.
+
+mod cluster_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cluster_support::{call, owned_shards, Cluster, Node};
+use serde_json::json;
+
+/// Waits until the shards are spread over `nodes` as promised, or panics
+/// after `within`. Returns how long it took.
+fn wait_balanced(cluster: &Cluster, nodes: &[&Node], within: Duration) -> Duration {
+    let start = Instant::now();
+    let shards = cluster.shards as usize;
+    let cap = shards.div_ceil(nodes.len()) + 1;
+    let mut last = String::new();
+    while start.elapsed() < within {
+        let mut union = BTreeSet::new();
+        let mut ok = true;
+        let mut counts = Vec::new();
+        for node in nodes {
+            match owned_shards(&node.addr) {
+                Some(owned) => {
+                    counts.push(owned.len());
+                    if owned.len() > cap {
+                        ok = false;
+                    }
+                    for shard in owned {
+                        if !union.insert(shard) {
+                            ok = false; // two nodes claim one shard
+                        }
+                    }
+                }
+                None => ok = false,
+            }
+        }
+        let rows = cluster.lease_rows();
+        let live: BTreeSet<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+        let db_ok = rows.len() == shards
+            && rows
+                .iter()
+                .all(|(_, owner, live_lease)| *live_lease && live.contains(owner.as_str()));
+        if ok && db_ok && union.len() == shards {
+            return start.elapsed();
+        }
+        last = format!(
+            "counts {counts:?}, {} of {shards} claimed, leases ok: {db_ok}",
+            union.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "shards not balanced over {} nodes within {within:?}: {last}",
+        nodes.len()
+    );
+}
+
+#[test]
+fn shards_spread_evenly_as_nodes_join_and_leave() {
+    let Some(cluster) = Cluster::new("distribution", 256) else {
+        return;
+    };
+    let lease = "2s";
+    let within = Duration::from_secs(60);
+    let mut a = Node::start(&cluster, "node-a", lease);
+    wait_balanced(&cluster, &[&a], within);
+    let mut b = Node::start(&cluster, "node-b", lease);
+    let mut c = Node::start(&cluster, "node-c", lease);
+    let joined = wait_balanced(&cluster, &[&a, &b, &c], within);
+    // A graceful leave hands over at once, without waiting for a lease.
+    b.terminate();
+    let left = wait_balanced(&cluster, &[&a, &c], within);
+    c.kill();
+    let killed = wait_balanced(&cluster, &[&a], within);
+    b.restart(&cluster);
+    c.restart(&cluster);
+    let rejoined = wait_balanced(&cluster, &[&a, &b, &c], within);
+    let d = Node::start(&cluster, "node-d", lease);
+    let fourth = wait_balanced(&cluster, &[&a, &b, &c, &d], within);
+    println!(
+        "shard distribution: balanced {joined:?} after 2 joins, {left:?} after a leave, \
+         {killed:?} after a kill -9 (lease {lease}), {rejoined:?} after 2 rejoins, {fourth:?} \
+         after a 4th node"
+    );
+    a.terminate();
+}
+
+#[test]
+fn a_paused_owner_is_fenced() {
+    let Some(cluster) = Cluster::new("fencing", 16) else {
+        return;
+    };
+    let lease = "3s";
+    let a = Node::start(&cluster, "node-a", lease);
+    let b = Node::start(&cluster, "node-b", lease);
+    wait_balanced(&cluster, &[&a, &b], Duration::from_secs(60));
+    // A tenant on a shard node-a owns.
+    let a_owned = owned_shards(&a.addr).unwrap();
+    let tenant = (0..)
+        .map(|i| format!("fenced_{i}"))
+        .find(|t| a_owned.contains(&cluster.shard_of(t)))
+        .unwrap();
+    let (status, _) = call(
+        &b.addr,
+        "PUT",
+        &format!("/v1/tenants/{tenant}"),
+        Some(json!({"state": {}})),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(status, 201);
+
+    // Writers straight at node-a: one key per write, so the final state
+    // says exactly which writes took effect.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged = Arc::new(Mutex::new(BTreeMap::<String, (String, u16)>::new()));
+    let unknown = Arc::new(Mutex::new(BTreeSet::<String>::new()));
+    let seq = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (stop, acknowledged, unknown, seq, refused) = (
+                stop.clone(),
+                acknowledged.clone(),
+                unknown.clone(),
+                seq.clone(),
+                refused.clone(),
+            );
+            let (addr, tenant) = (a.addr.clone(), tenant.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("k{}_{w}", seq.fetch_add(1, Ordering::Relaxed));
+                    let patch = json!([{"op": "add", "path": format!("/{key}"), "value": w}]);
+                    match call(
+                        &addr,
+                        "PATCH",
+                        &format!("/v1/tenants/{tenant}/state"),
+                        Some(patch),
+                        Duration::from_secs(30),
+                    ) {
+                        Ok((200, _)) => {
+                            acknowledged
+                                .lock()
+                                .unwrap()
+                                .insert(key, ("node-a".into(), 200));
+                        }
+                        Ok((status, body)) => {
+                            // A refusal must say nothing was stored.
+                            assert!(
+                                status == 503,
+                                "unexpected answer {status} {body} from the paused owner"
+                            );
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => {
+                            unknown.lock().unwrap().insert(key);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    a.pause();
+    let paused_at = Instant::now();
+    let acked_before_pause = acknowledged.lock().unwrap().len();
+    // node-b takes the shard over once the lease is gone.
+    let shard = cluster.shard_of(&tenant);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !owned_shards(&b.addr).unwrap().contains(&shard) {
+        assert!(
+            Instant::now() < deadline,
+            "node-b never took shard {shard} over"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let takeover = paused_at.elapsed();
+    // The new owner writes.
+    let mut b_keys = Vec::new();
+    for i in 0..20 {
+        let key = format!("b{i}");
+        let patch = json!([{"op": "add", "path": format!("/{key}"), "value": i}]);
+        let (status, body) = call(
+            &b.addr,
+            "PATCH",
+            &format!("/v1/tenants/{tenant}/state"),
+            Some(patch),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        b_keys.push(key);
+    }
+    let before_resume = acknowledged.lock().unwrap().len();
+    a.resume();
+    // Whatever node-a had in flight now finishes: refused, not acknowledged
+    // on a stale lease.
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let acked_by_a_after_resume = acknowledged.lock().unwrap().len() - before_resume;
+
+    // The final state, through either node, once the shards settle.
+    wait_balanced(&cluster, &[&a, &b], Duration::from_secs(60));
+    let (status, state) = call(
+        &b.addr,
+        "GET",
+        &format!("/v1/tenants/{tenant}/state"),
+        None,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    let keys: BTreeSet<String> = state.as_object().unwrap().keys().cloned().collect();
+    let acknowledged = acknowledged.lock().unwrap();
+    let unknown = unknown.lock().unwrap();
+    for key in acknowledged.keys().chain(b_keys.iter()) {
+        assert!(keys.contains(key), "acknowledged write {key} lost");
+    }
+    for key in &keys {
+        assert!(
+            acknowledged.contains_key(key) || b_keys.contains(key) || unknown.contains(key),
+            "{key} is in the state but was never acknowledged"
+        );
+    }
+    println!(
+        "fencing: {acked_before_pause} writes acknowledged by node-a before SIGSTOP, \
+         takeover after {takeover:?} (lease {lease}), {} by node-b; after SIGCONT node-a \
+         refused {} (503, nothing stored) and {acked_by_a_after_resume} were acknowledged \
+         through it (forwarded to the owner, or served once it took the shard back with a new \
+         epoch); {} of unknown outcome; final state = the acknowledged writes",
+        b_keys.len(),
+        refused.load(Ordering::Relaxed),
+        unknown.len(),
+    );
+    // Written to the old owner after its lease and acknowledged is the
+    // failure this test exists for: everything node-a acknowledged after
+    // the pause must have been committed before the takeover, and is in
+    // the final state (checked above).
+}
+
+#[test]
+fn failover_under_load_loses_nothing() {
+    let Some(cluster) = Cluster::new("failover", 256) else {
+        return;
+    };
+    let kills: usize = std::env::var("REWIND_CLUSTER_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(20);
+    let nodes: Vec<Node> = ["node-1", "node-2", "node-3"]
+        .iter()
+        .map(|id| Node::start(&cluster, id, "10s"))
+        .collect();
+    wait_balanced(
+        &cluster,
+        &nodes.iter().collect::<Vec<_>>(),
+        Duration::from_secs(60),
+    );
+    let nodes = Arc::new(Mutex::new(nodes));
+    let addrs = || -> Vec<String> {
+        nodes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| n.is_up())
+            .map(|n| n.addr.clone())
+            .collect()
+    };
+    let tenants: Vec<String> = (0..64).map(|i| format!("load_{i:02}")).collect();
+    for tenant in &tenants {
+        let addr = addrs()[0].clone();
+        let (status, body) = call(
+            &addr,
+            "PUT",
+            &format!("/v1/tenants/{tenant}"),
+            Some(json!({"state": {"n": 0}})),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        assert_eq!(status, 201, "{body}");
+    }
+
+    let load = Arc::new(cluster_support::Load::new(&tenants));
+    let stop = Arc::new(AtomicBool::new(false));
+    let addresses = Arc::new(Mutex::new(addrs()));
+    let mut workers = Vec::new();
+    for (w, chunk) in tenants.chunks(4).enumerate() {
+        let (load, stop, addresses) = (load.clone(), stop.clone(), addresses.clone());
+        let chunk = chunk.to_vec();
+        workers.push(std::thread::spawn(move || {
+            load.write(w, &chunk, &addresses, &stop)
+        }));
+    }
+    for r in 0..4 {
+        let (load, stop, addresses) = (load.clone(), stop.clone(), addresses.clone());
+        workers.push(std::thread::spawn(move || load.read(r, &addresses, &stop)));
+    }
+
+    let mut failovers = Vec::new();
+    let mut rng = cluster_support::Rng::new(0x5eed);
+    for kill in 0..kills {
+        std::thread::sleep(Duration::from_millis(1000 + rng.below(2000)));
+        // The owner of the most of the tenants' shards.
+        let (victim, shards) = {
+            let nodes = nodes.lock().unwrap();
+            let mut best = (0, BTreeSet::new());
+            let mut best_count = 0;
+            for (i, node) in nodes.iter().enumerate() {
+                let owned: BTreeSet<u32> = owned_shards(&node.addr)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
+                let count = tenants
+                    .iter()
+                    .filter(|t| owned.contains(&cluster.shard_of(t)))
+                    .count();
+                if count > best_count {
+                    best_count = count;
+                    best = (i, owned);
+                }
+            }
+            best
+        };
+        let affected: Vec<String> = tenants
+            .iter()
+            .filter(|t| shards.contains(&cluster.shard_of(t)))
+            .cloned()
+            .collect();
+        let killed_at = Instant::now();
+        nodes.lock().unwrap()[victim].kill();
+        *addresses.lock().unwrap() = addrs();
+        // Failover: until every affected tenant had a write acknowledged
+        // after the kill.
+        let deadline = killed_at + Duration::from_secs(90);
+        loop {
+            let done = affected.iter().all(|t| load.acked_since(t, killed_at));
+            if done {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kill {kill}: tenants not writable 90 s after the kill"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let took = affected
+            .iter()
+            .map(|t| load.first_ack_after(t, killed_at))
+            .max()
+            .unwrap_or_default();
+        failovers.push(took.as_secs_f64());
+        nodes.lock().unwrap()[victim].restart(&cluster);
+        *addresses.lock().unwrap() = addrs();
+        let guard = nodes.lock().unwrap();
+        wait_balanced(
+            &cluster,
+            &guard.iter().collect::<Vec<_>>(),
+            Duration::from_secs(90),
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let addr = addrs()[0].clone();
+    let report = load.verify(&addr);
+    failovers.sort_by(f64::total_cmp);
+    let p50 = failovers.get(failovers.len() / 2).copied().unwrap_or(0.0);
+    let max = failovers.last().copied().unwrap_or(0.0);
+    println!(
+        "cluster failover: {kills} kills, {} acknowledged writes, {} lost, {} stale reads, \
+         failover p50 {p50:.1} s, max {max:.1} s (goal: max <= 15 s with the 10 s lease; \
+         {} acknowledged revisions re-read at their revision, {} reads)",
+        report.acknowledged, report.lost, report.stale_reads, report.checked, report.reads
+    );
+    assert_eq!(report.lost, 0, "acknowledged writes lost");
+    assert_eq!(report.stale_reads, 0, "stale reads");
+    assert_eq!(report.reused, 0, "revisions reused");
+    assert!(
+        report.acknowledged > kills,
+        "too few writes to say anything"
+    );
+    // A hang, not the goal: the figure above is what the goal is read from.
+    assert!(max < 60.0, "a failover took {max} s");
+}
+
+/// Reads a forwarded watch stream (chunked SSE) on a thread, collecting the
+/// event ids until the connection ends.
+fn watch_ids(addr: &str, tenant: &str) -> (Arc<Mutex<Vec<u64>>>, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /v1/tenants/{tenant}/watch HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let collected = ids.clone();
+    let reader = std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        // The head.
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+        }
+        // Chunks, and the SSE lines inside them.
+        let mut pending = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let Ok(size) = usize::from_str_radix(line.trim(), 16) else {
+                return;
+            };
+            if size == 0 {
+                return;
+            }
+            let mut chunk = vec![0; size + 2];
+            if reader.read_exact(&mut chunk).is_err() {
+                return;
+            }
+            pending.push_str(&String::from_utf8_lossy(&chunk[..size]));
+            while let Some(end) = pending.find('\n') {
+                let sse: String = pending.drain(..=end).collect();
+                if let Some(id) = sse.strip_prefix("id:") {
+                    collected.lock().unwrap().push(id.trim().parse().unwrap());
+                }
+            }
+        }
+    });
+    (ids, reader)
+}
+
+#[test]
+fn a_forwarded_watch_follows_the_owner() {
+    let Some(cluster) = Cluster::new("watch", 16) else {
+        return;
+    };
+    let lease = "2s";
+    let mut a = Node::start(&cluster, "node-a", lease);
+    let b = Node::start(&cluster, "node-b", lease);
+    wait_balanced(&cluster, &[&a, &b], Duration::from_secs(60));
+    let a_owned = owned_shards(&a.addr).unwrap();
+    let tenant = (0..)
+        .map(|i| format!("watched_{i}"))
+        .find(|t| a_owned.contains(&cluster.shard_of(t)))
+        .unwrap();
+    let path = format!("/v1/tenants/{tenant}");
+    let ten = Duration::from_secs(10);
+    assert_eq!(
+        call(&b.addr, "PUT", &path, Some(json!({})), ten).unwrap().0,
+        201
+    );
+    // Watched through node-b, which forwards to node-a.
+    let (ids, reader) = watch_ids(&b.addr, &tenant);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut revision = 0;
+    let mut write = |node: &Node| {
+        for _ in 0..3 {
+            let patch = json!([{"op": "add", "path": "/n", "value": revision}]);
+            let (status, body) = call(
+                &node.addr,
+                "PATCH",
+                &format!("{path}/state"),
+                Some(patch),
+                ten,
+            )
+            .unwrap();
+            assert_eq!(status, 200, "{body}");
+            revision = body["revision"].as_u64().unwrap();
+        }
+    };
+    write(&b);
+    // node-a leaves: node-b takes the shard; the stream goes on from it.
+    a.terminate();
+    wait_balanced(&cluster, &[&b], Duration::from_secs(60));
+    write(&b);
+    // node-a comes back and gets its shards back; then dies.
+    a.restart(&cluster);
+    wait_balanced(&cluster, &[&a, &b], Duration::from_secs(60));
+    write(&b);
+    a.kill();
+    wait_balanced(&cluster, &[&b], Duration::from_secs(60));
+    write(&b);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ids.lock().unwrap().len() < 12 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seen = ids.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        (1..=12).collect::<Vec<u64>>(),
+        "the watch through node-b must carry every revision once, across two moves of the shard"
+    );
+    drop(b);
+    let _ = reader.join();
+}
+
+/// `rewind serve --postgres` with a server that does not answer, or a
+/// database that disagrees, exits at once saying what is wrong.
+#[test]
+fn serve_says_what_is_wrong_with_postgres() {
+    let run = |url: &str, shards: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_rewind"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--postgres", url])
+            .args(["--node-id", "n", "--shards", shards])
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    // Nothing listens on port 1.
+    let unreachable = run("postgres://rewind@127.0.0.1:1/rewind", "256");
+    assert!(
+        unreachable.contains("PostgreSQL at postgres://rewind@127.0.0.1:1/rewind is unreachable"),
+        "{unreachable}"
+    );
+    let Some(cluster) = Cluster::new("mismatch", 64) else {
+        return;
+    };
+    // Initialise the database with 64 shards, then start with 256.
+    let node = Node::start(&cluster, "first", "2s");
+    drop(node);
+    let mismatch = run(&cluster.url, "256");
+    assert!(
+        mismatch.contains("64") && mismatch.contains("256"),
+        "{mismatch}"
+    );
+}
