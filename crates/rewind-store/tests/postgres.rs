@@ -530,6 +530,43 @@ async fn concurrent_appenders_share_commits() {
     }
 }
 
+/// Appends queued together commit together; one that does not continue its
+/// tenant's sequence (a gap, or a seq stored already) fails alone, and the
+/// others of the same commit are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_out_of_sequence_fails_alone_in_a_shared_commit() {
+    let server = server_or_skip!();
+    let store = connect(&server.create_database("shared_commit"), 256);
+    let journal = store.journal();
+    journal.append(vec![entry("dup", 1)]).await.unwrap();
+    for round in 0..20u64 {
+        // Queued without waiting: the writer takes them into one commit.
+        let good: Vec<_> = (0..16)
+            .map(|n| journal.append(vec![entry(&format!("good-{n}"), round + 1)]))
+            .collect();
+        let gap = journal.append(vec![entry(&format!("gap-{round}"), 5)]);
+        let twice = journal.append(vec![entry("dup", 1)]);
+        for durable in good {
+            durable.await.unwrap();
+        }
+        assert!(
+            matches!(gap.await, Err(JournalError::OutOfSequence { .. })),
+            "a gap is refused"
+        );
+        assert!(
+            matches!(twice.await, Err(JournalError::OutOfSequence { .. })),
+            "a seq stored already is refused"
+        );
+    }
+    for n in 0..16 {
+        let id = format!("good-{n}");
+        assert_eq!(journal.highest_seq(&tenant(&id)).unwrap(), 20);
+        assert_eq!(everything(&journal, &id).len(), 20);
+    }
+    assert_eq!(journal.highest_seq(&tenant("dup")).unwrap(), 1);
+    assert_eq!(journal.highest_seq(&tenant("gap-0")).unwrap(), 0);
+}
+
 /// A server of its own, stopped under the journal: writes and reads fail
 /// with a storage error in bounded time (the writer's reconnect backoff),
 /// and nothing hangs.

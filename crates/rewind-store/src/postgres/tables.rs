@@ -15,26 +15,40 @@ use super::session::{describe, storage, Session};
 use super::{shard_of, Fence};
 use crate::{checksum, sequence};
 
-/// Whether `fence` still owns `shard`: its lease row names the fence's node
-/// at the fence's epoch. Takes a share lock on the row until the end of the
-/// transaction, so a takeover (an `UPDATE` of the row) waits for the
-/// transaction, and the transaction never commits after one.
-pub(super) fn fence_holds(
+/// Whether each fence still owns its shard: the shard's lease row names
+/// the fence's node at the fence's epoch. One statement for all of them, in
+/// shard order (as every writer locks lease rows). Takes a share lock on
+/// the rows until the end of the transaction, so a takeover (an `UPDATE` of
+/// a row) waits for the transaction, and the transaction never commits
+/// after one.
+pub(super) fn fences_hold(
     session: &mut Session,
-    shard: u32,
-    fence: &Fence,
-) -> Result<bool, postgres::Error> {
-    let (Ok(shard), Ok(epoch)) = (i32::try_from(shard), i64::try_from(fence.epoch)) else {
-        return Ok(false); // no such row can exist
-    };
+    fences: &[(u32, &Fence)],
+) -> Result<Vec<bool>, postgres::Error> {
+    let shards: Vec<i32> = fences
+        .iter()
+        .filter_map(|(shard, _)| i32::try_from(*shard).ok())
+        .collect();
     let rows = session.query(
-        "SELECT epoch FROM rewind_shards WHERE shard = $1 AND owner = $2 FOR SHARE",
-        &[&shard, &fence.node],
+        "SELECT shard, owner, epoch FROM rewind_shards WHERE shard = ANY($1)
+         ORDER BY shard FOR SHARE",
+        &[&shards],
     )?;
-    match rows.first() {
-        None => Ok(false),
-        Some(row) => Ok(row.try_get::<_, i64>(0)? == epoch),
+    let mut leases: HashMap<i32, (Option<String>, i64)> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        leases.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
     }
+    Ok(fences
+        .iter()
+        .map(|(shard, fence)| {
+            let (Ok(shard), Ok(epoch)) = (i32::try_from(*shard), i64::try_from(fence.epoch)) else {
+                return false; // no such row can exist
+            };
+            leases.get(&shard).is_some_and(|(owner, current)| {
+                owner.as_deref() == Some(fence.node.as_str()) && *current == epoch
+            })
+        })
+        .collect())
 }
 
 /// Inserts an append batch after checking it continues every tenant's
@@ -47,18 +61,57 @@ pub(super) fn insert_entries(
     shards: u32,
     entries: &[Entry],
 ) -> Result<(), JournalError> {
-    let mut tenants: Vec<&str> = entries.iter().map(|e| e.tenant.as_str()).collect();
+    insert_batches(session, url, shards, &[entries])?
+        .pop()
+        .unwrap_or(Ok(()))
+}
+
+/// Inserts several append batches with three statements in all: one read
+/// of every tenant's highest seq (rows locked), each batch checked in turn
+/// against them (a batch that does not continue its tenants' sequences is
+/// refused alone: its outcome is the error, and it stores nothing), then one
+/// `INSERT` of every accepted entry and one raise of the highest seqs.
+/// Returns each batch's outcome. An `Err` is a failure of the statements
+/// themselves: the transaction must be rolled back (or the caller's
+/// savepoint), as something may be stored.
+pub(super) fn insert_batches(
+    session: &mut Session,
+    url: &str,
+    shards: u32,
+    batches: &[&[Entry]],
+) -> Result<Vec<Result<(), JournalError>>, JournalError> {
+    let mut tenants: Vec<&str> = batches
+        .iter()
+        .flat_map(|batch| batch.iter().map(|e| e.tenant.as_str()))
+        .collect();
     tenants.sort_unstable();
     tenants.dedup();
-    let stored = lock_highest(session, url, &tenants)?;
-    let highest = sequence::check_batch(entries, |tenant| {
-        Ok(stored
-            .get(tenant.as_str())
-            .copied()
-            .unwrap_or(JournalSeq::ZERO))
-    })?;
+    let mut highest = lock_highest(session, url, &tenants)?;
+    let mut outcomes = Vec::with_capacity(batches.len());
+    let mut accepted: Vec<&Entry> = Vec::new();
+    for batch in batches {
+        let checked = sequence::check_batch(batch, |tenant| {
+            Ok(highest
+                .get(tenant.as_str())
+                .copied()
+                .unwrap_or(JournalSeq::ZERO))
+        });
+        match checked {
+            Ok(raised) => {
+                for (tenant, seq) in raised {
+                    highest.insert(tenant.as_str().to_owned(), seq);
+                }
+                accepted.extend(batch.iter());
+                outcomes.push(Ok(()));
+            }
+            Err(error) => outcomes.push(Err(error)),
+        }
+    }
+    if accepted.is_empty() {
+        return Ok(outcomes);
+    }
     let appending = |e: postgres::Error| storage(url, "appending entries", &e);
-    let count = entries.len();
+    let count = accepted.len();
     let (mut ids, mut seqs, mut ats) = (
         Vec::with_capacity(count),
         Vec::with_capacity(count),
@@ -69,9 +122,10 @@ pub(super) fn insert_entries(
         Vec::with_capacity(count),
         Vec::with_capacity(count),
     );
-    // Each tenant's newest entry of the batch: whether it is a delete.
-    let mut newest_deletes: HashMap<&str, bool> = HashMap::new();
-    for entry in entries {
+    // Each tenant's newest accepted entry: its seq, and whether it is a
+    // delete.
+    let mut newest: HashMap<&str, (u64, bool)> = HashMap::new();
+    for entry in accepted {
         let tenant = entry.tenant.as_str();
         let at = entry.at.as_unix_micros();
         let kind = entry.kind.as_str();
@@ -81,7 +135,7 @@ pub(super) fn insert_entries(
         ats.push(at);
         kinds.push(kind);
         payloads.push(entry.payload.as_slice());
-        newest_deletes.insert(tenant, entry.kind == EntryKind::Delete);
+        newest.insert(tenant, (entry.seq.get(), entry.kind == EntryKind::Delete));
     }
     session
         .execute(
@@ -91,18 +145,148 @@ pub(super) fn insert_entries(
             &[&ids, &seqs, &ats, &kinds, &payloads, &sums],
         )
         .map_err(appending)?;
-    let rows: Vec<TenantRow<'_>> = highest
-        .iter()
-        .map(|(tenant, seq)| TenantRow {
-            tenant: tenant.as_str(),
-            seq: seq.get(),
-            deleted: newest_deletes
-                .get(tenant.as_str())
-                .copied()
-                .unwrap_or(false),
+    let rows: Vec<TenantRow<'_>> = newest
+        .into_iter()
+        .map(|(tenant, (seq, deleted))| TenantRow {
+            tenant,
+            seq,
+            deleted,
         })
         .collect();
-    raise_highest(session, url, shards, &rows)
+    raise_highest(session, url, shards, &rows)?;
+    Ok(outcomes)
+}
+
+/// What [`insert_batches_at_once`] found.
+pub(super) enum AtOnce {
+    /// Every batch is stored (once the transaction commits).
+    Stored,
+    /// A batch did not continue its tenants' sequences, or a statement
+    /// failed: something may be stored, so the transaction must be rolled
+    /// back and its writes run one by one ([`insert_batches`] refuses the
+    /// batch at fault alone).
+    Refused(JournalError),
+}
+
+/// Inserts every batch with one statement: the entries, the raised highest
+/// seqs, and the highest seqs as they were before, against which the
+/// batches are then checked in turn. The common case (every batch
+/// continues its sequences) costs one round trip, whatever the number of
+/// batches and tenants. Two writers of one tenant cannot both pass: the
+/// primary key of the entries refuses a seq stored twice.
+pub(super) fn insert_batches_at_once(
+    session: &mut Session,
+    url: &str,
+    shards: u32,
+    batches: &[&[Entry]],
+) -> AtOnce {
+    match at_once(session, url, shards, batches) {
+        Ok(()) => AtOnce::Stored,
+        Err(error) => AtOnce::Refused(error),
+    }
+}
+
+fn at_once(
+    session: &mut Session,
+    url: &str,
+    shards: u32,
+    batches: &[&[Entry]],
+) -> Result<(), JournalError> {
+    let appending = |e: postgres::Error| storage(url, "appending entries", &e);
+    let count: usize = batches.iter().map(|b| b.len()).sum();
+    let (mut ids, mut seqs, mut ats) = (
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+    );
+    let (mut kinds, mut payloads, mut sums) = (
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+    );
+    // Each tenant's newest entry: its seq, and whether it is a delete.
+    let mut newest: HashMap<&str, (u64, bool)> = HashMap::new();
+    for entry in batches.iter().flat_map(|batch| batch.iter()) {
+        let tenant = entry.tenant.as_str();
+        let at = entry.at.as_unix_micros();
+        let kind = entry.kind.as_str();
+        seqs.push(storable(url, tenant, entry.seq.get())?);
+        sums.push(checksum::entry(tenant, entry.seq.get(), at, kind, &entry.payload) as i64);
+        ids.push(tenant);
+        ats.push(at);
+        kinds.push(kind);
+        payloads.push(entry.payload.as_slice());
+        newest.insert(tenant, (entry.seq.get(), entry.kind == EntryKind::Delete));
+    }
+    let mut tenants = Vec::with_capacity(newest.len());
+    let mut tenant_shards = Vec::with_capacity(newest.len());
+    let mut highest_seqs = Vec::with_capacity(newest.len());
+    let mut deleted = Vec::with_capacity(newest.len());
+    for (tenant, (seq, is_delete)) in &newest {
+        highest_seqs.push(storable(url, tenant, *seq)?);
+        let shard = TenantId::new(tenant)
+            .map(|id| shard_of(&id, shards))
+            .unwrap_or(0);
+        tenant_shards.push(i32::try_from(shard).unwrap_or(i32::MAX));
+        tenants.push(*tenant);
+        deleted.push(*is_delete);
+    }
+    // The sub-statements share one snapshot: `before` reads the highest
+    // seqs as they were when the statement began.
+    let rows = session
+        .query(
+            "WITH before AS (
+                 SELECT tenant, highest_seq FROM rewind_tenants WHERE tenant = ANY($7::TEXT[])
+             ), entries AS (
+                 INSERT INTO rewind_entries (tenant, seq, at_us, kind, payload, checksum)
+                 SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[],
+                                      $5::BYTEA[], $6::BIGINT[])
+             ), raised AS (
+                 INSERT INTO rewind_tenants (tenant, shard, highest_seq, deleted)
+                 SELECT * FROM unnest($7::TEXT[], $8::INTEGER[], $9::BIGINT[], $10::BOOLEAN[])
+                 ON CONFLICT (tenant) DO UPDATE SET
+                     deleted = CASE WHEN EXCLUDED.highest_seq > rewind_tenants.highest_seq
+                                    THEN EXCLUDED.deleted ELSE rewind_tenants.deleted END,
+                     highest_seq = GREATEST(rewind_tenants.highest_seq, EXCLUDED.highest_seq)
+             )
+             SELECT tenant, highest_seq FROM before",
+            &[
+                &ids,
+                &seqs,
+                &ats,
+                &kinds,
+                &payloads,
+                &sums,
+                &tenants,
+                &tenant_shards,
+                &highest_seqs,
+                &deleted,
+            ],
+        )
+        .map_err(appending)?;
+    let mut highest: HashMap<String, JournalSeq> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let tenant: String = row.try_get(0).map_err(appending)?;
+        let seq: i64 = row.try_get(1).map_err(appending)?;
+        let seq = u64::try_from(seq).map_err(|_| JournalError::Corrupt {
+            tenant: tenant.clone(),
+            seq: JournalSeq::ZERO,
+            reason: format!("{url}: negative highest seq {seq}"),
+        })?;
+        highest.insert(tenant, JournalSeq::new(seq));
+    }
+    for batch in batches {
+        let raised = sequence::check_batch(batch, |tenant| {
+            Ok(highest
+                .get(tenant.as_str())
+                .copied()
+                .unwrap_or(JournalSeq::ZERO))
+        })?;
+        for (tenant, seq) in raised {
+            highest.insert(tenant.as_str().to_owned(), seq);
+        }
+    }
+    Ok(())
 }
 
 /// The highest seqs of `tenants` (those with a row), their rows locked

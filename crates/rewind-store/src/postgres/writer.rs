@@ -4,9 +4,12 @@
 //! what else is queued, up to `max_batch` records, into one transaction,
 //! commits and only then completes each caller. Before any write, the
 //! transaction checks the lease of each shard a scoped write is for (once
-//! per shard and fence); the writes of a fence that no longer holds fail
-//! with [`JournalError::Fenced`]. Every write runs in its own savepoint, so
-//! a refused one stores nothing and the rest of the group still commits.
+//! per shard and fence, in one statement); the writes of a fence that no
+//! longer holds fail with [`JournalError::Fenced`]. Each run of consecutive
+//! appends is stored with one statement, whatever its size. Should a batch
+//! not continue its sequences, or that statement fail, the transaction runs
+//! again with every write in its own savepoint, so the one at fault fails
+//! alone and the rest of the group still commits.
 //!
 //! A connection found lost is opened again before the next transaction
 //! (with a bounded backoff). A transaction the connection was lost in
@@ -105,19 +108,35 @@ impl Command {
 
 /// Why a transaction failed.
 enum Failure {
-    /// The connection was lost before `COMMIT` was sent: nothing is stored,
-    /// and the transaction may run again on a new connection.
+    /// The connection was lost before `COMMIT` was sent, or the server
+    /// rolled the transaction back (a deadlock, a serialization failure):
+    /// nothing is stored, and the transaction may run again.
     Lost(JournalError),
     /// Anything else (including a `COMMIT` without answer).
     Failed(JournalError),
+    /// The appends run together failed: nothing is stored, and the
+    /// transaction runs again with each write in its own savepoint, so the
+    /// one at fault fails alone.
+    Apart(JournalError),
 }
 
 impl Failure {
     fn into_error(self) -> JournalError {
         match self {
-            Failure::Lost(error) | Failure::Failed(error) => error,
+            Failure::Lost(error) | Failure::Failed(error) | Failure::Apart(error) => error,
         }
     }
+}
+
+/// How a transaction runs its appends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    /// Each run of consecutive appends with one statement
+    /// ([`tables::insert_batches_at_once`]); a batch out of sequence, or any
+    /// other failure, sends the transaction down `Apart`.
+    Together,
+    /// Every write in its own savepoint.
+    Apart,
 }
 
 /// The writer thread's state.
@@ -192,11 +211,16 @@ impl Writer {
         if group.iter().any(Command::writes) {
             let records: usize = group.iter().map(Command::records).sum();
             let started = Instant::now();
-            let mut result = self.attempt(&group, &mut outcomes);
+            let mut result = self.attempt(&group, &mut outcomes, Path::Together);
             if let Err(Failure::Lost(error)) = &result {
-                tracing::warn!(url = %self.url, %error, "the PostgreSQL connection was lost before the commit; running the transaction again on a new one");
+                tracing::warn!(url = %self.url, %error, "the PostgreSQL transaction was lost (connection gone, or rolled back by the server) before its commit; running it again");
                 outcomes.fill(Ok(()));
-                result = self.attempt(&group, &mut outcomes);
+                result = self.attempt(&group, &mut outcomes, Path::Together);
+            }
+            if let Err(Failure::Apart(error)) = &result {
+                tracing::debug!(url = %self.url, %error, "the appends of a commit failed together; running them one by one");
+                outcomes.fill(Ok(()));
+                result = self.attempt(&group, &mut outcomes, Path::Apart);
             }
             match result {
                 Ok(()) => self.committed(records, group.len(), started.elapsed()),
@@ -214,12 +238,17 @@ impl Writer {
     }
 
     /// One try at the group's transaction, on a usable connection.
-    fn attempt(&mut self, group: &[Command], outcomes: &mut [Outcome]) -> Result<(), Failure> {
+    fn attempt(
+        &mut self,
+        group: &[Command],
+        outcomes: &mut [Outcome],
+        path: Path,
+    ) -> Result<(), Failure> {
         self.connect()?;
         let Some(session) = self.session.as_mut() else {
             return Err(Failure::Failed(JournalError::Closed));
         };
-        let result = transact(session, &self.url, self.shards, group, outcomes);
+        let result = transact(session, &self.url, self.shards, group, outcomes, path);
         if result.is_err() && session.usable() {
             // Ends a transaction left open (a warning, if none is).
             drop(session.batch("ROLLBACK"));
@@ -265,8 +294,9 @@ impl Writer {
     }
 }
 
-/// The transaction of `group`: the fences checked, each write in its
-/// savepoint (its outcome recorded), then `COMMIT`. An error here means
+/// The transaction of `group`: the fences checked, the writes (each run
+/// of appends together on [`Path::Together`], else each write in its
+/// savepoint; outcomes recorded), then `COMMIT`. An error here means
 /// nothing was stored.
 fn transact(
     session: &mut Session,
@@ -274,10 +304,15 @@ fn transact(
     shards: u32,
     group: &[Command],
     outcomes: &mut [Outcome],
+    path: Path,
 ) -> Result<(), Failure> {
     let failed = |session: &Session, doing: &str, e: postgres::Error| {
         let error = storage(url, doing, &e);
-        if session.usable() {
+        // A deadlock or serialization failure rolled the transaction back
+        // whole: nothing is stored, and it may run again (as after a lost
+        // connection).
+        let transient = e.code().is_some_and(|code| code.code().starts_with("40"));
+        if session.usable() && !transient {
             Failure::Failed(error)
         } else {
             Failure::Lost(error)
@@ -286,8 +321,8 @@ fn transact(
     session
         .batch("BEGIN")
         .map_err(|e| failed(session, "beginning a commit", e))?;
-    // The fences first, once per shard and fence, before any write; in
-    // shard order, as every writer locks lease rows.
+    // The fences first, once per shard and fence, before any write, in
+    // one statement.
     let mut scopes: Vec<&Scope> = group
         .iter()
         .filter_map(Command::scope)
@@ -298,11 +333,15 @@ fn transact(
     });
     scopes.dedup();
     let mut lost_leases: Vec<&Scope> = Vec::new();
-    for scope in scopes {
-        let holds = tables::fence_holds(session, scope.shard, &scope.fence)
-            .map_err(|e| failed(session, "checking the shard's lease", e))?;
-        if !holds {
-            lost_leases.push(scope);
+    if !scopes.is_empty() {
+        let fences: Vec<(u32, &super::Fence)> =
+            scopes.iter().map(|s| (s.shard, &s.fence)).collect();
+        let holds = tables::fences_hold(session, &fences)
+            .map_err(|e| failed(session, "checking the shards' leases", e))?;
+        for (scope, holds) in scopes.iter().zip(holds) {
+            if !holds {
+                lost_leases.push(scope);
+            }
         }
     }
     for (command, outcome) in group.iter().zip(outcomes.iter_mut()) {
@@ -315,7 +354,36 @@ fn transact(
             }
         }
     }
-    for (command, outcome) in group.iter().zip(outcomes.iter_mut()) {
+    let mut at = 0;
+    while at < group.len() {
+        // A run of appends still to store, together.
+        let run = group[at..]
+            .iter()
+            .zip(&outcomes[at..])
+            .take_while(|(command, outcome)| {
+                matches!(command, Command::Append { .. }) && outcome.is_ok()
+            })
+            .count();
+        if path == Path::Together && run > 0 {
+            let batches: Vec<&[Entry]> = group[at..at + run]
+                .iter()
+                .filter_map(|command| match command {
+                    Command::Append { entries, .. } => Some(entries.as_slice()),
+                    _ => None,
+                })
+                .collect();
+            match tables::insert_batches_at_once(session, url, shards, &batches) {
+                tables::AtOnce::Stored => {}
+                tables::AtOnce::Refused(error) if !session.usable() => {
+                    return Err(Failure::Lost(error))
+                }
+                tables::AtOnce::Refused(error) => return Err(Failure::Apart(error)),
+            }
+            at += run;
+            continue;
+        }
+        let (command, outcome) = (&group[at], &mut outcomes[at]);
+        at += 1;
         if !command.writes() || outcome.is_err() {
             continue;
         }
