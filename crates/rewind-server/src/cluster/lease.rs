@@ -232,10 +232,21 @@ impl LeaseDb {
         let rows = self
             .client
             .query(
+                // The rows are locked in shard order first, the order in
+                // which the journal's writer share-locks them to fence its
+                // transactions: locking them in any other order could
+                // deadlock with it.
                 "UPDATE rewind_shards AS s
                  SET expires_at = now() + make_interval(secs => $4)
-                 FROM unnest($2::int4[], $3::int8[]) AS o(shard, epoch)
-                 WHERE s.shard = o.shard AND s.epoch = o.epoch AND s.owner = $1
+                 FROM (
+                     SELECT l.shard FROM rewind_shards l
+                     JOIN unnest($2::int4[], $3::int8[]) AS o(shard, epoch)
+                       ON l.shard = o.shard AND l.epoch = o.epoch
+                     WHERE l.owner = $1
+                     ORDER BY l.shard
+                     FOR UPDATE OF l
+                 ) AS mine
+                 WHERE s.shard = mine.shard
                  RETURNING s.shard",
                 &[&node, &shards, &epochs, &secs(lease)],
             )

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -266,6 +266,54 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
+/// Waits until the shards are spread over `nodes` as promised, or panics
+/// after `within`. Returns how long it took.
+pub(crate) fn wait_balanced(cluster: &Cluster, nodes: &[&Node], within: Duration) -> Duration {
+    let start = Instant::now();
+    let shards = cluster.shards as usize;
+    let cap = shards.div_ceil(nodes.len()) + 1;
+    let mut last = String::new();
+    while start.elapsed() < within {
+        let mut union = BTreeSet::new();
+        let mut ok = true;
+        let mut counts = Vec::new();
+        for node in nodes {
+            match owned_shards(&node.addr) {
+                Some(owned) => {
+                    counts.push(owned.len());
+                    if owned.len() > cap {
+                        ok = false;
+                    }
+                    for shard in owned {
+                        if !union.insert(shard) {
+                            ok = false; // two nodes claim one shard
+                        }
+                    }
+                }
+                None => ok = false,
+            }
+        }
+        let rows = cluster.lease_rows();
+        let live: BTreeSet<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+        let db_ok = rows.len() == shards
+            && rows
+                .iter()
+                .all(|(_, owner, live_lease)| *live_lease && live.contains(owner.as_str()));
+        if ok && db_ok && union.len() == shards {
+            return start.elapsed();
+        }
+        last = format!(
+            "counts {counts:?}, {} of {shards} claimed, leases ok: {db_ok}",
+            union.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "shards not balanced over {} nodes within {within:?}: {last}",
+        nodes.len()
+    );
+}
+
 /// The shards a node says it owns.
 pub(crate) fn owned_shards(addr: &str) -> Option<Vec<u32>> {
     let (status, body) = call(addr, "GET", "/v1/cluster", None, Duration::from_secs(2)).ok()?;
@@ -312,6 +360,8 @@ pub(crate) struct Load {
     stale_reads: AtomicU64,
     reads: AtomicU64,
     reused: AtomicU64,
+    /// 500s: a journal failure, never expected here.
+    internal: AtomicU64,
 }
 
 /// What [`Load::verify`] found.
@@ -322,6 +372,7 @@ pub(crate) struct Report {
     pub(crate) reads: u64,
     pub(crate) reused: u64,
     pub(crate) checked: usize,
+    pub(crate) internal: u64,
 }
 
 fn pick(addresses: &Mutex<Vec<String>>, rng: &mut Rng) -> Option<String> {
@@ -368,6 +419,7 @@ impl Load {
             stale_reads: AtomicU64::new(0),
             reads: AtomicU64::new(0),
             reused: AtomicU64::new(0),
+            internal: AtomicU64::new(0),
         }
     }
 
@@ -421,7 +473,10 @@ impl Load {
                         let (n, _) = head(addresses, &mut rng, tenant);
                         values[i] = n;
                     }
-                    Ok((status, _, _)) if status == 503 || status == 500 => {
+                    Ok((503, _, _)) => log.uncertain = Some(k + 1),
+                    Ok((500, _, body)) => {
+                        eprintln!("write to {tenant} via {addr}: 500 {body}");
+                        self.internal.fetch_add(1, Ordering::Relaxed);
                         log.uncertain = Some(k + 1);
                     }
                     Ok((status, _, body)) => panic!("write to {tenant}: {status} {body}"),
@@ -496,6 +551,7 @@ impl Load {
             reads: self.reads.load(Ordering::Relaxed),
             reused: self.reused.load(Ordering::Relaxed),
             checked: 0,
+            internal: self.internal.load(Ordering::Relaxed),
         };
         for (tenant, log) in &self.logs {
             let log = log.lock().unwrap();
