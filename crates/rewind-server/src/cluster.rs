@@ -111,6 +111,8 @@ struct Inner {
     look_up_db: std::sync::Mutex<Option<Arc<LeaseDb>>>,
     /// Microseconds since `started` of each shard's last look-up.
     last_look_up: Vec<AtomicU64>,
+    /// Idle connections to the other nodes, for forwards.
+    links: Arc<forward::Links>,
 }
 
 impl Cluster {
@@ -183,6 +185,7 @@ impl Cluster {
             task: std::sync::Mutex::new(None),
             look_up_db: std::sync::Mutex::new(None),
             last_look_up: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            links: Arc::default(),
         });
         let task = tokio::spawn(run(Arc::clone(&inner), Some(db)));
         *inner.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
@@ -262,6 +265,11 @@ impl Cluster {
             }
             _ => self.route(tenant),
         }
+    }
+
+    /// The pooled connections to the other nodes.
+    pub(crate) fn links(&self) -> &Arc<forward::Links> {
+        &self.inner.links
     }
 
     /// This node as a forward target.

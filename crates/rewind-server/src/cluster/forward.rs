@@ -115,8 +115,9 @@ fn count(outcome: &'static str) {
 
 /// What one attempt gave.
 enum Attempt {
-    /// The owner answered (anything but "not the owner").
-    Answered(hyper::Response<hyper::body::Incoming>),
+    /// The owner answered (anything but "not the owner"), on this
+    /// connection.
+    Answered(hyper::Response<hyper::body::Incoming>, Sender),
     /// Nothing was done: the owner could not be reached, or said it does not
     /// own the shard. Safe to send again.
     NotDone,
@@ -151,6 +152,7 @@ async fn forward(
     };
     for attempt in 0..2 {
         match send(
+            cluster,
             &owner,
             &parts,
             body.clone(),
@@ -160,12 +162,12 @@ async fn forward(
         )
         .await
         {
-            Attempt::Answered(response) => {
+            Attempt::Answered(response, sender) => {
                 count(if attempt == 0 { "forwarded" } else { "retried" });
                 if is_watch(&parts) && response.status() == StatusCode::OK {
                     return follow(cluster.clone(), api, tenant.clone(), parts, response);
                 }
-                return relay(response);
+                return relay(cluster, &owner, response, sender, limits.request_timeout).await;
             }
             Attempt::Lost(reason) => {
                 count("lost");
@@ -195,17 +197,38 @@ async fn forward(
     unavailable(tenant)
 }
 
-/// The owner's answer as this node's.
-fn relay(response: hyper::Response<hyper::body::Incoming>) -> Response {
+/// The owner's answer as this node's: read whole (answers other than a
+/// watch stream are bounded documents), after which the connection goes
+/// back to the pool.
+async fn relay(
+    cluster: &Cluster,
+    owner: &NodeRow,
+    response: hyper::Response<hyper::body::Incoming>,
+    sender: Sender,
+    timeout: Duration,
+) -> Response {
+    use http_body_util::BodyExt;
     let (head, incoming) = response.into_parts();
-    let mut answer = Response::new(Body::new(incoming));
+    let body = match tokio::time::timeout(timeout, incoming.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        _ => {
+            count("lost");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!(
+                    "node '{}' answered, then its answer was cut short; a write may still \
+                     take effect: check the history before retrying",
+                    owner.node
+                ),
+            )
+            .into_response();
+        }
+    };
+    cluster.links().give_back(&owner.advertise, sender);
+    let mut answer = Response::new(Body::from(body));
     *answer.status_mut() = head.status;
     copy_headers(&head.headers, answer.headers_mut());
-    if let Some(length) = head.headers.get(header::CONTENT_LENGTH) {
-        answer
-            .headers_mut()
-            .insert(header::CONTENT_LENGTH, length.clone());
-    }
     answer
 }
 
@@ -289,6 +312,7 @@ impl Following {
                 let resume = self.last_id.clone().map(|id| ("last-event-id", id));
                 let me = self.cluster.node_id().to_owned();
                 match send(
+                    &self.cluster,
                     &owner,
                     &self.parts,
                     axum::body::Bytes::new(),
@@ -298,12 +322,13 @@ impl Following {
                 )
                 .await
                 {
-                    Attempt::Answered(response) if response.status() == StatusCode::OK => {
+                    // The stream keeps its connection.
+                    Attempt::Answered(response, _) if response.status() == StatusCode::OK => {
                         count("followed");
                         return Some(response.into_body());
                     }
                     // Gone (deleted) or refused: the stream ends.
-                    Attempt::Answered(_) => return None,
+                    Attempt::Answered(..) => return None,
                     Attempt::NotDone | Attempt::Lost(_) => {}
                 }
             }
@@ -372,7 +397,71 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
+/// A connection to a node, able to send one request at a time.
+pub(crate) type Sender =
+    hyper::client::conn::http1::SendRequest<http_body_util::Full<axum::body::Bytes>>;
+
+/// How long a pooled connection may sit idle before it is not reused: well
+/// below the servers' idle timeout, so a node never closes one just as it
+/// is taken.
+const IDLE_LINK: Duration = Duration::from_secs(15);
+
+/// Most idle connections kept to one node.
+const MAX_IDLE_LINKS: usize = 64;
+
+/// Idle connections to the other nodes, by advertise URL: a forward reuses
+/// one instead of connecting anew.
+#[derive(Default)]
+pub(crate) struct Links {
+    idle: std::sync::Mutex<std::collections::HashMap<String, Vec<(Sender, std::time::Instant)>>>,
+}
+
+impl Links {
+    /// An idle, open connection to `to`, if one is pooled.
+    fn take(&self, to: &str) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let pooled = idle.get_mut(to)?;
+        while let Some((sender, since)) = pooled.pop() {
+            if since.elapsed() < IDLE_LINK && sender.is_ready() && !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    /// Pools `sender` once its answer is read (the connection is idle).
+    fn give_back(self: &std::sync::Arc<Self>, to: &str, mut sender: Sender) {
+        let links = std::sync::Arc::clone(self);
+        let to = to.to_owned();
+        tokio::spawn(async move {
+            let ready = tokio::time::timeout(Duration::from_secs(1), sender.ready()).await;
+            if matches!(ready, Ok(Ok(()))) {
+                let mut idle = links.idle.lock().unwrap_or_else(|e| e.into_inner());
+                let pooled = idle.entry(to).or_default();
+                if pooled.len() < MAX_IDLE_LINKS {
+                    pooled.push((sender, std::time::Instant::now()));
+                }
+            }
+        });
+    }
+}
+
+/// A new connection to `host:port`.
+async fn connect(host: &str, port: u16) -> Option<Sender> {
+    let connect = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect((host, port)));
+    let stream = connect.await.ok()?.ok()?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Some(sender)
+}
+
 async fn send(
+    cluster: &Cluster,
     owner: &NodeRow,
     parts: &axum::http::request::Parts,
     body: axum::body::Bytes,
@@ -387,20 +476,14 @@ async fn send(
     let (Some(host), port) = (base.host(), base.port_u16().unwrap_or(80)) else {
         return Attempt::NotDone;
     };
-    let connect = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect((host, port)));
-    let stream = match connect.await {
-        Ok(Ok(stream)) => stream,
-        _ => return Attempt::NotDone,
+    let pooled = cluster.links().take(&owner.advertise);
+    let mut sender = match pooled {
+        Some(sender) => sender,
+        None => match connect(host, port).await {
+            Some(sender) => sender,
+            None => return Attempt::NotDone,
+        },
     };
-    let _ = stream.set_nodelay(true);
-    let Ok((mut sender, connection)) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-    else {
-        return Attempt::NotDone;
-    };
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
     let path = parts
         .uri
         .path_and_query()
@@ -430,16 +513,13 @@ async fn send(
     };
     let response = match tokio::time::timeout(timeout, sender.send_request(request)).await {
         Ok(Ok(response)) => response,
-        Ok(Err(error)) if error.is_canceled() || error.is_closed() => {
-            return Attempt::Lost(error.to_string())
-        }
         Ok(Err(error)) => return Attempt::Lost(error.to_string()),
         Err(_) => return Attempt::Lost("no answer within the request timeout".into()),
     };
     if response.headers().contains_key(NOT_OWNER) {
         return Attempt::NotDone;
     }
-    Attempt::Answered(response)
+    Attempt::Answered(response, sender)
 }
 
 #[cfg(test)]
