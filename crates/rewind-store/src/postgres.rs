@@ -40,6 +40,12 @@ use writer::{Command, Writer};
 /// How many reader threads (each with its own connection) a store runs.
 const READERS: usize = 2;
 
+/// How many writer threads (each with its own connection, each committing
+/// the writes of its share of the tenants) a store runs: while one waits
+/// for its commit, the other gathers the next, so a commit's round trips
+/// are not every write's wait.
+const WRITERS: usize = 2;
+
 /// How long opening a connection may take when the URL does not say
 /// (`connect_timeout`): an unreachable server fails in bounded time.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -152,10 +158,11 @@ struct Shared {
     /// The URL without its password, for messages.
     url: Arc<str>,
     shards: u32,
-    /// The writer's queue.
-    commands: mpsc::Sender<Command>,
-    /// Joined by `close`; `None` once closed.
-    writer: Mutex<Option<JoinHandle<()>>>,
+    /// The writers' queues: a tenant's writes go to the writer
+    /// [`writer_of`] names.
+    commands: Vec<mpsc::Sender<Command>>,
+    /// Joined by `close`; empty once closed.
+    writers: Mutex<Vec<JoinHandle<()>>>,
     readers: Readers,
     /// Transactions the writer committed.
     commits: Arc<AtomicU64>,
@@ -203,51 +210,34 @@ impl PgStore {
         }
         let config = Arc::new(config);
         let commits = Arc::new(AtomicU64::new(0));
-        let (commands, queue) = mpsc::channel();
-        let (ready, initialised) = mpsc::sync_channel(1);
-        let writer = {
-            let (config, url, commits) = (config.clone(), shown.clone(), commits.clone());
-            let shards = options.shards;
-            let max_batch = options.max_batch.max(1);
-            std::thread::Builder::new()
-                .name("rewind-pg-writer".into())
-                .spawn(move || {
-                    let opened = Session::connect(&config, &url).and_then(|mut session| {
-                        schema::initialise(&mut session, &url, shards).map(|()| session)
-                    });
-                    match opened {
-                        Err(error) => drop(ready.send(Err(error))),
-                        Ok(session) => {
-                            drop(ready.send(Ok(())));
-                            Writer::new(session, config, url, shards, max_batch, commits)
-                                .run(queue);
-                        }
-                    }
-                })
-                .map_err(|e| {
-                    JournalError::Storage(format!(
-                        "PostgreSQL at {shown}: starting the writer thread: {e}"
-                    ))
-                })?
-        };
-        let outcome = initialised.recv().unwrap_or_else(|_| {
-            Err(JournalError::Storage(format!(
-                "PostgreSQL at {shown}: the writer thread stopped while connecting"
-            )))
-        });
-        if let Err(error) = outcome {
-            if writer.join().is_err() {
-                tracing::error!(url = %shown, "PostgreSQL journal writer thread panicked");
+        let mut commands = Vec::with_capacity(WRITERS);
+        let mut writers = Vec::with_capacity(WRITERS);
+        let stop = |commands: Vec<mpsc::Sender<Command>>, writers: Vec<JoinHandle<()>>| {
+            drop(commands); // the writers stop
+            for writer in writers {
+                if writer.join().is_err() {
+                    tracing::error!(url = %shown, "PostgreSQL journal writer thread panicked");
+                }
             }
-            return Err(error);
+        };
+        // The first writer creates the schema; the others connect once it
+        // is there.
+        for index in 0..WRITERS {
+            match start_writer(index, &config, &shown, &options, &commits) {
+                Ok((queue, writer)) => {
+                    commands.push(queue);
+                    writers.push(writer);
+                }
+                Err(error) => {
+                    stop(commands, writers);
+                    return Err(error);
+                }
+            }
         }
         let readers = match Readers::start(config, shown.clone(), READERS) {
             Ok(readers) => readers,
             Err(error) => {
-                drop(commands); // the writer stops
-                if writer.join().is_err() {
-                    tracing::error!(url = %shown, "PostgreSQL journal writer thread panicked");
-                }
+                stop(commands, writers);
                 return Err(error);
             }
         };
@@ -257,7 +247,7 @@ impl PgStore {
                 url: shown,
                 shards: options.shards,
                 commands,
-                writer: Mutex::new(Some(writer)),
+                writers: Mutex::new(writers),
                 readers,
                 commits,
             }),
@@ -317,30 +307,113 @@ impl PgStore {
         self.shared.close()
     }
 
-    /// Queues `command`; false if the writer is gone.
-    fn send(&self, command: Command) -> bool {
-        self.shared.commands.send(command).is_ok()
+    /// Queues `command` to the writer of `tenant`; false if it is gone.
+    fn send(&self, tenant: &TenantId, command: Command) -> bool {
+        let writer = writer_of(tenant, self.shared.commands.len());
+        self.shared.commands[writer].send(command).is_ok()
+    }
+
+    /// Queues a flush through every writer in turn.
+    fn flush(&self, done: oneshot::Sender<writer::Outcome>) -> bool {
+        let mut writers = self.shared.commands.clone();
+        if writers.is_empty() {
+            return false;
+        }
+        let first = writers.remove(0);
+        first
+            .send(Command::Flush {
+                done,
+                then: writers,
+            })
+            .is_ok()
+    }
+}
+
+/// The writer a tenant's writes go to, among `writers`: one writer per
+/// tenant keeps each tenant's writes in order. A batch naming several
+/// tenants goes to its first tenant's writer (it stays atomic; two such
+/// batches in flight at once for one tenant through different writers may
+/// be refused as out of sequence, never stored half).
+fn writer_of(tenant: &TenantId, writers: usize) -> usize {
+    (crate::checksum::fnv1a(tenant.as_str().as_bytes()) % writers.max(1) as u64) as usize
+}
+
+/// Starts writer `index`: its thread, its connection (the first one also
+/// creates the schema), its queue. Returns once connected.
+fn start_writer(
+    index: usize,
+    config: &Arc<postgres::Config>,
+    shown: &Arc<str>,
+    options: &PgOptions,
+    commits: &Arc<AtomicU64>,
+) -> Result<(mpsc::Sender<Command>, JoinHandle<()>), JournalError> {
+    let (commands, queue) = mpsc::channel();
+    let (ready, initialised) = mpsc::sync_channel(1);
+    let (config, url, commits) = (config.clone(), shown.clone(), commits.clone());
+    let shards = options.shards;
+    let max_batch = options.max_batch.max(1);
+    let writer = std::thread::Builder::new()
+        .name("rewind-pg-writer".into())
+        .spawn(move || {
+            let opened = Session::connect(&config, &url).and_then(|mut session| {
+                if index == 0 {
+                    schema::initialise(&mut session, &url, shards).map(|()| session)
+                } else {
+                    Ok(session)
+                }
+            });
+            match opened {
+                Err(error) => drop(ready.send(Err(error))),
+                Ok(session) => {
+                    drop(ready.send(Ok(())));
+                    Writer::new(session, config, url, shards, max_batch, commits).run(queue);
+                }
+            }
+        })
+        .map_err(|e| {
+            JournalError::Storage(format!(
+                "PostgreSQL at {shown}: starting a writer thread: {e}"
+            ))
+        })?;
+    let outcome = initialised.recv().unwrap_or_else(|_| {
+        Err(JournalError::Storage(format!(
+            "PostgreSQL at {shown}: a writer thread stopped while connecting"
+        )))
+    });
+    match outcome {
+        Ok(()) => Ok((commands, writer)),
+        Err(error) => {
+            if writer.join().is_err() {
+                tracing::error!(url = %shown, "PostgreSQL journal writer thread panicked");
+            }
+            Err(error)
+        }
     }
 }
 
 impl Shared {
     fn close(&self) -> Result<(), JournalError> {
-        let writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let Some(writer) = writer else {
+        let writers =
+            std::mem::take(&mut *self.writers.lock().unwrap_or_else(PoisonError::into_inner));
+        if writers.is_empty() {
             return Ok(());
-        };
-        let (done, outcome) = mpsc::sync_channel(1);
-        let result = if self.commands.send(Command::Close { done }).is_ok() {
-            outcome.recv().unwrap_or(Err(JournalError::Closed))
-        } else {
-            Err(JournalError::Closed)
-        };
-        if writer.join().is_err() {
-            tracing::error!(url = %self.url, "PostgreSQL journal writer thread panicked");
+        }
+        let mut result = Ok(());
+        for commands in &self.commands {
+            let (done, outcome) = mpsc::sync_channel(1);
+            let closed = if commands.send(Command::Close { done }).is_ok() {
+                outcome.recv().unwrap_or(Err(JournalError::Closed))
+            } else {
+                Err(JournalError::Closed)
+            };
+            if result.is_ok() {
+                result = closed;
+            }
+        }
+        for writer in writers {
+            if writer.join().is_err() {
+                tracing::error!(url = %self.url, "PostgreSQL journal writer thread panicked");
+            }
         }
         self.readers.stop();
         tracing::debug!(url = %self.url, "PostgreSQL journal closed");
@@ -425,23 +498,28 @@ impl PgJournal {
         )))
     }
 
-    /// Queues a write that resolves once committed.
-    fn write(&self, command: impl FnOnce(oneshot::Sender<writer::Outcome>) -> Command) -> Durable {
+    /// Queues a write of `tenant` that resolves once committed.
+    fn write(
+        &self,
+        tenant: &TenantId,
+        command: impl FnOnce(oneshot::Sender<writer::Outcome>) -> Command,
+    ) -> Durable {
         let (done, durable) = oneshot::channel();
-        if self.store.send(command(done)) {
+        if self.store.send(tenant, command(done)) {
             Durable::pending(durable)
         } else {
             Durable::ready(Err(JournalError::Closed))
         }
     }
 
-    /// Queues a deletion and blocks until it is committed.
+    /// Queues a deletion of `tenant` and blocks until it is committed.
     fn delete(
         &self,
+        tenant: &TenantId,
         command: impl FnOnce(mpsc::SyncSender<writer::Outcome>) -> Command,
     ) -> Result<(), JournalError> {
         let (done, outcome) = mpsc::sync_channel(1);
-        if !self.store.send(command(done)) {
+        if !self.store.send(tenant, command(done)) {
             return Err(JournalError::Closed);
         }
         outcome.recv().unwrap_or(Err(JournalError::Closed))
@@ -468,7 +546,8 @@ impl Journal for PgJournal {
             return Durable::ready(Err(error));
         }
         let scope = self.scope.clone();
-        self.write(|done| Command::Append {
+        let first = entries[0].tenant.clone();
+        self.write(&first, |done| Command::Append {
             entries,
             scope,
             done,
@@ -480,11 +559,17 @@ impl Journal for PgJournal {
             return Durable::ready(Err(error));
         }
         let scope = self.scope.clone();
-        self.write(|done| Command::SaveImage { image, scope, done })
+        let tenant = image.tenant.clone();
+        self.write(&tenant, |done| Command::SaveImage { image, scope, done })
     }
 
     fn flush(&self) -> Durable {
-        self.write(|done| Command::Flush { done })
+        let (done, durable) = oneshot::channel();
+        if self.store.flush(done) {
+            Durable::pending(durable)
+        } else {
+            Durable::ready(Err(JournalError::Closed))
+        }
     }
 
     fn tenants(&self) -> Result<Vec<TenantId>, JournalError> {
@@ -514,9 +599,9 @@ impl Journal for PgJournal {
 
     fn delete_up_to(&self, tenant: &TenantId, to: JournalSeq) -> Result<(), JournalError> {
         self.route(tenant)?;
-        let (tenant, to, scope) = (tenant.clone(), to.get(), self.scope.clone());
-        self.delete(|done| Command::DeleteEntries {
-            tenant,
+        let (id, to, scope) = (tenant.clone(), to.get(), self.scope.clone());
+        self.delete(tenant, |done| Command::DeleteEntries {
+            tenant: id,
             to,
             scope,
             done,
@@ -534,9 +619,9 @@ impl Journal for PgJournal {
 
     fn delete_image(&self, tenant: &TenantId, seq: JournalSeq) -> Result<(), JournalError> {
         self.route(tenant)?;
-        let (tenant, seq, scope) = (tenant.clone(), seq.get(), self.scope.clone());
-        self.delete(|done| Command::DeleteImage {
-            tenant,
+        let (id, seq, scope) = (tenant.clone(), seq.get(), self.scope.clone());
+        self.delete(tenant, |done| Command::DeleteImage {
+            tenant: id,
             seq,
             scope,
             done,

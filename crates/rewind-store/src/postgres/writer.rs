@@ -73,7 +73,13 @@ pub(super) enum Command {
         done: mpsc::SyncSender<Outcome>,
     },
     /// Completes once everything queued before it is committed.
-    Flush { done: oneshot::Sender<Outcome> },
+    /// Then passed on to the writers of `then`, in turn: the flush of a
+    /// store with several writers completes once each has committed what
+    /// was queued to it before.
+    Flush {
+        done: oneshot::Sender<Outcome>,
+        then: Vec<mpsc::Sender<Command>>,
+    },
     /// Like `Flush`, then the writer stops.
     Close { done: mpsc::SyncSender<Outcome> },
 }
@@ -431,9 +437,21 @@ fn reply(group: Vec<Command>, outcomes: Vec<Outcome>) -> Next {
     for (command, outcome) in group.into_iter().zip(outcomes) {
         // A caller that stopped waiting is no error.
         match command {
-            Command::Append { done, .. }
-            | Command::SaveImage { done, .. }
-            | Command::Flush { done } => drop(done.send(outcome)),
+            Command::Append { done, .. } | Command::SaveImage { done, .. } => {
+                drop(done.send(outcome))
+            }
+            Command::Flush { done, mut then } => {
+                if outcome.is_err() || then.is_empty() {
+                    drop(done.send(outcome));
+                } else {
+                    let next_writer = then.remove(0);
+                    if let Err(mpsc::SendError(Command::Flush { done, .. })) =
+                        next_writer.send(Command::Flush { done, then })
+                    {
+                        drop(done.send(Err(JournalError::Closed)));
+                    }
+                }
+            }
             Command::DeleteEntries { done, .. } | Command::DeleteImage { done, .. } => {
                 drop(done.send(outcome))
             }
