@@ -293,6 +293,28 @@ impl PgStore {
         }
     }
 
+    /// Up to `limit` live tenants of every shard after `after`, ordered by
+    /// id (what [`Journal::live_tenants`] of [`journal`](Self::journal)
+    /// lists, a page at a time): for listings of a whole cluster. Blocks
+    /// until a reader has the answer.
+    pub fn live_tenants_page(
+        &self,
+        after: Option<&TenantId>,
+        limit: usize,
+    ) -> Result<Vec<TenantId>, JournalError> {
+        let after = after.map(|id| id.as_str().to_owned());
+        self.shared
+            .readers
+            .call(move |session, url| tables::live_page(session, url, after.as_deref(), limit))
+    }
+
+    /// How many live tenants every shard holds together. Blocks until a
+    /// reader has the answer (the server counts: O(tenants) there, nothing
+    /// transferred).
+    pub fn live_tenant_count(&self) -> Result<u64, JournalError> {
+        self.shared.readers.call(tables::live_count)
+    }
+
     /// How many transactions the writer has committed: with group commit,
     /// far fewer than the writes under concurrency.
     pub fn commits(&self) -> u64 {

@@ -111,32 +111,15 @@ pub(super) fn insert_batches(
         return Ok(outcomes);
     }
     let appending = |e: postgres::Error| storage(url, "appending entries", &e);
-    let count = accepted.len();
-    let (mut ids, mut seqs, mut ats) = (
-        Vec::with_capacity(count),
-        Vec::with_capacity(count),
-        Vec::with_capacity(count),
-    );
-    let (mut kinds, mut payloads, mut sums) = (
-        Vec::with_capacity(count),
-        Vec::with_capacity(count),
-        Vec::with_capacity(count),
-    );
-    // Each tenant's newest accepted entry: its seq, and whether it is a
-    // delete.
-    let mut newest: HashMap<&str, (u64, bool)> = HashMap::new();
-    for entry in accepted {
-        let tenant = entry.tenant.as_str();
-        let at = entry.at.as_unix_micros();
-        let kind = entry.kind.as_str();
-        seqs.push(storable(url, tenant, entry.seq.get())?);
-        sums.push(checksum::entry(tenant, entry.seq.get(), at, kind, &entry.payload) as i64);
-        ids.push(tenant);
-        ats.push(at);
-        kinds.push(kind);
-        payloads.push(entry.payload.as_slice());
-        newest.insert(tenant, (entry.seq.get(), entry.kind == EntryKind::Delete));
-    }
+    let Columns {
+        ids,
+        seqs,
+        ats,
+        kinds,
+        payloads,
+        sums,
+        newest,
+    } = Columns::of(url, accepted)?;
     session
         .execute(
             "INSERT INTO rewind_entries (tenant, seq, at_us, kind, payload, checksum)
@@ -155,6 +138,51 @@ pub(super) fn insert_batches(
         .collect();
     raise_highest(session, url, shards, &rows)?;
     Ok(outcomes)
+}
+
+/// Entries as the columns of an `unnest` insert, with each tenant's newest
+/// entry: its seq, and whether it is a delete.
+struct Columns<'a> {
+    ids: Vec<&'a str>,
+    seqs: Vec<i64>,
+    ats: Vec<i64>,
+    kinds: Vec<&'a str>,
+    payloads: Vec<&'a [u8]>,
+    sums: Vec<i64>,
+    newest: HashMap<&'a str, (u64, bool)>,
+}
+
+impl<'a> Columns<'a> {
+    /// The columns of `entries`, their checksums computed; a seq beyond
+    /// `i64::MAX` is refused.
+    fn of(url: &str, entries: impl IntoIterator<Item = &'a Entry>) -> Result<Self, JournalError> {
+        let mut columns = Columns {
+            ids: Vec::new(),
+            seqs: Vec::new(),
+            ats: Vec::new(),
+            kinds: Vec::new(),
+            payloads: Vec::new(),
+            sums: Vec::new(),
+            newest: HashMap::new(),
+        };
+        for entry in entries {
+            let tenant = entry.tenant.as_str();
+            let at = entry.at.as_unix_micros();
+            let kind = entry.kind.as_str();
+            columns.seqs.push(storable(url, tenant, entry.seq.get())?);
+            columns
+                .sums
+                .push(checksum::entry(tenant, entry.seq.get(), at, kind, &entry.payload) as i64);
+            columns.ids.push(tenant);
+            columns.ats.push(at);
+            columns.kinds.push(kind);
+            columns.payloads.push(entry.payload.as_slice());
+            columns
+                .newest
+                .insert(tenant, (entry.seq.get(), entry.kind == EntryKind::Delete));
+        }
+        Ok(columns)
+    }
 }
 
 /// What [`insert_batches_at_once`] found.
@@ -193,44 +221,24 @@ fn at_once(
     batches: &[&[Entry]],
 ) -> Result<(), JournalError> {
     let appending = |e: postgres::Error| storage(url, "appending entries", &e);
-    let count: usize = batches.iter().map(|b| b.len()).sum();
-    let (mut ids, mut seqs, mut ats) = (
-        Vec::with_capacity(count),
-        Vec::with_capacity(count),
-        Vec::with_capacity(count),
-    );
-    let (mut kinds, mut payloads, mut sums) = (
-        Vec::with_capacity(count),
-        Vec::with_capacity(count),
-        Vec::with_capacity(count),
-    );
-    // Each tenant's newest entry: its seq, and whether it is a delete.
-    let mut newest: HashMap<&str, (u64, bool)> = HashMap::new();
-    for entry in batches.iter().flat_map(|batch| batch.iter()) {
-        let tenant = entry.tenant.as_str();
-        let at = entry.at.as_unix_micros();
-        let kind = entry.kind.as_str();
-        seqs.push(storable(url, tenant, entry.seq.get())?);
-        sums.push(checksum::entry(tenant, entry.seq.get(), at, kind, &entry.payload) as i64);
-        ids.push(tenant);
-        ats.push(at);
-        kinds.push(kind);
-        payloads.push(entry.payload.as_slice());
-        newest.insert(tenant, (entry.seq.get(), entry.kind == EntryKind::Delete));
-    }
-    let mut tenants = Vec::with_capacity(newest.len());
-    let mut tenant_shards = Vec::with_capacity(newest.len());
-    let mut highest_seqs = Vec::with_capacity(newest.len());
-    let mut deleted = Vec::with_capacity(newest.len());
-    for (tenant, (seq, is_delete)) in &newest {
-        highest_seqs.push(storable(url, tenant, *seq)?);
-        let shard = TenantId::new(tenant)
-            .map(|id| shard_of(&id, shards))
-            .unwrap_or(0);
-        tenant_shards.push(i32::try_from(shard).unwrap_or(i32::MAX));
-        tenants.push(*tenant);
-        deleted.push(*is_delete);
-    }
+    let Columns {
+        ids,
+        seqs,
+        ats,
+        kinds,
+        payloads,
+        sums,
+        newest,
+    } = Columns::of(url, batches.iter().flat_map(|batch| batch.iter()))?;
+    let raised: Vec<TenantRow<'_>> = newest
+        .into_iter()
+        .map(|(tenant, (seq, deleted))| TenantRow {
+            tenant,
+            seq,
+            deleted,
+        })
+        .collect();
+    let (tenants, tenant_shards, highest_seqs, deleted) = tenant_columns(url, shards, &raised)?;
     // The sub-statements share one snapshot: `before` reads the highest
     // seqs as they were when the statement began.
     let rows = session
@@ -396,6 +404,33 @@ struct TenantRow<'a> {
     deleted: bool,
 }
 
+/// The columns of `rewind_tenants` rows for an `unnest` upsert: ids,
+/// shards, highest seqs, deleted flags.
+type TenantColumns<'a> = (Vec<&'a str>, Vec<i32>, Vec<i64>, Vec<bool>);
+
+fn tenant_columns<'a>(
+    url: &str,
+    shards: u32,
+    rows: &[TenantRow<'a>],
+) -> Result<TenantColumns<'a>, JournalError> {
+    let mut columns: TenantColumns<'a> = (
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+    );
+    for row in rows {
+        let shard = TenantId::new(row.tenant)
+            .map(|tenant| shard_of(&tenant, shards))
+            .unwrap_or(0);
+        columns.0.push(row.tenant);
+        columns.1.push(i32::try_from(shard).unwrap_or(i32::MAX));
+        columns.2.push(storable(url, row.tenant, row.seq)?);
+        columns.3.push(row.deleted);
+    }
+    Ok(columns)
+}
+
 /// Raises each tenant's highest seq (never lowers it), recording its shard
 /// at its first write; `deleted` is taken when the seq is raised.
 fn raise_highest(
@@ -404,19 +439,7 @@ fn raise_highest(
     shards: u32,
     rows: &[TenantRow<'_>],
 ) -> Result<(), JournalError> {
-    let mut tenants = Vec::with_capacity(rows.len());
-    let mut tenant_shards = Vec::with_capacity(rows.len());
-    let mut seqs = Vec::with_capacity(rows.len());
-    let mut deleted = Vec::with_capacity(rows.len());
-    for row in rows {
-        seqs.push(storable(url, row.tenant, row.seq)?);
-        let shard = TenantId::new(row.tenant)
-            .map(|tenant| shard_of(&tenant, shards))
-            .unwrap_or(0);
-        tenant_shards.push(i32::try_from(shard).unwrap_or(i32::MAX));
-        tenants.push(row.tenant);
-        deleted.push(row.deleted);
-    }
+    let (tenants, tenant_shards, seqs, deleted) = tenant_columns(url, shards, rows)?;
     session
         .execute(
             "INSERT INTO rewind_tenants (tenant, shard, highest_seq, deleted)
@@ -491,6 +514,63 @@ pub(super) fn tenants(
     }
     tenants.sort();
     Ok(tenants)
+}
+
+/// Up to `limit` live tenants (as [`tenants`] with `live`) after `after`,
+/// ordered by id: one index range of `rewind_tenants`, with an index probe
+/// of entries and images for each.
+pub(super) fn live_page(
+    session: &mut Session,
+    url: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<TenantId>, JournalError> {
+    let listing = |e: postgres::Error| storage(url, "listing a page of live tenants", &e);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = session
+        .query(
+            "SELECT t.tenant FROM rewind_tenants t
+             WHERE NOT t.deleted AND ($1::TEXT IS NULL OR t.tenant > $1::TEXT)
+               AND (EXISTS (SELECT 1 FROM rewind_entries e WHERE e.tenant = t.tenant)
+                 OR EXISTS (SELECT 1 FROM rewind_images i WHERE i.tenant = t.tenant))
+             ORDER BY t.tenant
+             LIMIT $2",
+            &[&after, &limit],
+        )
+        .map_err(listing)?;
+    let mut tenants = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: String = row.try_get(0).map_err(listing)?;
+        let tenant = TenantId::new(&id).map_err(|e| JournalError::Corrupt {
+            tenant: id.clone(),
+            seq: JournalSeq::ZERO,
+            reason: format!("{url}: stored tenant id is invalid: {e}"),
+        })?;
+        tenants.push(tenant);
+    }
+    Ok(tenants)
+}
+
+/// How many live tenants there are (as [`tenants`] with `live` would list),
+/// counted by the server.
+pub(super) fn live_count(session: &mut Session, url: &str) -> Result<u64, JournalError> {
+    let counting = |e: postgres::Error| storage(url, "counting live tenants", &e);
+    let rows = session
+        .query(
+            "SELECT count(*) FROM rewind_tenants t
+             WHERE NOT t.deleted
+               AND (EXISTS (SELECT 1 FROM rewind_entries e WHERE e.tenant = t.tenant)
+                 OR EXISTS (SELECT 1 FROM rewind_images i WHERE i.tenant = t.tenant))",
+            &[],
+        )
+        .map_err(counting)?;
+    let count: i64 = rows
+        .first()
+        .map(|row| row.try_get(0))
+        .transpose()
+        .map_err(counting)?
+        .unwrap_or(0);
+    Ok(u64::try_from(count).unwrap_or(0))
 }
 
 /// The tenant's highest seq ever stored (0 if none).
