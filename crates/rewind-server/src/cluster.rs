@@ -290,14 +290,36 @@ impl Cluster {
             .collect()
     }
 
-    /// Every live tenant of the cluster, by id (from PostgreSQL).
-    pub(crate) async fn live_tenants(&self) -> Result<Vec<TenantId>, rewind_runtime::JournalError> {
-        let journal = self.inner.store.journal();
-        tokio::task::spawn_blocking(move || journal.live_tenants())
+    /// Up to `limit` live tenants of the cluster after `after`, by id, and
+    /// whether more follow (from PostgreSQL).
+    pub(crate) async fn live_tenants_page(
+        &self,
+        after: Option<TenantId>,
+        limit: usize,
+    ) -> Result<(Vec<TenantId>, bool), rewind_runtime::JournalError> {
+        let store = self.inner.store.clone();
+        let mut page = tokio::task::spawn_blocking(move || {
+            store.live_tenants_page(after.as_ref(), limit.saturating_add(1))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(rewind_runtime::JournalError::Storage(format!(
+                "listing tenants: {e}"
+            )))
+        })?;
+        let more = page.len() > limit;
+        page.truncate(limit);
+        Ok((page, more))
+    }
+
+    /// How many live tenants the cluster holds (from PostgreSQL).
+    pub(crate) async fn live_tenant_count(&self) -> Result<u64, rewind_runtime::JournalError> {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || store.live_tenant_count())
             .await
             .unwrap_or_else(|e| {
                 Err(rewind_runtime::JournalError::Storage(format!(
-                    "listing tenants: {e}"
+                    "counting tenants: {e}"
                 )))
             })
     }

@@ -20,6 +20,8 @@
 //!   count mismatch.
 //! - `busy_writes_and_lease_renewals_do_not_deadlock`: the renewal and the
 //!   journal's fence lock lease rows in one order.
+//! - `any_node_lists_and_counts_the_whole_cluster`: paged listing and the
+//!   count cover every shard.
 
 mod cluster_support;
 
@@ -608,4 +610,58 @@ fn busy_writes_and_lease_renewals_do_not_deadlock() {
     );
     assert!(ok > 100, "too few writes ({ok}) to say anything");
     assert_eq!(failed, 0);
+}
+
+/// `GET /v1/tenants` pages and `GET /v1/tenants/count` count the tenants of
+/// every shard, through any node.
+#[test]
+fn any_node_lists_and_counts_the_whole_cluster() {
+    let Some(cluster) = Cluster::new("listing", 16) else {
+        return;
+    };
+    let a = Node::start(&cluster, "node-a", "2s");
+    let b = Node::start(&cluster, "node-b", "2s");
+    wait_balanced(&cluster, &[&a, &b], Duration::from_secs(60));
+    let ten = Duration::from_secs(10);
+    let mut created: Vec<String> = (0..25).map(|i| format!("listed_{i:02}")).collect();
+    for (i, tenant) in created.iter().enumerate() {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let path = format!("/v1/tenants/{tenant}");
+        assert_eq!(
+            call(&node.addr, "PUT", &path, Some(json!({})), ten)
+                .unwrap()
+                .0,
+            201
+        );
+    }
+    // One deleted: not listed, not counted.
+    let gone = created.remove(3);
+    let path = format!("/v1/tenants/{gone}");
+    assert_eq!(call(&b.addr, "DELETE", &path, None, ten).unwrap().0, 204);
+
+    let mut listed = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(after) => format!("/v1/tenants?limit=10&after={after}"),
+            None => "/v1/tenants?limit=10".to_owned(),
+        };
+        let (status, page) = call(&a.addr, "GET", &path, None, ten).unwrap();
+        assert_eq!(status, 200, "{page}");
+        let tenants = page["tenants"].as_array().unwrap();
+        assert!(tenants.len() <= 10);
+        listed.extend(
+            tenants
+                .iter()
+                .map(|t| t["tenant"].as_str().unwrap().to_owned()),
+        );
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(listed, created, "every live tenant once, in id order");
+    let (status, count) = call(&b.addr, "GET", "/v1/tenants/count", None, ten).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(count["tenants"], 24, "{count}");
 }

@@ -84,26 +84,18 @@ async fn cluster_page(
     let Some(cluster) = api.cluster_node() else {
         return Ok((Vec::new(), None));
     };
-    let all = cluster
-        .live_tenants()
+    let (page, more) = cluster
+        .live_tenants_page(after.cloned(), limit)
         .await
         .map_err(|e| ApiError::from(rewind_runtime::Error::from(e)))?;
-    let start = match after {
-        Some(after) => all.partition_point(|id| id <= after),
-        None => 0,
-    };
-    let page: Vec<_> = all[start..].iter().take(limit).cloned().collect();
-    let next = if start + page.len() < all.len() {
-        page.last().cloned()
-    } else {
-        None
-    };
+    let next = if more { page.last().cloned() } else { None };
     Ok((page.into_iter().map(|id| (id, None)).collect(), next))
 }
 
 /// -> `{"tenants": N, "active": M}`: every tenant, and those whose state is
 /// in memory (the rest are passivated). O(1). In cluster mode `tenants`
-/// counts the cluster's (read from PostgreSQL) and `active` this node's.
+/// counts the cluster's (counted by PostgreSQL: O(tenants) there) and
+/// `active` this node's.
 pub(super) async fn count(_: Admin, State(api): State<Api>) -> Result<Json<Value>, ApiError> {
     if let Some(runtime) = api.runtime() {
         return Ok(Json(
@@ -112,10 +104,9 @@ pub(super) async fn count(_: Admin, State(api): State<Api>) -> Result<Json<Value
     }
     let tenants = match api.cluster_node() {
         Some(cluster) => cluster
-            .live_tenants()
+            .live_tenant_count()
             .await
-            .map_err(|e| ApiError::from(rewind_runtime::Error::from(e)))?
-            .len(),
+            .map_err(|e| ApiError::from(rewind_runtime::Error::from(e)))?,
         None => 0,
     };
     let active: usize = api.local_runtimes().iter().map(Runtime::active_count).sum();
