@@ -383,20 +383,29 @@ fn pick(addresses: &Mutex<Vec<String>>, rng: &mut Rng) -> Option<String> {
     Some(addresses[rng.below(addresses.len() as u64) as usize].clone())
 }
 
+/// The head of `tenant` through the node at `addr`: its revision (the
+/// ETag) and state, or `None` if the node did not answer 200.
+fn read_state(addr: &str, tenant: &str) -> Option<(u64, Value)> {
+    let path = format!("/v1/tenants/{tenant}/state");
+    match call_full(
+        addr,
+        "GET",
+        &path,
+        None,
+        "application/json",
+        Duration::from_secs(5),
+    ) {
+        Ok((200, Some(revision), state)) => Some((revision, state)),
+        _ => None,
+    }
+}
+
 /// Reads `/n` and the head revision through any node, retrying until one
 /// answers.
 fn head(addresses: &Mutex<Vec<String>>, rng: &mut Rng, tenant: &str) -> (u64, u64) {
     for _ in 0..2000 {
         if let Some(addr) = pick(addresses, rng) {
-            let path = format!("/v1/tenants/{tenant}/state");
-            if let Ok((200, Some(revision), state)) = call_full(
-                &addr,
-                "GET",
-                &path,
-                None,
-                "application/json",
-                Duration::from_secs(5),
-            ) {
+            if let Some((revision, state)) = read_state(&addr, tenant) {
                 return (state["n"].as_u64().unwrap(), revision);
             }
         }
@@ -498,15 +507,7 @@ impl Load {
                 continue;
             };
             let floor = self.floors[tenant].load(Ordering::Relaxed);
-            let path = format!("/v1/tenants/{tenant}/state");
-            if let Ok((200, Some(revision), _)) = call_full(
-                &addr,
-                "GET",
-                &path,
-                None,
-                "application/json",
-                Duration::from_secs(5),
-            ) {
+            if let Some((revision, _)) = read_state(&addr, tenant) {
                 self.reads.fetch_add(1, Ordering::Relaxed);
                 if revision < floor {
                     self.stale_reads.fetch_add(1, Ordering::Relaxed);

@@ -502,18 +502,28 @@ pub(super) fn tenants(
         }
     }
     .map_err(listing)?;
-    let mut tenants = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id: String = row.try_get(0).map_err(listing)?;
-        let tenant = TenantId::new(&id).map_err(|e| JournalError::Corrupt {
-            tenant: id.clone(),
-            seq: JournalSeq::ZERO,
-            reason: format!("{url}: stored tenant id is invalid: {e}"),
-        })?;
-        tenants.push(tenant);
-    }
+    let mut tenants = tenant_ids(url, &rows, listing)?;
     tenants.sort();
     Ok(tenants)
+}
+
+/// The tenant ids of the first column of `rows`; a stored id that is not
+/// valid is corrupt.
+fn tenant_ids(
+    url: &str,
+    rows: &[Row],
+    failed: impl Fn(postgres::Error) -> JournalError,
+) -> Result<Vec<TenantId>, JournalError> {
+    rows.iter()
+        .map(|row| {
+            let id: String = row.try_get(0).map_err(&failed)?;
+            TenantId::new(&id).map_err(|e| JournalError::Corrupt {
+                tenant: id.clone(),
+                seq: JournalSeq::ZERO,
+                reason: format!("{url}: stored tenant id is invalid: {e}"),
+            })
+        })
+        .collect()
 }
 
 /// Up to `limit` live tenants (as [`tenants`] with `live`) after `after`,
@@ -538,17 +548,7 @@ pub(super) fn live_page(
             &[&after, &limit],
         )
         .map_err(listing)?;
-    let mut tenants = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id: String = row.try_get(0).map_err(listing)?;
-        let tenant = TenantId::new(&id).map_err(|e| JournalError::Corrupt {
-            tenant: id.clone(),
-            seq: JournalSeq::ZERO,
-            reason: format!("{url}: stored tenant id is invalid: {e}"),
-        })?;
-        tenants.push(tenant);
-    }
-    Ok(tenants)
+    tenant_ids(url, &rows, listing)
 }
 
 /// How many live tenants there are (as [`tenants`] with `live` would list),
