@@ -22,6 +22,8 @@
 //!   journal's fence lock lease rows in one order.
 //! - `any_node_lists_and_counts_the_whole_cluster`: paged listing and the
 //!   count cover every shard.
+//! - `the_cluster_rides_out_a_postgres_restart`: PostgreSQL down past the
+//!   lease, then back: nothing acknowledged lost, every shard owned again.
 
 mod cluster_support;
 
@@ -664,4 +666,84 @@ fn any_node_lists_and_counts_the_whole_cluster() {
     let (status, count) = call(&b.addr, "GET", "/v1/tenants/count", None, ten).unwrap();
     assert_eq!(status, 200);
     assert_eq!(count["tenants"], 24, "{count}");
+}
+
+/// PostgreSQL stopped for longer than the lease, then started again: the
+/// nodes give their shards up (their leases lapse), writes fail meanwhile
+/// (never acknowledged), and once the database is back every shard has an
+/// owner again and every tenant takes writes, with nothing acknowledged
+/// lost and no stale read.
+#[test]
+fn the_cluster_rides_out_a_postgres_restart() {
+    let Some(cluster) = Cluster::own("pg_restart", 32) else {
+        return;
+    };
+    let lease = "3s";
+    let a = Node::start(&cluster, "node-a", lease);
+    let b = Node::start(&cluster, "node-b", lease);
+    wait_balanced(&cluster, &[&a, &b], Duration::from_secs(60));
+    let tenants: Vec<String> = (0..16).map(|i| format!("steady_{i:02}")).collect();
+    for tenant in &tenants {
+        let path = format!("/v1/tenants/{tenant}");
+        let (status, body) = call(
+            &a.addr,
+            "PUT",
+            &path,
+            Some(json!({"state": {"n": 0}})),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(status, 201, "{body}");
+    }
+    let load = Arc::new(cluster_support::Load::new(&tenants));
+    let stop = Arc::new(AtomicBool::new(false));
+    let addresses = Arc::new(Mutex::new(vec![a.addr.clone(), b.addr.clone()]));
+    let mut workers = Vec::new();
+    for (w, chunk) in tenants.chunks(4).enumerate() {
+        let (load, stop, addresses) = (load.clone(), stop.clone(), addresses.clone());
+        let chunk = chunk.to_vec();
+        workers.push(std::thread::spawn(move || {
+            load.write(w, &chunk, &addresses, &stop)
+        }));
+    }
+    for r in 0..2 {
+        let (load, stop, addresses) = (load.clone(), stop.clone(), addresses.clone());
+        workers.push(std::thread::spawn(move || load.read(r, &addresses, &stop)));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let server = cluster.own.as_ref().unwrap();
+    server.stop();
+    let stopped_at = Instant::now();
+    // Past the lease: the nodes drop their shards.
+    std::thread::sleep(Duration::from_secs(5));
+    server.restart();
+    let restarted_at = Instant::now();
+    let deadline = restarted_at + Duration::from_secs(60);
+    while !tenants.iter().all(|t| load.acked_since(t, restarted_at)) {
+        assert!(
+            Instant::now() < deadline,
+            "tenants not writable 60 s after PostgreSQL came back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let recovered = restarted_at.elapsed();
+    wait_balanced(&cluster, &[&a, &b], Duration::from_secs(60));
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let report = load.verify(&a.addr);
+    println!(
+        "postgres restart: down {:?}, every tenant written again {recovered:?} after it came \
+         back; {} acknowledged writes, {} lost, {} stale reads, {} refused with 500 while it \
+         was down",
+        restarted_at.duration_since(stopped_at),
+        report.acknowledged,
+        report.lost,
+        report.stale_reads,
+        report.internal
+    );
+    assert_eq!(report.lost, 0, "acknowledged writes lost");
+    assert_eq!(report.stale_reads, 0, "stale reads");
+    assert_eq!(report.reused, 0, "revisions reused");
 }

@@ -212,6 +212,19 @@ impl PgServer {
         }
     }
 
+    /// Starts the server again after [`stop`](Self::stop), on the same
+    /// port and data; does nothing while it runs. Panics, with the log's
+    /// tail, if it does not start.
+    pub fn restart(&self) {
+        if !self.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Err(failure) = self.pg_ctl_start() {
+            panic!("restarting the test PostgreSQL server: {failure}");
+        }
+        self.stopped.store(false, Ordering::SeqCst);
+    }
+
     fn database_url(&self, db: &str) -> String {
         format!("postgres://{USER}@127.0.0.1:{}/{db}", self.port)
     }

@@ -30,6 +30,8 @@ pub(crate) struct Cluster {
     pub(crate) url: String,
     pub(crate) shards: u32,
     pub(crate) logs: PathBuf,
+    /// A server of this cluster's own (see [`Cluster::own`]).
+    pub(crate) own: Option<PgServer>,
 }
 
 impl Cluster {
@@ -37,11 +39,26 @@ impl Cluster {
     pub(crate) fn new(name: &str, shards: u32) -> Option<Cluster> {
         let server = server()?;
         let url = server.create_database(&format!("cluster_{name}"));
-        let logs =
-            std::env::temp_dir().join(format!("rewind-cluster-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&logs);
-        std::fs::create_dir_all(&logs).unwrap();
-        Some(Cluster { url, shards, logs })
+        Some(Cluster {
+            url,
+            shards,
+            logs: logs(name),
+            own: None,
+        })
+    }
+
+    /// On a PostgreSQL server of its own, which the test may stop and
+    /// start without disturbing the others.
+    pub(crate) fn own(name: &str, shards: u32) -> Option<Cluster> {
+        server()?;
+        let own = PgServer::start()?;
+        let url = own.create_database(&format!("cluster_{name}"));
+        Some(Cluster {
+            url,
+            shards,
+            logs: logs(name),
+            own: Some(own),
+        })
     }
 
     /// The tenant's shard.
@@ -74,6 +91,14 @@ impl Cluster {
         .join()
         .unwrap()
     }
+}
+
+/// A fresh directory for a test's node logs.
+fn logs(name: &str) -> PathBuf {
+    let logs = std::env::temp_dir().join(format!("rewind-cluster-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&logs).unwrap();
+    logs
 }
 
 /// A `rewind serve --postgres` process.
