@@ -24,6 +24,8 @@
 //!   count cover every shard.
 //! - `the_cluster_rides_out_a_postgres_restart`: PostgreSQL down past the
 //!   lease, then back: nothing acknowledged lost, every shard owned again.
+//! - `metrics_say_what_a_node_owns_takes_loses_and_forwards`: the cluster
+//!   series on `/metrics`.
 
 mod cluster_support;
 
@@ -746,4 +748,82 @@ fn the_cluster_rides_out_a_postgres_restart() {
     assert_eq!(report.lost, 0, "acknowledged writes lost");
     assert_eq!(report.stale_reads, 0, "stale reads");
     assert_eq!(report.reused, 0, "revisions reused");
+}
+
+/// The value of the sample `name` (with its labels as written, e.g.
+/// `rewind_forwarded_requests_total{outcome="forwarded"}`) on `/metrics`.
+fn sample(addr: &str, name: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
+}
+
+/// The cluster metrics tell what a node owns, takes, loses and forwards.
+#[test]
+fn metrics_say_what_a_node_owns_takes_loses_and_forwards() {
+    let Some(cluster) = Cluster::new("metrics", 16) else {
+        return;
+    };
+    let lease = "2s";
+    let a = Node::start(&cluster, "node-a", lease);
+    let b = Node::start(&cluster, "node-b", lease);
+    wait_balanced(&cluster, &[&a, &b], Duration::from_secs(60));
+    let a_owned = owned_shards(&a.addr).unwrap();
+    assert_eq!(sample(&a.addr, "rewind_cluster_shards"), Some(16.0));
+    assert_eq!(
+        sample(&a.addr, "rewind_shards_owned"),
+        Some(a_owned.len() as f64)
+    );
+    assert!(sample(&a.addr, "rewind_shard_acquisitions_total").unwrap() >= a_owned.len() as f64);
+    // As of the node's last round (every second): it may still have seen
+    // the hand-over of the shards node-b took.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sample(&a.addr, "rewind_cluster_shards_unowned") != Some(0.0) {
+        assert!(Instant::now() < deadline, "shards still unowned");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(sample(&a.addr, "rewind_lease_renewal_duration_seconds_count").unwrap() >= 1.0);
+    // A tenant of node-a's, created through node-b: forwarded.
+    let tenant = (0..)
+        .map(|i| format!("metered_{i}"))
+        .find(|t| a_owned.contains(&cluster.shard_of(t)))
+        .unwrap();
+    let path = format!("/v1/tenants/{tenant}");
+    let ten = Duration::from_secs(10);
+    assert_eq!(
+        call(&b.addr, "PUT", &path, Some(json!({})), ten).unwrap().0,
+        201
+    );
+    assert_eq!(
+        sample(
+            &b.addr,
+            "rewind_forwarded_requests_total{outcome=\"forwarded\"}"
+        ),
+        Some(1.0)
+    );
+    // node-a paused past its lease loses its shards to node-b.
+    assert_eq!(sample(&a.addr, "rewind_shard_losses_total"), Some(0.0));
+    a.pause();
+    std::thread::sleep(Duration::from_secs(4));
+    a.resume();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lost = sample(&a.addr, "rewind_shard_losses_total").unwrap_or(0.0);
+        if lost >= 1.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node-a never counted its losses");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_balanced(&cluster, &[&a, &b], Duration::from_secs(60));
 }
