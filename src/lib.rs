@@ -60,6 +60,9 @@
 //! | `Journal` | adds `live_tenants` (with a default) | start lists tenants in one query |
 //! | `SupervisorMsg` | adds `Internal` (the runtime's own messages; it cannot be built outside) | |
 //! | `InvalidInput` | adds `ModelNotJson`, `Reference` | |
+//! | `JournalError` | adds `Fenced { shard, epoch }` | a cluster node that lost a shard's lease has its writes refused |
+//! | one node, SQLite | also `rewind::store::{PgStore, PgJournal, PgOptions, Fence, shard_of}`: the journal on PostgreSQL, scoped to a shard and fenced by its lease; `rewind serve --postgres URL` for a cluster | many nodes (README "Cluster") |
+//! | `rewind_server::Api::runtime()` gave `&Runtime<Doc>` | `Option<&Runtime<Doc>>` (`None` for a cluster node, which holds a runtime per owned shard); `Api::cluster(..)` is new | |
 
 /// The README's code blocks, compiled and run as doctests so they stay true.
 #[doc = include_str!("../README.md")]
