@@ -463,15 +463,24 @@ fn a_forwarded_watch_follows_the_owner() {
     let mut revision = 0;
     let mut write = |node: &Node| {
         for _ in 0..3 {
-            let patch = json!([{"op": "add", "path": "/n", "value": revision}]);
-            let (status, body) = call(
-                &node.addr,
-                "PATCH",
-                &format!("{path}/state"),
-                Some(patch),
-                ten,
-            )
-            .unwrap();
+            // A 503 says retry (after `Retry-After`): a write that lands in
+            // a hand-over does, for at most 20 s.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let (status, body) = loop {
+                let patch = json!([{"op": "add", "path": "/n", "value": revision}]);
+                let answer = call(
+                    &node.addr,
+                    "PATCH",
+                    &format!("{path}/state"),
+                    Some(patch),
+                    ten,
+                )
+                .unwrap();
+                if answer.0 != 503 || Instant::now() > deadline {
+                    break answer;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            };
             assert_eq!(status, 200, "{body}");
             revision = body["revision"].as_u64().unwrap();
         }

@@ -12,7 +12,9 @@
 //!   request that reached the owner and then lost its answer is not sent
 //!   twice (it may have taken effect): that is a 503 saying so.
 //! - While a shard has no owner (its lease expired and is not taken over
-//!   yet), 503 `unavailable` with `Retry-After`.
+//!   yet), a request waits up to two seconds for one (a graceful hand-over
+//!   takes at most a second), then gets 503 `unavailable` with
+//!   `Retry-After`.
 //! - A watch stream (`GET .../watch`) follows the owner: when the owner's
 //!   stream ends (it stopped, died, or handed the shard over), the
 //!   forwarding node finds the new owner and goes on from the last event id
@@ -98,7 +100,7 @@ pub(crate) async fn route(State(api): State<Api>, request: Request, next: Next) 
         Route::Local(_) => next.run(request).await,
         _ if forwarded => not_owner(&tenant),
         Route::Remote(owner) => forward(&cluster, &api, &tenant, owner, request, next).await,
-        Route::NoOwner => match cluster.look_up(&tenant).await {
+        Route::NoOwner => match wait_for_owner(&cluster, &tenant).await {
             Route::Local(_) => next.run(request).await,
             Route::Remote(owner) => forward(&cluster, &api, &tenant, owner, request, next).await,
             Route::NoOwner => {
@@ -106,6 +108,26 @@ pub(crate) async fn route(State(api): State<Api>, request: Request, next: Next) 
                 unavailable(&tenant)
             }
         },
+    }
+}
+
+/// How long a request waits for its shard to get an owner before the 503:
+/// a graceful hand-over leaves the shard without one until the next owner's
+/// next check (at most a second), which the request rides out; a failover
+/// (the lease) it does not.
+const OWNER_WAIT: Duration = Duration::from_secs(2);
+
+/// The shard's owner, looked up again every quarter second for at most
+/// [`OWNER_WAIT`].
+async fn wait_for_owner(cluster: &Cluster, tenant: &TenantId) -> Route {
+    let deadline = tokio::time::Instant::now() + OWNER_WAIT;
+    loop {
+        match cluster.look_up(tenant).await {
+            Route::NoOwner if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            route => return route,
+        }
     }
 }
 
