@@ -108,15 +108,14 @@ fn journal_row(url: &str, round: Duration, rounds: usize) {
     let mut next_seq = std::collections::HashMap::<String, u64>::new();
     for writers in [16usize, 256] {
         let (mut ours, mut raw) = (Vec::new(), Vec::new());
-        let (mut appends, started, commits) = (0.0, Instant::now(), store.commits());
+        let (mut appends, commits) = (0.0, store.commits());
         for r in 0..rounds {
-            let rate = tokio.block_on(journal_round(&store, writers, round, r, &mut next_seq));
+            let rate = tokio.block_on(journal_round(&store, writers, round, &mut next_seq));
             appends += rate * round.as_secs_f64();
             ours.push(rate);
             raw.push(tokio.block_on(raw_round(url, writers, round, r)));
         }
         let commits = store.commits() - commits;
-        let _ = started;
         let (ours, raw) = (
             checked(median(ours), "PgJournal"),
             checked(median(raw), "raw"),
@@ -135,7 +134,6 @@ async fn journal_round(
     store: &PgStore,
     writers: usize,
     round: Duration,
-    r: usize,
     next_seq: &mut std::collections::HashMap<String, u64>,
 ) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
@@ -164,7 +162,6 @@ async fn journal_round(
             (name, seq)
         }));
     }
-    let _ = r;
     let started = Instant::now();
     tokio::time::sleep(round).await;
     stop.store(true, Ordering::Relaxed);

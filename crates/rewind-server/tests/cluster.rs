@@ -37,6 +37,24 @@ use std::time::{Duration, Instant};
 use cluster_support::{call, owned_shards, wait_balanced, Cluster, Node};
 use serde_json::json;
 
+/// Nodes `node-a` and `node-b` with `lease`, once the shards are spread
+/// over them.
+fn two_nodes(cluster: &Cluster, lease: &str) -> (Node, Node) {
+    let a = Node::start(cluster, "node-a", lease);
+    let b = Node::start(cluster, "node-b", lease);
+    wait_balanced(cluster, &[&a, &b], Duration::from_secs(60));
+    (a, b)
+}
+
+/// The first `<prefix>_<n>` whose shard `node` owns now.
+fn tenant_owned_by(cluster: &Cluster, node: &Node, prefix: &str) -> String {
+    let owned = owned_shards(&node.addr).unwrap();
+    (0..)
+        .map(|i| format!("{prefix}_{i}"))
+        .find(|t| owned.contains(&cluster.shard_of(t)))
+        .unwrap()
+}
+
 #[test]
 fn shards_spread_evenly_as_nodes_join_and_leave() {
     let Some(cluster) = Cluster::new("distribution", 256) else {
@@ -73,15 +91,9 @@ fn a_paused_owner_is_fenced() {
         return;
     };
     let lease = "3s";
-    let a = Node::start(&cluster, "node-a", lease);
-    let b = Node::start(&cluster, "node-b", lease);
-    wait_balanced(&cluster, &[&a, &b], Duration::from_secs(60));
+    let (a, b) = two_nodes(&cluster, lease);
     // A tenant on a shard node-a owns.
-    let a_owned = owned_shards(&a.addr).unwrap();
-    let tenant = (0..)
-        .map(|i| format!("fenced_{i}"))
-        .find(|t| a_owned.contains(&cluster.shard_of(t)))
-        .unwrap();
+    let tenant = tenant_owned_by(&cluster, &a, "fenced");
     let (status, _) = call(
         &b.addr,
         "PUT",
@@ -443,14 +455,8 @@ fn a_forwarded_watch_follows_the_owner() {
         return;
     };
     let lease = "2s";
-    let mut a = Node::start(&cluster, "node-a", lease);
-    let b = Node::start(&cluster, "node-b", lease);
-    wait_balanced(&cluster, &[&a, &b], Duration::from_secs(60));
-    let a_owned = owned_shards(&a.addr).unwrap();
-    let tenant = (0..)
-        .map(|i| format!("watched_{i}"))
-        .find(|t| a_owned.contains(&cluster.shard_of(t)))
-        .unwrap();
+    let (mut a, b) = two_nodes(&cluster, lease);
+    let tenant = tenant_owned_by(&cluster, &a, "watched");
     let path = format!("/v1/tenants/{tenant}");
     let ten = Duration::from_secs(10);
     assert_eq!(
@@ -632,9 +638,7 @@ fn any_node_lists_and_counts_the_whole_cluster() {
     let Some(cluster) = Cluster::new("listing", 16) else {
         return;
     };
-    let a = Node::start(&cluster, "node-a", "2s");
-    let b = Node::start(&cluster, "node-b", "2s");
-    wait_balanced(&cluster, &[&a, &b], Duration::from_secs(60));
+    let (a, b) = two_nodes(&cluster, "2s");
     let ten = Duration::from_secs(10);
     let mut created: Vec<String> = (0..25).map(|i| format!("listed_{i:02}")).collect();
     for (i, tenant) in created.iter().enumerate() {
@@ -690,9 +694,7 @@ fn the_cluster_rides_out_a_postgres_restart() {
         return;
     };
     let lease = "3s";
-    let a = Node::start(&cluster, "node-a", lease);
-    let b = Node::start(&cluster, "node-b", lease);
-    wait_balanced(&cluster, &[&a, &b], Duration::from_secs(60));
+    let (a, b) = two_nodes(&cluster, lease);
     let tenants: Vec<String> = (0..16).map(|i| format!("steady_{i:02}")).collect();
     for tenant in &tenants {
         let path = format!("/v1/tenants/{tenant}");
@@ -784,9 +786,7 @@ fn metrics_say_what_a_node_owns_takes_loses_and_forwards() {
         return;
     };
     let lease = "2s";
-    let a = Node::start(&cluster, "node-a", lease);
-    let b = Node::start(&cluster, "node-b", lease);
-    wait_balanced(&cluster, &[&a, &b], Duration::from_secs(60));
+    let (a, b) = two_nodes(&cluster, lease);
     let a_owned = owned_shards(&a.addr).unwrap();
     assert_eq!(sample(&a.addr, "rewind_cluster_shards"), Some(16.0));
     assert_eq!(
@@ -803,10 +803,7 @@ fn metrics_say_what_a_node_owns_takes_loses_and_forwards() {
     }
     assert!(sample(&a.addr, "rewind_lease_renewal_duration_seconds_count").unwrap() >= 1.0);
     // A tenant of node-a's, created through node-b: forwarded.
-    let tenant = (0..)
-        .map(|i| format!("metered_{i}"))
-        .find(|t| a_owned.contains(&cluster.shard_of(t)))
-        .unwrap();
+    let tenant = tenant_owned_by(&cluster, &a, "metered");
     let path = format!("/v1/tenants/{tenant}");
     let ten = Duration::from_secs(10);
     assert_eq!(
