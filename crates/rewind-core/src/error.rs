@@ -9,6 +9,7 @@ use crate::doc::Pointer;
 use crate::id::{Revision, TransactionId};
 use crate::name::SnapshotName;
 use crate::time::Timestamp;
+use crate::timeline::{DeploymentId, DeploymentStatus};
 
 /// Any error of the core.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -252,6 +253,29 @@ pub enum TimelineError {
     /// The model refused the change.
     #[error("change rejected: {0}")]
     Rejected(ChangeRejected),
+    /// Another deployment of the tenant is monitoring; one runs at a time.
+    #[error("deployment {0} is in progress; abort or promote it first")]
+    DeploymentRunning(DeploymentId),
+    /// No kept deployment has this id.
+    #[error("deployment {0} not found")]
+    DeploymentNotFound(DeploymentId),
+    /// The deployment has already ended.
+    #[error("deployment {id} has already ended ({status})")]
+    DeploymentFinished {
+        /// The deployment.
+        id: DeploymentId,
+        /// How it ended.
+        status: DeploymentStatus,
+    },
+    /// The snapshot is the `pre_<name>` of a deployment in progress, which
+    /// must be able to roll back to it.
+    #[error("snapshot '{name}' is held by deployment {deployment} until it ends")]
+    HeldByDeployment {
+        /// The snapshot.
+        name: SnapshotName,
+        /// The deployment.
+        deployment: DeploymentId,
+    },
 }
 
 /// The model's own error for a refused change, kept whole so callers can

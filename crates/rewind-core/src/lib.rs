@@ -62,6 +62,15 @@ pub use timeline::{
     StateRef, TargetKind, Timeline, TimelineConfig, TimelineImage, TimelineOp, TransactionInfo,
     TransactionOutcome, START_CHECKPOINT,
 };
+/// Guarded deployments as a timeline records them.
+pub mod deploy {
+    pub use crate::timeline::{
+        format_duration, parse_duration, CheckResult, CheckSpec, Comparison, Condition,
+        DeployChange, DeploymentEnded, DeploymentId, DeploymentInfo, DeploymentSpec,
+        DeploymentStarted, DeploymentStatus, FinishAction, Measurement, Observation,
+        DEPLOYMENT_AUTHOR, KEPT_DEPLOYMENTS, MAX_CHECKS, MAX_ROUNDS, MIN_INTERVAL,
+    };
+}
 
 /// The persistent collections `Doc` is built on.
 pub use imbl;

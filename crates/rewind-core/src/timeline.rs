@@ -7,6 +7,7 @@
 //! the timeline exactly as it was (all checks happen before the first write).
 
 mod config;
+mod deployment;
 mod image;
 mod log;
 pub mod op;
@@ -28,6 +29,12 @@ use crate::time::{Clock, SystemClock, Timestamp};
 use log::Log;
 
 pub use config::TimelineConfig;
+pub use deployment::{
+    format_duration, parse_duration, CheckResult, CheckSpec, Comparison, Condition, DeployChange,
+    DeploymentEnded, DeploymentId, DeploymentInfo, DeploymentSpec, DeploymentStarted,
+    DeploymentStatus, FinishAction, Measurement, Observation, DEPLOYMENT_AUTHOR, KEPT_DEPLOYMENTS,
+    MAX_CHECKS, MAX_ROUNDS, MIN_INTERVAL,
+};
 pub use image::TimelineImage;
 pub use op::{Op, TimelineOp};
 pub use policy::{Aborted, PolicyCheck, RevisionMismatch};
@@ -107,8 +114,12 @@ pub struct Timeline<M: Model> {
     named: Vector<Snapshot<M>>,
     /// Running transactions and the kept finished ones, oldest first.
     transactions: Vector<Transaction<M>>,
+    /// The running deployment and the kept finished ones, oldest first.
+    deployments: Vector<DeploymentInfo>,
     next_seq: u64,
     next_transaction: u64,
+    /// The id of the newest deployment (0: none yet).
+    next_deployment: u64,
     /// The newest time recorded; times are clamped to it so they never go
     /// backwards even if the clock does.
     last_at: Timestamp,
@@ -166,8 +177,10 @@ impl<M: Model> Timeline<M> {
             auto: Vector::new(),
             named: Vector::new(),
             transactions: Vector::new(),
+            deployments: Vector::new(),
             next_seq: 1,
             next_transaction: 1,
+            next_deployment: 0,
             last_at: at,
         }
     }
@@ -392,6 +405,19 @@ impl<M: Model> Timeline<M> {
         name: SnapshotName,
         options: NamedOptions,
     ) -> Result<SnapshotTaken, Error> {
+        let at = self.clock.now().max(self.last_at);
+        let taken = self.snapshot_named_at(name, options, at)?;
+        self.last_at = at;
+        Ok(taken)
+    }
+
+    /// [`snapshot_named`](Self::snapshot_named) at a time already read.
+    fn snapshot_named_at(
+        &mut self,
+        name: SnapshotName,
+        options: NamedOptions,
+        at: Timestamp,
+    ) -> Result<SnapshotTaken, Error> {
         if name.is_auto_name() {
             return Err(InvalidInput::ReservedName {
                 name,
@@ -436,7 +462,7 @@ impl<M: Model> Timeline<M> {
             name,
             kind: SnapshotKind::Named,
             revision: self.revision(),
-            created_at: self.stamp(),
+            created_at: at,
             protected: options.protected,
             trigger: None,
             transaction: None,
@@ -464,6 +490,14 @@ impl<M: Model> Timeline<M> {
                 None => TimelineError::SnapshotNotFound(name.clone()),
             });
         };
+        if let Some(open) = self.open_deployment() {
+            if !protected && &open.pre_snapshot == name {
+                return Err(TimelineError::HeldByDeployment {
+                    name: name.clone(),
+                    deployment: open.id,
+                });
+            }
+        }
         let snapshot = &mut self.named[index];
         snapshot.info.protected = protected;
         Ok(snapshot.info.clone())
@@ -497,12 +531,24 @@ impl<M: Model> Timeline<M> {
         target: &RollbackTarget,
         meta: CommitMeta,
     ) -> Result<RollbackOutcome, Error> {
+        // One instant for the whole rollback, so a replay of it is exact.
+        let at = self.clock.now().max(self.last_at);
+        let outcome = self.rollback_at(target, meta, at)?;
+        self.last_at = at;
+        Ok(outcome)
+    }
+
+    /// [`rollback_with`](Self::rollback_with) at a time already read.
+    fn rollback_at(
+        &mut self,
+        target: &RollbackTarget,
+        meta: CommitMeta,
+        at: Timestamp,
+    ) -> Result<RollbackOutcome, Error> {
         let (restored, state) = self.resolve_target(target)?;
         let state = state.clone();
         let diff = self.head().diff(&state)?;
         let from = self.revision();
-        // One instant for the whole rollback, so a replay of it is exact.
-        let at = self.stamp();
         let pre = self.snapshot_auto_at(AutoTrigger::PreRollback, at);
         let cause = Cause::Rollback {
             target: target.kind(),

@@ -14,8 +14,8 @@ use imbl::Vector;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Cause, Entry, RevisionInfo, Snapshot, SnapshotInfo, Timeline, TimelineConfig, Transaction,
-    TransactionOutcome,
+    Cause, DeploymentInfo, Entry, RevisionInfo, Snapshot, SnapshotInfo, Timeline, TimelineConfig,
+    Transaction, TransactionOutcome,
 };
 use crate::doc::{Doc, Patch};
 use crate::error::{Error, InvalidInput};
@@ -39,6 +39,15 @@ pub struct TimelineImage<M: Model> {
     auto: Vec<SnapshotImage>,
     named: Vec<SnapshotImage>,
     transactions: Vec<TransactionImage>,
+    /// Images written before deployments existed have none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    deployments: Vec<DeploymentInfo>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    next_deployment: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// How a state is rebuilt from earlier ones.
@@ -279,6 +288,8 @@ impl<M: Model> Timeline<M> {
                     checkpoints: snapshot_images(&t.checkpoints),
                 })
                 .collect(),
+            deployments: self.deployments.iter().cloned().collect(),
+            next_deployment: self.next_deployment,
         })
     }
 
@@ -359,8 +370,10 @@ impl<M: Model> Timeline<M> {
             auto: snapshots(image.auto)?,
             named: snapshots(image.named)?,
             transactions,
+            deployments: image.deployments.into_iter().collect(),
             next_seq: image.next_seq,
             next_transaction: image.next_transaction,
+            next_deployment: image.next_deployment,
             last_at: image.last_at,
         })
     }

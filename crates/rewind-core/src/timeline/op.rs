@@ -19,8 +19,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AutoTrigger, Commit, CommitMeta, NamedOptions, Pruned, RollbackOutcome, RollbackPolicy,
-    RollbackTarget, SnapshotInfo, SnapshotTaken, Timeline, TransactionOutcome,
+    AutoTrigger, Commit, CommitMeta, DeployChange, DeploymentEnded, DeploymentId, DeploymentSpec,
+    DeploymentStarted, FinishAction, NamedOptions, Observation, Pruned, RollbackOutcome,
+    RollbackPolicy, RollbackTarget, SnapshotInfo, SnapshotTaken, Timeline, TransactionOutcome,
 };
 use crate::error::Error;
 use crate::id::TransactionId;
@@ -254,6 +255,58 @@ impl<M: Model> Op<M> for AbortTransaction {
     }
 }
 
+/// [`Timeline::start_deployment`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct StartDeployment<M: Model> {
+    /// What runs and how it decides.
+    pub spec: DeploymentSpec,
+    /// What is deployed.
+    pub change: DeployChange<M>,
+    /// Attribution of the deployed revision.
+    #[serde(default)]
+    pub meta: CommitMeta,
+}
+
+impl<M: Model> Op<M> for StartDeployment<M> {
+    type Output = DeploymentStarted;
+    fn run(&self, timeline: &mut Timeline<M>) -> Result<DeploymentStarted, Error> {
+        timeline.start_deployment(self.spec.clone(), &self.change, self.meta.clone())
+    }
+}
+
+/// [`Timeline::record_measurements`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecordMeasurements {
+    /// The deployment.
+    pub deployment: DeploymentId,
+    /// One round: a result per check.
+    pub round: Vec<Observation>,
+}
+
+impl<M: Model> Op<M> for RecordMeasurements {
+    type Output = Option<DeploymentEnded>;
+    fn run(&self, timeline: &mut Timeline<M>) -> Result<Option<DeploymentEnded>, Error> {
+        timeline.record_measurements(self.deployment, self.round.clone())
+    }
+}
+
+/// [`Timeline::finish_deployment`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FinishDeployment {
+    /// The deployment.
+    pub deployment: DeploymentId,
+    /// Promote or abort.
+    pub action: FinishAction,
+}
+
+impl<M: Model> Op<M> for FinishDeployment {
+    type Output = DeploymentEnded;
+    fn run(&self, timeline: &mut Timeline<M>) -> Result<DeploymentEnded, Error> {
+        timeline.finish_deployment(self.deployment, &self.action)
+    }
+}
+
 /// Declares [`TimelineOp`] from the list of ops: one variant per op (the
 /// journal form, internally tagged by `op`), `From` for each, and replay.
 ///
@@ -376,6 +429,12 @@ timeline_ops! {
     FinishTransaction(FinishTransaction),
     /// [`AbortTransaction`].
     AbortTransaction(AbortTransaction),
+    /// [`StartDeployment`].
+    StartDeployment(StartDeployment<M>),
+    /// [`RecordMeasurements`].
+    RecordMeasurements(RecordMeasurements),
+    /// [`FinishDeployment`].
+    FinishDeployment(FinishDeployment),
 }
 
 #[cfg(test)]
