@@ -151,6 +151,9 @@ pub enum JournalError {
     /// The storage failed (I/O, SQLite).
     #[error("journal storage failed: {0}")]
     Storage(String),
+    /// This journal does not implement the feature.
+    #[error("this journal does not support {0}")]
+    Unsupported(&'static str),
     /// A record or image of a tenant does not decode or fails its checksum.
     #[error("corrupt journal data for tenant '{tenant}' at seq {seq}: {reason}")]
     Corrupt {
@@ -384,4 +387,23 @@ pub trait Journal: Send + Sync + 'static {
 
     /// Deletes the tenant's image at `seq`.
     fn delete_image(&self, tenant: &TenantId, seq: JournalSeq) -> Result<(), JournalError>;
+
+    /// Records durably that `tenant` has work to resume after a restart (a
+    /// guarded deployment in its window), or clears the mark. A runtime
+    /// reads the marks at start ([`resume_marks`](Self::resume_marks)) and
+    /// reads those tenants back at once, where every other tenant waits
+    /// for its first request. May block until the mark is durable.
+    ///
+    /// The default refuses ([`JournalError::Unsupported`]): with such a
+    /// journal a deployment resumes only when its tenant is next read back.
+    fn set_resume_mark(&self, tenant: &TenantId, marked: bool) -> Result<(), JournalError> {
+        let _ = (tenant, marked);
+        Err(JournalError::Unsupported("resume marks"))
+    }
+
+    /// The tenants marked by [`set_resume_mark`](Self::set_resume_mark),
+    /// ordered by id. The default has none.
+    fn resume_marks(&self) -> Result<Vec<TenantId>, JournalError> {
+        Ok(Vec::new())
+    }
 }

@@ -20,6 +20,7 @@ use crate::sequence;
 #[derive(Debug, Default)]
 pub struct MemoryJournal {
     tenants: Mutex<BTreeMap<TenantId, TenantLog>>,
+    marks: Mutex<std::collections::BTreeSet<TenantId>>,
 }
 
 /// One tenant's records.
@@ -74,6 +75,21 @@ impl Journal for MemoryJournal {
 
     fn flush(&self) -> Durable {
         Durable::ready(Ok(()))
+    }
+
+    fn set_resume_mark(&self, tenant: &TenantId, marked: bool) -> Result<(), JournalError> {
+        let mut marks = self.marks.lock().unwrap_or_else(PoisonError::into_inner);
+        if marked {
+            marks.insert(tenant.clone());
+        } else {
+            marks.remove(tenant);
+        }
+        Ok(())
+    }
+
+    fn resume_marks(&self) -> Result<Vec<TenantId>, JournalError> {
+        let marks = self.marks.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(marks.iter().cloned().collect())
     }
 
     fn tenants(&self) -> Result<Vec<TenantId>, JournalError> {

@@ -317,7 +317,7 @@ impl SqliteJournal {
         }
     }
 
-    /// Queues a deletion and blocks until it is committed.
+    /// Queues a deletion (or a mark) and blocks until it is committed.
     fn delete(
         &self,
         command: impl FnOnce(mpsc::SyncSender<Result<(), JournalError>>) -> Command,
@@ -388,6 +388,19 @@ impl Journal for SqliteJournal {
     fn delete_image(&self, tenant: &TenantId, seq: JournalSeq) -> Result<(), JournalError> {
         let (tenant, seq) = (tenant.clone(), seq.get());
         self.delete(|done| Command::DeleteImage { tenant, seq, done })
+    }
+
+    fn set_resume_mark(&self, tenant: &TenantId, marked: bool) -> Result<(), JournalError> {
+        let tenant = tenant.clone();
+        self.delete(|done| Command::Mark {
+            tenant,
+            marked,
+            done,
+        })
+    }
+
+    fn resume_marks(&self) -> Result<Vec<TenantId>, JournalError> {
+        self.reader.marks()
     }
 }
 

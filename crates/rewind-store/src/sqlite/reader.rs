@@ -37,6 +37,10 @@ impl Reader {
         tables::tenants(&self.connection(), &self.name)
     }
 
+    pub(super) fn marks(&self) -> Result<Vec<TenantId>, JournalError> {
+        tables::marks(&self.connection(), &self.name)
+    }
+
     pub(super) fn live_tenants(&self) -> Result<Vec<TenantId>, JournalError> {
         tables::live_tenants(&self.connection(), &self.name)
     }

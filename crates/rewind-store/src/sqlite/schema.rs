@@ -50,6 +50,10 @@ CREATE TABLE highest_seq (
 );
 ";
 
+/// Tenants with a deployment to resume after a restart
+/// (`Journal::set_resume_mark`).
+const MARKS: &str = "CREATE TABLE IF NOT EXISTS resume_marks (tenant TEXT PRIMARY KEY NOT NULL);";
+
 /// Opens (or creates) the journal file for writing: checks it is a rewind
 /// journal of a known version, then sets WAL mode and `synchronous=FULL`.
 pub(super) fn open_writer(path: &Path, name: &str) -> Result<Connection, JournalError> {
@@ -102,6 +106,11 @@ pub(super) fn open_writer(path: &Path, name: &str) -> Result<Connection, Journal
             .map_err(|e| storage(name, "creating the tables", e))?;
         tracing::info!(path = name, version = VERSION, "journal created");
     }
+    // Outside the versioned schema: a file without it (from a version that
+    // predates deployments) gains it, and such a version ignores it.
+    connection
+        .execute_batch(MARKS)
+        .map_err(|e| storage(name, "creating the resume marks table", e))?;
     Ok(connection)
 }
 

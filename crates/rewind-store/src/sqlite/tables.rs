@@ -163,6 +163,36 @@ pub(super) fn delete_image(
     Ok(())
 }
 
+/// Sets or clears the resume mark of a tenant.
+pub(super) fn set_mark(
+    connection: &Connection,
+    name: &str,
+    tenant: &TenantId,
+    marked: bool,
+) -> Result<(), JournalError> {
+    let statement = if marked {
+        "INSERT OR IGNORE INTO resume_marks (tenant) VALUES (?1)"
+    } else {
+        "DELETE FROM resume_marks WHERE tenant = ?1"
+    };
+    connection
+        .execute(statement, params![tenant.as_str()])
+        .map_err(|e| storage(name, &format!("marking tenant '{tenant}'"), e))?;
+    Ok(())
+}
+
+/// The marked tenants, ordered by id. A file the writer has not opened yet
+/// may lack the table: no marks.
+pub(super) fn marks(connection: &Connection, name: &str) -> Result<Vec<TenantId>, JournalError> {
+    let listing = |e| storage(name, "listing resume marks", e);
+    let mut statement = match connection.prepare("SELECT tenant FROM resume_marks ORDER BY 1") {
+        Ok(statement) => statement,
+        Err(e) if e.to_string().contains("no such table") => return Ok(Vec::new()),
+        Err(e) => return Err(listing(e)),
+    };
+    tenant_ids(&mut statement, name, listing)
+}
+
 /// Every tenant with an entry or an image, ordered by id.
 ///
 /// Time: O(records) (SQLite walks both primary-key indexes).

@@ -63,6 +63,12 @@ pub(super) enum Command {
         seq: u64,
         done: mpsc::SyncSender<Outcome>,
     },
+    /// `set_resume_mark`; the caller blocks on `done`.
+    Mark {
+        tenant: TenantId,
+        marked: bool,
+        done: mpsc::SyncSender<Outcome>,
+    },
     /// Completes once everything queued before it is committed.
     Flush { done: oneshot::Sender<Outcome> },
     /// Like `Flush`, then the writer stops.
@@ -471,6 +477,9 @@ impl Writer {
                         tables::delete_image(c, name, tenant, *seq)
                     })
                 }
+                Command::Mark { tenant, marked, .. } => in_savepoint(&mut transaction, name, |c| {
+                    tables::set_mark(c, name, tenant, *marked)
+                }),
                 Command::Flush { .. } | Command::Close { .. } => Ok(()),
             };
         }
@@ -494,9 +503,9 @@ impl Writer {
                         }
                     }
                 },
-                Command::DeleteEntries { done, .. } | Command::DeleteImage { done, .. } => {
-                    drop(done.send(outcome))
-                }
+                Command::DeleteEntries { done, .. }
+                | Command::DeleteImage { done, .. }
+                | Command::Mark { done, .. } => drop(done.send(outcome)),
                 Command::Flush { done } => drop(done.send(self.settle(outcome))),
                 Command::Close { done } => {
                     drop(done.send(self.settle(outcome)));
