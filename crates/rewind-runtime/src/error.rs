@@ -230,13 +230,17 @@ fn core_kind(error: &rewind_core::Error) -> ErrorKind {
             | TimelineError::TimeOutOfRange { .. }
             | TimelineError::NoSnapshots
             | TimelineError::TransactionNotFound(_)
-            | TimelineError::CheckpointNotFound { .. } => ErrorKind::NotFound,
+            | TimelineError::CheckpointNotFound { .. }
+            | TimelineError::DeploymentNotFound(_) => ErrorKind::NotFound,
             TimelineError::SnapshotExists(_) | TimelineError::CheckpointExists { .. } => {
                 ErrorKind::Exists
             }
             TimelineError::SnapshotProtected(_)
             | TimelineError::NotProtectable(_)
-            | TimelineError::TransactionFinished(_) => ErrorKind::Conflict,
+            | TimelineError::TransactionFinished(_)
+            | TimelineError::DeploymentRunning(_)
+            | TimelineError::DeploymentFinished { .. }
+            | TimelineError::HeldByDeployment { .. } => ErrorKind::Conflict,
             TimelineError::QuotaExceeded(_) => ErrorKind::QuotaExceeded,
             TimelineError::Rejected(_) => ErrorKind::Rejected,
             _ => ErrorKind::Invalid,

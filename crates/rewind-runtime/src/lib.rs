@@ -78,6 +78,7 @@
 //! ```
 
 mod config;
+pub mod deploy;
 mod door;
 mod durability;
 mod error;

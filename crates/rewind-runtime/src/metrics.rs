@@ -48,6 +48,13 @@ pub const JOURNAL_COMMIT_DURATION_SECONDS: &str = "rewind_journal_commit_duratio
 /// Histogram of records per journal commit.
 pub const JOURNAL_BATCH_RECORDS: &str = "rewind_journal_batch_records";
 
+/// Counter of ended deployments, label `outcome` = `promoted` |
+/// `rolled_back` | `aborted`.
+pub const DEPLOYMENTS_TOTAL: &str = "rewind_deployments_total";
+/// Counter of deployment health measurements, label `result` = `pass` |
+/// `fail` | `error`.
+pub const DEPLOYMENT_CHECKS_TOTAL: &str = "rewind_deployment_checks_total";
+
 /// Counter of tenants read back from the journal at start.
 pub const RECOVERED_TENANTS_TOTAL: &str = "rewind_recovered_tenants_total";
 /// Counter of journal entries replayed at start.
@@ -130,6 +137,11 @@ pub fn describe() {
         "Tenants read back from the journal"
     );
     describe_counter!(RECOVERED_ENTRIES_TOTAL, "Journal entries replayed at start");
+    describe_counter!(DEPLOYMENTS_TOTAL, "Guarded deployments ended, by outcome");
+    describe_counter!(
+        DEPLOYMENT_CHECKS_TOTAL,
+        "Deployment health measurements, by result"
+    );
 }
 
 /// Outcome label of a transition or rollback.
@@ -355,6 +367,24 @@ pub(crate) fn register_series() {
     counter!(TENANT_ACTIVATIONS_TOTAL).increment(0);
     for reason in PassivationReason::ALL {
         counter!(TENANT_PASSIVATIONS_TOTAL, "reason" => reason.as_str()).increment(0);
+    }
+    for outcome in ["promoted", "rolled_back", "aborted"] {
+        counter!(DEPLOYMENTS_TOTAL, "outcome" => outcome).increment(0);
+    }
+    for result in ["pass", "fail", "error"] {
+        counter!(DEPLOYMENT_CHECKS_TOTAL, "result" => result).increment(0);
+    }
+}
+
+/// A deployment ended (`promoted`, `rolled_back` or `aborted`).
+pub(crate) fn deployment_ended(status: rewind_core::deploy::DeploymentStatus) {
+    counter!(DEPLOYMENTS_TOTAL, "outcome" => status.as_str()).increment(1);
+}
+
+/// Measurements recorded.
+pub(crate) fn deployment_checks(round: &[rewind_core::deploy::Observation]) {
+    for observation in round {
+        counter!(DEPLOYMENT_CHECKS_TOTAL, "result" => observation.result.as_str()).increment(1);
     }
 }
 

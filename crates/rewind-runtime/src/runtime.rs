@@ -88,6 +88,8 @@ pub struct RuntimeBuilder<M: Model = Doc> {
     image_every: u64,
     residency: Residency,
     eager_recovery: bool,
+    custom_checks: std::collections::HashMap<String, Arc<dyn crate::deploy::HealthCheck>>,
+    check_hosts: crate::deploy::CheckHosts,
     _model: std::marker::PhantomData<fn() -> M>,
 }
 
@@ -105,6 +107,8 @@ impl<M: Model> Default for RuntimeBuilder<M> {
                 timer_period: DEFAULT_TIMER_PERIOD,
             },
             eager_recovery: false,
+            custom_checks: std::collections::HashMap::new(),
+            check_hosts: crate::deploy::CheckHosts::Any,
             _model: std::marker::PhantomData,
         }
     }
@@ -182,6 +186,26 @@ impl<M: Model> RuntimeBuilder<M> {
         self
     }
 
+    /// Registers a custom health check under the name its spec gives
+    /// (`CheckSpec::Custom { name }`), so that a deployment using it
+    /// resumes after a restart. A check whose spec is not `Custom` is a
+    /// built-in and needs no registration; it is ignored here.
+    pub fn health_check(mut self, check: Arc<dyn crate::deploy::HealthCheck>) -> Self {
+        if let rewind_core::deploy::CheckSpec::Custom { name } = check.spec() {
+            self.custom_checks.insert(name, check);
+        }
+        self
+    }
+
+    /// Which hosts the built-in checks may fetch (default: any, for a
+    /// program that writes its own URLs). A server taking checks from its
+    /// clients restricts them, so a client cannot make it fetch an internal
+    /// address (server-side request forgery).
+    pub fn check_hosts(mut self, hosts: crate::deploy::CheckHosts) -> Self {
+        self.check_hosts = hosts;
+        self
+    }
+
     /// Lists the tenants of the journal (if any), reading them back when
     /// [`eager_recovery`](Self::eager_recovery) is set, then starts the
     /// supervisor. Must run inside a tokio runtime.
@@ -200,6 +224,12 @@ impl<M: Model> RuntimeBuilder<M> {
             None => (Vec::new(), RecoveryReport::default()),
         };
         report.elapsed = started.elapsed();
+        let deployer = Arc::new(crate::deploy::Deployer::new(
+            self.custom_checks,
+            self.check_hosts,
+            Arc::clone(&self.clock),
+            journaling.as_ref().map(|j| Arc::clone(&j.journal)),
+        ));
         let registry = Arc::new(ArcSwap::from_pointee(Registry::new()));
         let counts = Arc::new(Counts::default());
         let args = SupervisorArgs {
@@ -209,7 +239,8 @@ impl<M: Model> RuntimeBuilder<M> {
             intensity: self.intensity,
             residency: self.residency,
             clock: self.clock,
-            journaling,
+            journaling: journaling.clone(),
+            deployer: Arc::clone(&deployer),
             initial,
         };
         let (supervisor, _) = Actor::spawn(None, SupervisorActor::new(), args)
@@ -218,12 +249,16 @@ impl<M: Model> RuntimeBuilder<M> {
                 tenant: TenantId::new("supervisor").expect("valid id"),
                 reason: e.to_string(),
             })?;
-        Ok(Runtime {
+        let runtime = Runtime {
             supervisor,
             registry,
             counts,
             recovery: Arc::new(report),
-        })
+        };
+        if let Some(journaling) = &journaling {
+            runtime.resume_deployments(journaling, deployer).await;
+        }
+        Ok(runtime)
     }
 }
 
@@ -310,6 +345,41 @@ async fn recover_all<M: Model>(
 }
 
 impl<M: Model> Runtime<M> {
+    /// Reads back the tenants the journal marked as having a deployment in
+    /// progress and resumes their monitors (in the background: a tenant
+    /// that cannot be read back is logged, and the start goes on).
+    async fn resume_deployments(
+        &self,
+        journaling: &Journaling,
+        deployer: Arc<crate::deploy::Deployer>,
+    ) {
+        let journal = Arc::clone(&journaling.journal);
+        let marked = tokio::task::spawn_blocking(move || journal.resume_marks()).await;
+        let marked = match marked {
+            Ok(Ok(marked)) => marked,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the journal's resume marks were not read; deployments in progress resume when their tenants are next read back");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading the journal's resume marks stopped");
+                return;
+            }
+        };
+        for id in marked {
+            let runtime = self.clone();
+            let deployer = Arc::clone(&deployer);
+            tokio::spawn(async move {
+                match runtime.tenant(id.as_str()).await {
+                    Ok(tenant) => deployer.resume(tenant).await,
+                    Err(e) => {
+                        tracing::error!(tenant = %id, error = %e, "a tenant with a deployment in progress was not read back; its deployment does not resume")
+                    }
+                }
+            });
+        }
+    }
+
     /// A builder with default settings.
     pub fn builder() -> RuntimeBuilder<M> {
         RuntimeBuilder::default()

@@ -85,6 +85,8 @@ pub(crate) struct SupervisorArgs<M: Model> {
     pub(crate) residency: Residency,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) journaling: Option<Journaling>,
+    /// Guarded deployments' shared state.
+    pub(crate) deployer: Arc<crate::deploy::Deployer>,
     /// Tenants found in the journal.
     pub(crate) initial: Vec<Initial<M>>,
 }
@@ -139,7 +141,7 @@ impl<M: Model> Actor for SupervisorActor<M> {
         myself: ActorRef<Self::Msg>,
         args: SupervisorArgs<M>,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let context = Arc::new(Context::new(args.journaling, myself.clone()));
+        let context = Arc::new(Context::new(args.journaling, myself.clone(), args.deployer));
         let mut state = SupervisorState {
             registry: args.registry,
             counts: args.counts,

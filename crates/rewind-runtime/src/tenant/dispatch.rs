@@ -6,8 +6,10 @@
 //! once what ran before them is durable.
 
 use ractor::RpcReplyPort;
+use rewind_core::deploy::{DeployChange, DeploymentEnded};
 use rewind_core::ops::{
-    Apply, DeleteSnapshot, Protect, Replace, Rollback, SnapshotAuto, SnapshotNamed,
+    Apply, DeleteSnapshot, FinishDeployment, Protect, RecordMeasurements, Replace, Rollback,
+    SnapshotAuto, SnapshotNamed, StartDeployment,
 };
 use rewind_core::{
     AutoTrigger, Commit, CommitMeta, Model, PolicyCheck, RollbackOutcome, RollbackTarget,
@@ -191,6 +193,67 @@ impl<M: Model> TenantState<M> {
                 let revision = self.timeline.revision();
                 self.answer_later(reply, permit, Ok(revision), |_| {});
             }
+            TenantMsg::StartDeployment {
+                spec,
+                change,
+                meta,
+                reply,
+            } => {
+                let checked = match &change {
+                    DeployChange::Change(change) => self.check_first_change(change),
+                    DeployChange::State(state) => state.check_json().map_err(Error::Invalid),
+                };
+                let result = match checked {
+                    Err(e) => Err(e),
+                    Ok(()) => match guarded(|| self.run(StartDeployment { spec, change, meta })) {
+                        Ok(result) => result.map_err(|e| self.tenant_error(e)),
+                        Err(panicked) => return Err(self.answer_panicked(reply, panicked)),
+                    },
+                };
+                let taken = result.as_ref().ok().map(|started| started.snapshot.clone());
+                self.answer_later(reply, permit, result, move |ok| {
+                    if let (true, Some(taken)) = (ok, taken) {
+                        record_snapshot(taken);
+                    }
+                });
+            }
+            TenantMsg::RecordMeasurements {
+                deployment,
+                round,
+                reply,
+            } => {
+                let recorded = round.clone();
+                let result = match guarded(|| self.run(RecordMeasurements { deployment, round })) {
+                    Ok(result) => result.map_err(|e| self.tenant_error(e)),
+                    Err(panicked) => return Err(self.answer_panicked(reply, panicked)),
+                };
+                let ended = result.as_ref().ok().cloned().flatten();
+                let ok = result.is_ok();
+                self.answer_later(reply, permit, result, move |durable| {
+                    if durable && ok {
+                        metrics::deployment_checks(&recorded);
+                        if let Some(ended) = &ended {
+                            record_deployment_end(ended);
+                        }
+                    }
+                });
+            }
+            TenantMsg::FinishDeployment {
+                deployment,
+                action,
+                reply,
+            } => {
+                let result = match guarded(|| self.run(FinishDeployment { deployment, action })) {
+                    Ok(result) => result.map_err(|e| self.tenant_error(e)),
+                    Err(panicked) => return Err(self.answer_panicked(reply, panicked)),
+                };
+                let ended = result.as_ref().ok().cloned();
+                self.answer_later(reply, permit, result, move |durable| {
+                    if let (true, Some(ended)) = (durable, &ended) {
+                        record_deployment_end(ended);
+                    }
+                });
+            }
             TenantMsg::Transaction { plan, reply } => {
                 return Ok(Some(StartTransaction {
                     plan,
@@ -350,6 +413,20 @@ impl<M: Model> TenantState<M> {
             message: panicked.0.clone(),
         }));
         panicked
+    }
+}
+
+/// Metrics of a deployment's end (and of the rollback it made).
+fn record_deployment_end(ended: &DeploymentEnded) {
+    metrics::deployment_ended(ended.deployment.status);
+    if let Some(rollback) = &ended.deployment.rollback {
+        metrics::snapshot_created(SnapshotKind::Auto);
+        metrics::pruned(&rollback.pruned);
+        metrics::rollback(
+            rewind_core::TargetKind::Named,
+            Outcome::Ok,
+            Default::default(),
+        );
     }
 }
 

@@ -113,6 +113,11 @@ impl<M: Model> Tenant<M> {
         }
     }
 
+    /// What the tenant shares with its actor and runtime.
+    pub(crate) fn shared(&self) -> &Arc<TenantShared<M>> {
+        &self.shared
+    }
+
     /// The tenant id.
     pub fn id(&self) -> &TenantId {
         &self.shared.id

@@ -6,6 +6,10 @@
 //! `Result` carrying domain errors; the actor never fails because of them.
 
 use ractor::RpcReplyPort;
+use rewind_core::deploy::{
+    DeployChange, DeploymentEnded, DeploymentId, DeploymentSpec, DeploymentStarted, FinishAction,
+    Observation,
+};
 use rewind_core::{
     Commit, CommitMeta, Diff, Model, NamedOptions, Revision, RevisionInfo, RollbackOutcome,
     RollbackPolicy, RollbackPreview, RollbackTarget, SnapshotInfo, SnapshotName, StateRef,
@@ -133,6 +137,38 @@ pub enum TenantMsg<M: Model> {
         /// The revision.
         reply: RpcReplyPort<Result<Revision, Error>>,
     },
+    /// Start a guarded deployment: the protected `pre_<name>` snapshot and
+    /// the change, in one step. Monitoring is the caller's (see
+    /// [`Tenant::deploy`](crate::Tenant::deploy)).
+    StartDeployment {
+        /// What runs and how it decides.
+        spec: DeploymentSpec,
+        /// What is deployed.
+        change: DeployChange<M>,
+        /// Attribution of the deployed revision.
+        meta: CommitMeta,
+        /// The deployment started.
+        reply: RpcReplyPort<Result<DeploymentStarted, Error>>,
+    },
+    /// Record one round of a deployment's measurements; rolls back when
+    /// they pass a limit.
+    RecordMeasurements {
+        /// The deployment.
+        deployment: DeploymentId,
+        /// A result per check.
+        round: Vec<Observation>,
+        /// The ended deployment, if this round ended it.
+        reply: RpcReplyPort<Result<Option<DeploymentEnded>, Error>>,
+    },
+    /// Promote or abort a deployment now.
+    FinishDeployment {
+        /// The deployment.
+        deployment: DeploymentId,
+        /// Promote or abort.
+        action: FinishAction,
+        /// The ended deployment.
+        reply: RpcReplyPort<Result<DeploymentEnded, Error>>,
+    },
     /// Run a multi-step transaction holding the write lease.
     Transaction {
         /// The steps and rollback policy.
@@ -183,6 +219,9 @@ impl<M: Model> TenantMsg<M> {
             History,
             Snapshots,
             Revision,
+            StartDeployment,
+            RecordMeasurements,
+            FinishDeployment,
             Transaction
         )
     }

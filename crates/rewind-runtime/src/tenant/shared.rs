@@ -84,6 +84,8 @@ pub(crate) struct Context<M: Model> {
     pub(crate) journaling: Option<Journaling>,
     /// Starts and activates tenants that have no actor.
     pub(crate) supervisor: ActorRef<SupervisorMsg<M>>,
+    /// Checks, allowed hosts and monitors of guarded deployments.
+    pub(crate) deployer: Arc<crate::deploy::Deployer>,
     /// The origin of [`Context::now_us`].
     epoch: Instant,
 }
@@ -92,10 +94,12 @@ impl<M: Model> Context<M> {
     pub(crate) fn new(
         journaling: Option<Journaling>,
         supervisor: ActorRef<SupervisorMsg<M>>,
+        deployer: Arc<crate::deploy::Deployer>,
     ) -> Self {
         Context {
             journaling,
             supervisor,
+            deployer,
             epoch: Instant::now(),
         }
     }
