@@ -27,6 +27,7 @@ use crate::http_metrics;
 use crate::limits::Limits;
 
 mod access;
+mod deployments;
 mod diff;
 mod history;
 mod input;
@@ -238,6 +239,19 @@ impl Api {
             .at("/v1/tenants/{t}/diff", get(diff::diff))
             .at("/v1/tenants/{t}/history", get(history::history))
             .at("/v1/tenants/{t}/transactions", post(transactions::run))
+            .at(
+                "/v1/tenants/{t}/deployments",
+                get(deployments::list).post(deployments::create),
+            )
+            .at("/v1/tenants/{t}/deployments/{id}", get(deployments::get))
+            .at(
+                "/v1/tenants/{t}/deployments/{id}/abort",
+                post(deployments::abort),
+            )
+            .at(
+                "/v1/tenants/{t}/deployments/{id}/promote",
+                post(deployments::promote),
+            )
             .at("/v1/tenants/{t}/watch", get(watch_events::watch))
     }
 }

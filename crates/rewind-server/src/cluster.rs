@@ -68,6 +68,8 @@ pub struct ClusterConfig {
     pub tenant: TenantConfig,
     /// Most tenants kept in memory on this node, over all its shards.
     pub max_active: usize,
+    /// Hosts the health checks of guarded deployments may fetch.
+    pub check_hosts: rewind_runtime::deploy::CheckHosts,
 }
 
 /// A shard this node owns: its runtime and until when its lease is valid.
@@ -455,6 +457,7 @@ impl Inner {
         let started = Runtime::<Doc>::builder()
             .tenant_defaults(self.config.tenant)
             .max_active(max_active)
+            .check_hosts(self.config.check_hosts.clone())
             .journal(journal)
             .start()
             .await;

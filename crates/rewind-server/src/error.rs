@@ -199,6 +199,10 @@ fn timeline_status(error: &TimelineError) -> (StatusCode, &'static str) {
             Some(patch) => rejected_patch_status(patch),
             None => (S::UNPROCESSABLE_ENTITY, "patch_failed"),
         },
+        T::DeploymentNotFound(_) => (S::NOT_FOUND, "deployment_not_found"),
+        T::DeploymentRunning(_) => (S::CONFLICT, "deployment_in_progress"),
+        T::DeploymentFinished { .. } => (S::CONFLICT, "deployment_ended"),
+        T::HeldByDeployment { .. } => (S::CONFLICT, "snapshot_protected"),
         T::TransactionFinished(_) | T::NotProtectable(_) => (S::BAD_REQUEST, "invalid_request"),
         _ => (S::BAD_REQUEST, "invalid_request"),
     }

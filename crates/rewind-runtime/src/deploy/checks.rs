@@ -72,9 +72,11 @@ fn host_and_port(url: &str) -> Result<(String, u16), Error> {
         .map_err(|e| invalid(format!("check URL '{url}' does not parse: {e}")))?;
     match uri.scheme_str() {
         Some("http") => {}
-        Some(other) => return Err(invalid(format!(
+        Some(other) => {
+            return Err(invalid(format!(
             "check URL '{url}': only http:// is supported, not {other}:// (put a proxy in front)"
-        ))),
+        )))
+        }
         None => return Err(invalid(format!("check URL '{url}' needs http://"))),
     }
     let host = uri

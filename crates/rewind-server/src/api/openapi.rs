@@ -439,6 +439,89 @@ fn paths() -> Value {
             &[400, 401, 403, 404, 408, 413, 422],
         )}),
     );
+    let deployment = json!({"$ref": "#/components/schemas/Deployment"});
+    add(
+        &format!("{tenant}/deployments"),
+        json!({
+            "get": operation(
+                "listDeployments",
+                "The tenant's deployments (the one in progress and the last 16 ended), newest first",
+                &[param("t")],
+                None,
+                &[("200", json_response("The deployments", json!({
+                    "type": "object",
+                    "required": ["deployments"],
+                    "properties": {"deployments": {"type": "array", "items": deployment.clone()}},
+                })))],
+                &[400, 401, 403, 404],
+            ),
+            "post": operation(
+                "createDeployment",
+                "Start a guarded deployment: a protected pre_<name> snapshot, the change, then                  the checks every interval for the window; promoted when it ends healthy,                  rolled back to pre_<name> after failure_limit + 1 failures or error_limit + 1                  errors of a check in a row. Check URLs must be on a host allowed with                  --allow-check-host (none by default).",
+                &[param("t"), param("reason")],
+                Some(body(true, json!({
+                    "type": "object",
+                    "required": ["name"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "name": {"$ref": "#/components/schemas/SnapshotName"},
+                        "patch": {"$ref": "#/components/schemas/JsonPatch"},
+                        "state": {"description": "A whole new state (instead of a patch)"},
+                        "checks": {"type": "array", "maxItems": 16, "items": {"$ref": "#/components/schemas/Check"}},
+                        "interval": {"$ref": "#/components/schemas/Duration"},
+                        "window": {"$ref": "#/components/schemas/Duration"},
+                        "failure_limit": {"type": "integer", "minimum": 0, "maximum": u32::MAX},
+                        "error_limit": {"type": "integer", "minimum": 0, "maximum": u32::MAX},
+                        "reason": {"$ref": "#/components/schemas/Reason"},
+                    },
+                }))),
+                &[("201", json_response("The deployment, monitoring", deployment.clone()))],
+                &[400, 401, 403, 404, 408, 409, 413, 422, 429],
+            ),
+        }),
+    );
+    add(
+        &format!("{tenant}/deployments/{{id}}"),
+        json!({"get": operation(
+            "getDeployment",
+            "One deployment, with every measurement",
+            &[param("t"), param("deployment")],
+            None,
+            &[("200", json_response("The deployment", deployment.clone()))],
+            &[400, 401, 403, 404],
+        )}),
+    );
+    for (action, summary) in [
+        ("abort", "Roll the deployment back to pre_<name> now"),
+        (
+            "promote",
+            "End the deployment's window now, keeping the change",
+        ),
+    ] {
+        let id = format!("{action}Deployment");
+        let parameters = [param("t"), param("deployment"), param("reason")];
+        let request = (action == "abort").then(|| {
+            body(
+                false,
+                json!({
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {"reason": {"$ref": "#/components/schemas/Reason"}},
+                }),
+            )
+        });
+        add(
+            &format!("{tenant}/deployments/{{id}}/{action}"),
+            json!({"post": operation(
+                &id,
+                summary,
+                &parameters,
+                request,
+                &[("200", json_response("The deployment, ended", deployment.clone()))],
+                &[400, 401, 403, 404, 408, 409],
+            )}),
+        );
+    }
     add(
         &format!("{tenant}/watch"),
         json!({"get": operation(
@@ -587,6 +670,7 @@ fn error_responses() -> Value {
                 "tenant_not_found",
                 "snapshot_not_found",
                 "revision_not_found",
+                "deployment_not_found",
             ],
         ),
         (405, "Method not allowed", &["method_not_allowed"]),
@@ -594,7 +678,13 @@ fn error_responses() -> Value {
         (
             409,
             "Conflict",
-            &["tenant_exists", "snapshot_exists", "snapshot_protected"],
+            &[
+                "tenant_exists",
+                "snapshot_exists",
+                "snapshot_protected",
+                "deployment_in_progress",
+                "deployment_ended",
+            ],
         ),
         (
             412,
@@ -694,6 +784,11 @@ fn parameters() -> Value {
             "description": "Why: recorded with the write (a body's reason wins)",
             "schema": {"$ref": "#/components/schemas/Reason"},
         },
+        "deployment": {
+            "name": "id", "in": "path", "required": true,
+            "description": "Deployment id within the tenant",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 9_223_372_036_854_775_807_u64},
+        },
         "last_event_id": {
             "name": "Last-Event-ID", "in": "header",
             "description": "Resume after this revision (empty: from now)",
@@ -703,7 +798,7 @@ fn parameters() -> Value {
 }
 
 fn schemas() -> Value {
-    json!({
+    let mut schemas = json!({
         "TenantId": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
         "SnapshotName": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
         "Revision": {"type": "integer", "minimum": 0, "maximum": 9_223_372_036_854_775_807_u64},
@@ -824,6 +919,97 @@ fn schemas() -> Value {
                 },
             })),
         ]},
+    });
+    if let (Value::Object(all), Value::Object(more)) = (&mut schemas, deployment_schemas()) {
+        all.extend(more);
+    }
+    schemas
+}
+
+/// The schemas of guarded deployments.
+fn deployment_schemas() -> Value {
+    json!({
+        "Duration": {
+            "type": "string",
+            "description": "Go/Prometheus style: `250ms`, `10s`, `5m`, `1h30m`",
+            "pattern": "^([0-9]{1,9}(\\.[0-9]{1,6})?(ms|s|m|h|d))+$",
+        },
+        "Check": {"oneOf": [
+            {
+                "type": "object",
+                "required": ["prometheus"],
+                "additionalProperties": false,
+                "properties": {"prometheus": {
+                    "type": "object",
+                    "required": ["url", "query", "condition"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "url": {"type": "string", "description": "http://host:port of Prometheus"},
+                        "query": {"type": "string", "description": "PromQL; one sample or a scalar"},
+                        "condition": {"type": "string", "pattern": "^\\s*(<|<=|>|>=)\\s*\\S+\\s*$", "description": "`< 0.9`, `>= 100`"},
+                    },
+                }},
+            },
+            {
+                "type": "object",
+                "required": ["http"],
+                "additionalProperties": false,
+                "properties": {"http": {
+                    "type": "object",
+                    "required": ["url"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "url": {"type": "string"},
+                        "expect_status": {"type": "integer", "minimum": 100, "maximum": 599},
+                    },
+                }},
+            },
+        ]},
+        "Deployment": {
+            "type": "object",
+            "required": ["id", "name", "status", "started_at", "ends_at", "revision",
+                "base_revision", "pre_snapshot", "checks", "interval", "window",
+                "failure_limit", "error_limit", "measurements"],
+            "properties": {
+                "id": {"type": "integer", "minimum": 1},
+                "name": {"$ref": "#/components/schemas/SnapshotName"},
+                "status": {"enum": ["monitoring", "promoted", "rolled_back", "aborted"]},
+                "started_at": {"type": "string", "format": "date-time"},
+                "ends_at": {"type": "string", "format": "date-time"},
+                "ended_at": {"type": "string", "format": "date-time"},
+                "revision": {"$ref": "#/components/schemas/Revision"},
+                "base_revision": {"$ref": "#/components/schemas/Revision"},
+                "pre_snapshot": {"$ref": "#/components/schemas/SnapshotName"},
+                "checks": {"type": "array", "items": {"$ref": "#/components/schemas/Check"}},
+                "interval": {"$ref": "#/components/schemas/Duration"},
+                "window": {"$ref": "#/components/schemas/Duration"},
+                "failure_limit": {"type": "integer", "minimum": 0},
+                "error_limit": {"type": "integer", "minimum": 0},
+                "reason": {"type": "string"},
+                "measurements": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["at", "check", "result"],
+                    "properties": {
+                        "at": {"type": "string", "format": "date-time"},
+                        "check": {"type": "string"},
+                        "result": {"enum": ["pass", "fail", "error"]},
+                        "value": {"type": ["number", "null"]},
+                        "reason": {"type": "string"},
+                    },
+                }},
+                "rollback": {
+                    "type": "object",
+                    "required": ["revision", "restored", "diff", "pre_rollback"],
+                    "properties": {
+                        "revision": {"$ref": "#/components/schemas/Revision"},
+                        "restored": {"$ref": "#/components/schemas/Restored"},
+                        "diff": {"$ref": "#/components/schemas/Diff"},
+                        "pre_rollback": {"$ref": "#/components/schemas/Snapshot"},
+                        "dry_run": {"type": "boolean"},
+                    },
+                },
+            },
+        },
     })
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use rewind_core::Doc;
+use rewind_runtime::deploy::CheckHosts;
 use rewind_runtime::{Journal, JournalError, Runtime, TenantConfig};
 use rewind_store::{SqliteJournal, SqliteOptions};
 use tokio::net::{TcpListener, TcpSocket};
@@ -101,6 +102,13 @@ pub struct ServeArgs {
     /// ... for at most this long.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
     pub drain_timeout: Duration,
+    /// A host the health checks of guarded deployments may fetch, as
+    /// `HOST` (any port) or `HOST:PORT`; repeat it for more. The server
+    /// fetches the checks' URLs itself, so without this flag every
+    /// deployment with a check is refused (400): a client cannot make it
+    /// reach an internal address.
+    #[arg(long = "allow-check-host", value_name = "HOST[:PORT]")]
+    pub allow_check_hosts: Vec<String>,
     /// Cluster mode: keep tenants in this PostgreSQL database, shared with
     /// the other nodes (`postgres://user@host:5432/db`; the schema is
     /// created on first use). Without it the SQLite journal in --data is
@@ -245,7 +253,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     let mut builder = Runtime::<Doc>::builder()
         .tenant_defaults(tenant)
-        .max_active(args.max_active);
+        .max_active(args.max_active)
+        .check_hosts(CheckHosts::Only(args.allow_check_hosts.clone()));
     if let Some(journal) = &journal {
         builder = builder.journal(Arc::clone(journal) as Arc<dyn Journal>);
     }
@@ -344,6 +353,7 @@ async fn run_cluster(
         lease: args.lease,
         tenant,
         max_active: args.max_active,
+        check_hosts: CheckHosts::Only(args.allow_check_hosts.clone()),
     })
     .await
     .context("cannot join the cluster")?;

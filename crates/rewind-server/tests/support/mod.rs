@@ -80,6 +80,13 @@ impl Server {
         Server { api, app, runtime }
     }
 
+    /// An API over `runtime`.
+    pub fn over(runtime: Runtime<Doc>, config: ApiConfig) -> Server {
+        let api = Api::new(runtime.clone(), config).expect("valid config");
+        let app = api.router();
+        Server { api, app, runtime }
+    }
+
     pub async fn new() -> Server {
         Server::start(config()).await
     }
