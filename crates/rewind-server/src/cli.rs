@@ -177,6 +177,51 @@ pub enum ClientCommand {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// Start a guarded deployment of FILE (a JSON Patch, or with --state a
+    /// whole state) behind a protected `pre_<name>` snapshot, then follow
+    /// it: one line per measurement. Exits 0 when it is promoted, 1 when it
+    /// rolls back or is aborted.
+    Deploy {
+        /// The tenant.
+        #[arg(value_parser = tenant_id)]
+        tenant: TenantId,
+        /// The change: a JSON file, or `-` for stdin.
+        #[arg(value_name = "FILE|-")]
+        file: String,
+        /// The deployment's name, e.g. `v2.0.0`.
+        #[arg(long, value_parser = snapshot_name)]
+        name: SnapshotName,
+        /// FILE is a whole new state rather than a JSON Patch.
+        #[arg(long)]
+        state: bool,
+        /// A health check, repeatable:
+        /// `prometheus:URL:QUERY CONDITION` (e.g.
+        /// `prometheus:http://127.0.0.1:9090:max(app_memory_usage_ratio) < 0.9`)
+        /// or `http:URL[=STATUS]` (default status 200).
+        #[arg(long = "check", value_name = "CHECK", value_parser = check_spec)]
+        checks: Vec<Value>,
+        /// Time between measurements (server default 60s).
+        #[arg(long, value_name = "DURATION")]
+        interval: Option<String>,
+        /// How long to watch (server default 5m).
+        #[arg(long, value_name = "DURATION")]
+        window: Option<String>,
+        /// Failed measurements tolerated (default 0).
+        #[arg(long, value_name = "N")]
+        failure_limit: Option<u32>,
+        /// Errors of one check tolerated in a row (default 4).
+        #[arg(long, value_name = "N")]
+        error_limit: Option<u32>,
+        /// Print the started deployment and exit instead of following it.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// List a tenant's deployments, newest first.
+    Deployments {
+        /// The tenant.
+        #[arg(value_parser = tenant_id)]
+        tenant: TenantId,
+    },
     /// Print one line per new revision until interrupted (or the server
     /// stops).
     Watch {
@@ -269,6 +314,95 @@ fn checkpoint(text: &str) -> Result<(u64, SnapshotName), String> {
         .parse()
         .map_err(|_| format!("'{transaction}' is not a transaction number"))?;
     Ok((transaction, snapshot_name(name)?))
+}
+
+/// A `--check`: `prometheus:URL:QUERY CONDITION` or `http:URL[=STATUS]`,
+/// as the API's check object.
+fn check_spec(text: &str) -> Result<Value, String> {
+    if let Some(rest) = text.strip_prefix("http:") {
+        let (url, status) = match rest.rsplit_once('=') {
+            Some((url, status)) if status.parse::<u16>().is_ok() => {
+                (url, status.parse::<u16>().unwrap_or(200))
+            }
+            _ => (rest, 200),
+        };
+        return Ok(json!({"http": {"url": url, "expect_status": status}}));
+    }
+    let rest = text.strip_prefix("prometheus:").ok_or_else(|| {
+        format!("'{text}' is neither prometheus:URL:QUERY CONDITION nor http:URL[=STATUS]")
+    })?;
+    let scheme = rest
+        .find("://")
+        .ok_or_else(|| format!("'{rest}' does not start with a URL such as http://host:9090"))?;
+    let authority = scheme + 3;
+    // The URL ends at the first ':' after its authority that does not
+    // start a port.
+    let mut end = rest.len();
+    let mut search = authority;
+    while let Some(colon) = rest[search..].find(':').map(|i| search + i) {
+        let next = rest[colon + 1..]
+            .find(':')
+            .map_or(rest.len(), |i| colon + 1 + i);
+        let port = rest[colon + 1..next].split('/').next().unwrap_or("");
+        if colon > authority && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+            search = next;
+            continue;
+        }
+        end = colon;
+        break;
+    }
+    let (url, expression) = (&rest[..end], rest.get(end + 1..).unwrap_or(""));
+    // The threshold is a number: the last '<' or '>' starts the condition.
+    let at = expression.rfind(['<', '>']).ok_or_else(|| {
+        format!("'{expression}' needs a condition after the query, e.g. 'up < 0.9'")
+    })?;
+    let (query, condition) = (expression[..at].trim(), expression[at..].trim());
+    if query.is_empty() {
+        return Err(format!("'{text}' has no query before its condition"));
+    }
+    condition
+        .parse::<rewind_core::deploy::Condition>()
+        .map_err(|e| e.to_string())?;
+    Ok(json!({"prometheus": {"url": url, "query": query, "condition": condition}}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_parse_from_the_command_line() {
+        assert_eq!(
+            check_spec("prometheus:http://127.0.0.1:9090:max(app_memory_usage_ratio) < 0.9")
+                .unwrap(),
+            json!({"prometheus": {
+                "url": "http://127.0.0.1:9090",
+                "query": "max(app_memory_usage_ratio)",
+                "condition": "< 0.9",
+            }})
+        );
+        assert_eq!(
+            check_spec("prometheus:http://prom/api:sum(rate(errors[5m]))>=1").unwrap(),
+            json!({"prometheus": {"url": "http://prom/api", "query": "sum(rate(errors[5m]))", "condition": ">=1"}})
+        );
+        assert_eq!(
+            check_spec("http:http://10.0.0.5:8080/health=204").unwrap(),
+            json!({"http": {"url": "http://10.0.0.5:8080/health", "expect_status": 204}})
+        );
+        assert_eq!(
+            check_spec("http:http://a/health").unwrap()["http"]["expect_status"],
+            200
+        );
+        for bad in [
+            "ftp:x",
+            "prometheus:max(x) < 1",
+            "prometheus:http://p:9090:max(x)",
+            "prometheus:http://p:9090:< 1",
+            "prometheus:http://p:9090:up < x",
+        ] {
+            assert!(check_spec(bad).is_err(), "{bad}");
+        }
+    }
 }
 
 /// Runs one client subcommand against the server of `options`, printing
@@ -452,7 +586,102 @@ impl Session<'_> {
                 let reply = self.call(Method::GET, &path, None).await?;
                 self.print(&reply.body, render::history)
             }
+            ClientCommand::Deploy {
+                tenant,
+                file,
+                name,
+                state,
+                checks,
+                interval,
+                window,
+                failure_limit,
+                error_limit,
+                detach,
+            } => {
+                let change = read_json(&file)?;
+                let mut body = json!({"name": name, "checks": checks});
+                body[if state { "state" } else { "patch" }] = change;
+                for (key, value) in [("interval", interval), ("window", window)] {
+                    if let Some(value) = value {
+                        body[key] = json!(value);
+                    }
+                }
+                for (key, value) in [
+                    ("failure_limit", failure_limit),
+                    ("error_limit", error_limit),
+                ] {
+                    if let Some(value) = value {
+                        body[key] = json!(value);
+                    }
+                }
+                let path = tenant_path(&tenant, "/deployments");
+                let reply = self.call(Method::POST, &path, Some(&body)).await?;
+                if detach {
+                    return self.print(&reply.body, |body| {
+                        render::deployment_started(&tenant, body)
+                    });
+                }
+                self.follow(&tenant, reply.body).await
+            }
+            ClientCommand::Deployments { tenant } => {
+                let path = tenant_path(&tenant, "/deployments");
+                let reply = self.call(Method::GET, &path, None).await?;
+                self.print(&reply.body, render::deployments)
+            }
             ClientCommand::Watch { tenant, after } => self.watch(&tenant, after).await,
+        }
+    }
+
+    /// Follows a deployment to its end, a line per measurement as it is
+    /// recorded; an error (exit 1) unless it was promoted.
+    async fn follow(&self, tenant: &TenantId, started: Value) -> Result<()> {
+        let id = started["id"]
+            .as_u64()
+            .context("the server answered no deployment id")?;
+        if !self.json {
+            self.print(&started, |body| render::deployment_started(tenant, body))?;
+        }
+        let path = tenant_path(tenant, &format!("/deployments/{id}"));
+        let interval = started["interval"]
+            .as_str()
+            .and_then(|d| rewind_core::deploy::parse_duration(d).ok())
+            .unwrap_or(std::time::Duration::from_secs(1));
+        let poll = (interval / 2).clamp(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(2),
+        );
+        let mut shown = 0;
+        let deployment = loop {
+            let reply = self.call(Method::GET, &path, None).await?;
+            let measurements = reply.body["measurements"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for measurement in measurements.iter().skip(shown) {
+                let line = if self.json {
+                    measurement.to_string()
+                } else {
+                    render::measurement(measurement)
+                };
+                let mut stdout = std::io::stdout().lock();
+                writeln!(stdout, "{line}")?;
+                stdout.flush()?;
+            }
+            shown = shown.max(measurements.len());
+            if reply.body["status"] != "monitoring" {
+                break reply.body;
+            }
+            tokio::time::sleep(poll).await;
+        };
+        self.print(&deployment, |body| render::deployment_ended(tenant, body))?;
+        match deployment["status"].as_str() {
+            Some("promoted") => Ok(()),
+            status => bail!(
+                "deployment '{}' {}: {}",
+                deployment["name"].as_str().unwrap_or("?"),
+                status.unwrap_or("ended").replace('_', " "),
+                deployment["reason"].as_str().unwrap_or("no reason given")
+            ),
         }
     }
 

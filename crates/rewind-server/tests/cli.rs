@@ -819,3 +819,108 @@ fn tenants_follows_the_pages_and_limit_caps_the_total() {
     assert_eq!(json["tenants"].as_array().unwrap().len(), 1_002);
     assert_eq!(json["tenants"][1_001]["tenant"], "t1001");
 }
+
+/// A health endpoint answering every request with the status a test sets.
+fn health_endpoint(status: std::sync::Arc<std::sync::atomic::AtomicU16>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let code = status.load(std::sync::atomic::Ordering::SeqCst);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {code} Status\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    addr.to_string()
+}
+
+#[test]
+fn deploy_follows_the_deployment_and_exits_by_its_outcome() {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    let status = std::sync::Arc::new(AtomicU16::new(200));
+    let health = health_endpoint(std::sync::Arc::clone(&status));
+    let server = Server::start_with_args(None, &["--allow-check-host", &health]);
+    let dir = temp_dir("deploy");
+    let state = dir.join("stable.json");
+    std::fs::write(&state, stable().to_string()).unwrap();
+    server.ok(&["create", "acme_corp", "--state", state.to_str().unwrap()]);
+    let patch = dir.join("v2.json");
+    std::fs::write(
+        &patch,
+        json!([{"op": "replace", "path": "/version", "value": "2.0.0"}]).to_string(),
+    )
+    .unwrap();
+    let check = format!("http:http://{health}/health");
+    let deploy = |name: &str| {
+        server
+            .rewind(&[
+                "deploy",
+                "acme_corp",
+                patch.to_str().unwrap(),
+                "--name",
+                name,
+                "--check",
+                &check,
+                "--interval",
+                "100ms",
+                "--window",
+                "400ms",
+            ])
+            .output()
+            .unwrap()
+    };
+    let promoted = deploy("v2.0.0");
+    let out = String::from_utf8_lossy(&promoted.stdout).into_owned();
+    assert!(
+        promoted.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&promoted.stderr)
+    );
+    assert!(out.contains("deploying 'v2.0.0' to 'acme_corp'"), "{out}");
+    assert_eq!(out.matches("  pass   http ").count(), 4, "{out}");
+    assert!(out.contains("promoted 'v2.0.0' on 'acme_corp'"), "{out}");
+
+    status.store(500, Ordering::SeqCst);
+    server.ok(&["rollback", "acme_corp", "--to-snapshot", "pre_v2.0.0"]);
+    let rolled_back = deploy("v2.0.1");
+    let out = String::from_utf8_lossy(&rolled_back.stdout).into_owned();
+    let err = String::from_utf8_lossy(&rolled_back.stderr).into_owned();
+    assert_eq!(rolled_back.status.code(), Some(1), "{out}{err}");
+    assert!(out.contains("  fail   http "), "{out}");
+    assert!(out.contains("status 500, expected 200"), "{out}");
+    assert!(out.contains("rolled back 'v2.0.1' on 'acme_corp'"), "{out}");
+    assert!(err.contains("deployment 'v2.0.1' rolled back"), "{err}");
+    let state = server.json(&["get", "acme_corp"]);
+    assert_eq!(state["version"], stable()["version"]);
+
+    let listing = server.ok(&["deployments", "acme_corp"]);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 2, "{listing}");
+    assert!(
+        lines[0].contains("rolled_back") && lines[0].contains("v2.0.1"),
+        "{listing}"
+    );
+    assert!(
+        lines[1].contains("promoted") && lines[1].contains("v2.0.0"),
+        "{listing}"
+    );
+    // A host not allowed: refused before anything changes.
+    let refused = server.fails(&[
+        "deploy",
+        "acme_corp",
+        patch.to_str().unwrap(),
+        "--name",
+        "v3",
+        "--check",
+        "http:http://127.0.0.1:1/health",
+    ]);
+    assert!(
+        refused.contains("--allow-check-host 127.0.0.1:1"),
+        "{refused}"
+    );
+}

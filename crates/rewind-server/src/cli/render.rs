@@ -333,3 +333,90 @@ mod tests {
         );
     }
 }
+
+/// `deploying 'v2.0.0' to 'shop' (deployment 3): revision 7, pre_v2.0.0
+/// pins 6; checks every 10s for 5m`.
+pub(super) fn deployment_started(tenant: &TenantId, body: &Value) -> Result<String> {
+    Ok(format!(
+        "deploying '{}' to '{tenant}' (deployment {}): revision {}, snapshot {} pins revision {}; \
+         {} check(s) every {} for {}\n",
+        body["name"].as_str().unwrap_or("?"),
+        body["id"],
+        body["revision"],
+        body["pre_snapshot"].as_str().unwrap_or("?"),
+        body["base_revision"],
+        body["checks"].as_array().map_or(0, Vec::len),
+        body["interval"].as_str().unwrap_or("?"),
+        body["window"].as_str().unwrap_or("?"),
+    ))
+}
+
+/// `2026-03-14T12:00:10Z  pass   prometheus max(m) < 0.9  value 0.4`.
+pub(super) fn measurement(m: &Value) -> String {
+    let mut line = format!(
+        "{}  {:<5}  {}",
+        m["at"].as_str().unwrap_or("?"),
+        m["result"].as_str().unwrap_or("?"),
+        m["check"].as_str().unwrap_or("?"),
+    );
+    if let Some(value) = m["value"].as_f64() {
+        line.push_str(&format!("  value {value}"));
+    }
+    if let Some(reason) = m["reason"].as_str() {
+        line.push_str(&format!("  ({reason})"));
+    }
+    line
+}
+
+/// How a deployment ended, and the rollback it made.
+pub(super) fn deployment_ended(tenant: &TenantId, body: &Value) -> Result<String> {
+    let name = body["name"].as_str().unwrap_or("?");
+    let mut out = match body["status"].as_str() {
+        Some("promoted") => format!("promoted '{name}' on '{tenant}'"),
+        Some("rolled_back") => format!("rolled back '{name}' on '{tenant}'"),
+        Some("aborted") => format!("aborted '{name}' on '{tenant}'"),
+        other => format!("'{name}' is {}", other.unwrap_or("?")),
+    };
+    if let Some(reason) = body["reason"].as_str() {
+        out.push_str(&format!(": {reason}"));
+    }
+    out.push('\n');
+    if let Some(revision) = body["rollback"]["revision"].as_u64() {
+        writeln!(out, "the rollback is revision {revision}")?;
+        if let Some(before) = body["rollback"]["pre_rollback"]["revision"].as_u64() {
+            writeln!(
+                out,
+                "undo with: rewind rollback {tenant} --to-revision {before}"
+            )?;
+        }
+        let diff: Diff = field(&body["rollback"], "diff")?;
+        out.push_str(&diff.to_string());
+    }
+    Ok(out)
+}
+
+/// One line per deployment, newest first.
+pub(super) fn deployments(body: &Value) -> Result<String> {
+    let list = body["deployments"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        return Ok("no deployments\n".into());
+    }
+    let mut out = String::new();
+    for d in list {
+        writeln!(
+            out,
+            "{:>4}  {:<12} {:<20} started {}  revision {}  {} measurement(s){}",
+            d["id"],
+            d["status"].as_str().unwrap_or("?"),
+            d["name"].as_str().unwrap_or("?"),
+            d["started_at"].as_str().unwrap_or("?"),
+            d["revision"],
+            d["measurements"].as_array().map_or(0, Vec::len),
+            d["reason"]
+                .as_str()
+                .map(|r| format!("  ({r})"))
+                .unwrap_or_default(),
+        )?;
+    }
+    Ok(out)
+}
