@@ -62,6 +62,13 @@
 //! | `InvalidInput` | adds `ModelNotJson`, `Reference` | |
 //! | `JournalError` | adds `Fenced { shard, epoch }` | a cluster node that lost a shard's lease has its writes refused |
 //! | one node, SQLite | also `rewind::store::{PgStore, PgJournal, PgOptions, Fence, shard_of}`: the journal on PostgreSQL, scoped to a shard and fenced by its lease; `rewind serve --postgres URL` for a cluster | many nodes (README "Cluster") |
+//! | releases guarded by hand | `tenant.deploy(change).name(..).check(..).interval(..).window(..).failure_limit(..).error_limit(..).start()` / `.run()`; `rewind::runtime::deploy::{HealthCheck, PrometheusCheck, HttpCheck, CheckHosts, Deployment}`; `rewind::core::deploy` (specs, measurements, `parse_duration`); `Tenant::{deployments, deployment, abort_deployment, promote_deployment, record_measurements, finish_deployment}`; `RuntimeBuilder::{health_check, check_hosts}` | guarded deployments (README "Guarded deployments") |
+//! | `TenantMsg` | adds `StartDeployment`, `RecordMeasurements`, `FinishDeployment` (an exhaustive `match` needs arms) | |
+//! | `TimelineOp` (non-exhaustive) | adds `StartDeployment`, `RecordMeasurements`, `FinishDeployment` | older versions refuse journals that hold them |
+//! | `TimelineError` | adds `DeploymentRunning`, `DeploymentNotFound`, `DeploymentFinished`, `HeldByDeployment` | |
+//! | `Journal` | adds `set_resume_mark`, `resume_marks` (defaults: `JournalError::Unsupported`, none) | a restarted runtime finds deployments to resume without reading every tenant |
+//! | `JournalError` | adds `Unsupported` | |
+//! | `rewind_server::ClusterConfig` | adds `check_hosts` | |
 //! | `rewind_server::Api::runtime()` gave `&Runtime<Doc>` | `Option<&Runtime<Doc>>` (`None` for a cluster node, which holds a runtime per owned shard); `Api::cluster(..)` is new | |
 
 /// The README's code blocks, compiled and run as doctests so they stay true.
