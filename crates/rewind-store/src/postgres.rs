@@ -649,6 +649,23 @@ impl Journal for PgJournal {
             done,
         })
     }
+
+    /// Fenced like every write of a scoped journal: refused with `Fenced`
+    /// once the shard's lease moved on.
+    fn set_resume_mark(&self, tenant: &TenantId, marked: bool) -> Result<(), JournalError> {
+        self.route(tenant)?;
+        let tenant = tenant.clone();
+        let shard = shard_of(&tenant, self.store.shards());
+        let fence = self.scope.as_ref().map(|scope| scope.fence.clone());
+        self.call(move |session, url| {
+            tables::set_mark(session, url, &tenant, shard, fence.as_ref(), marked)
+        })
+    }
+
+    fn resume_marks(&self) -> Result<Vec<TenantId>, JournalError> {
+        let shard = self.shard();
+        self.call(move |session, url| tables::marks(session, url, shard))
+    }
 }
 
 impl fmt::Debug for PgJournal {

@@ -77,6 +77,7 @@ conformance!(
     lists_tenants_with_entries_or_images,
     lists_live_tenants,
     flush_completes,
+    keeps_resume_marks,
 );
 
 async fn replays_by_range(journal: &impl Journal) {
@@ -445,4 +446,37 @@ async fn flush_completes(journal: &impl Journal) {
     journal.append(entries("acme", 1..=3)).await.unwrap();
     journal.flush().await.unwrap();
     assert_eq!(journal.highest_seq(&tenant("acme")).unwrap(), 3);
+}
+
+/// Resume marks: set (twice is once), cleared (clearing an unmarked tenant
+/// is no error), listed in id order, apart from the tenants' records.
+async fn keeps_resume_marks(journal: &impl Journal) {
+    assert!(journal.resume_marks().unwrap().is_empty());
+    journal.set_resume_mark(&tenant("globex"), true).unwrap();
+    journal.set_resume_mark(&tenant("acme"), true).unwrap();
+    journal.set_resume_mark(&tenant("acme"), true).unwrap();
+    journal.set_resume_mark(&tenant("initech"), false).unwrap();
+    assert_eq!(
+        journal.resume_marks().unwrap(),
+        [tenant("acme"), tenant("globex")]
+    );
+    journal.set_resume_mark(&tenant("globex"), false).unwrap();
+    assert_eq!(journal.resume_marks().unwrap(), [tenant("acme")]);
+    assert!(journal.tenants().unwrap().is_empty(), "a mark is no record");
+}
+
+/// A SQLite journal's marks survive closing and opening it again.
+#[tokio::test]
+async fn sqlite_resume_marks_survive_a_reopen() {
+    let dir = fixtures::ScratchDir::new("marks_reopen");
+    let open = || {
+        rewind_store::SqliteJournal::open(dir.journal(), rewind_store::SqliteOptions::default())
+            .expect("open journal")
+    };
+    let journal = open();
+    journal.set_resume_mark(&tenant("acme"), true).unwrap();
+    journal.close().unwrap();
+    let journal = open();
+    assert_eq!(journal.resume_marks().unwrap(), [tenant("acme")]);
+    journal.close().unwrap();
 }

@@ -601,3 +601,35 @@ async fn a_stopped_server_fails_writes_in_bounded_time() {
     );
     store.close().unwrap();
 }
+
+/// Resume marks are fenced like every write of a shard's journal, and a
+/// shard's journal lists only its shard's marks.
+#[tokio::test]
+async fn resume_marks_are_fenced_and_listed_per_shard() {
+    let server = server_or_skip!();
+    let db = "resume_marks";
+    let store = connect(&server.create_database(db), SHARDS);
+    let (mine, other) = (tenant_in(1, "deploying"), tenant_in(2, "deploying"));
+    lease(server, db, 1, "node-a", 1);
+    lease(server, db, 2, "node-b", 1);
+    let journal = store.shard_journal(1, fence("node-a", 1));
+    journal.set_resume_mark(&tenant(&mine), true).unwrap();
+    store
+        .shard_journal(2, fence("node-b", 1))
+        .set_resume_mark(&tenant(&other), true)
+        .unwrap();
+    assert_eq!(journal.resume_marks().unwrap(), [tenant(&mine)]);
+    assert_eq!(
+        store.journal().resume_marks().unwrap().len(),
+        2,
+        "the unscoped journal lists every shard's"
+    );
+    // node-b takes shard 1 over: node-a can neither clear nor set.
+    lease(server, db, 1, "node-b", 2);
+    assert_fenced(journal.set_resume_mark(&tenant(&mine), false), 1, 1);
+    let taken = store.shard_journal(1, fence("node-b", 2));
+    assert_eq!(taken.resume_marks().unwrap(), [tenant(&mine)]);
+    taken.set_resume_mark(&tenant(&mine), false).unwrap();
+    assert!(taken.resume_marks().unwrap().is_empty());
+    store.close().unwrap();
+}

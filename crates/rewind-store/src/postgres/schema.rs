@@ -67,6 +67,17 @@ CREATE TABLE IF NOT EXISTS rewind_nodes (
 );
 "#;
 
+/// Tenants with a deployment to resume after a restart
+/// (`Journal::set_resume_mark`), with their shard so a node lists those of
+/// the shards it owns.
+const MARKS: &str = r#"
+CREATE TABLE IF NOT EXISTS rewind_marks (
+    tenant TEXT COLLATE "C" PRIMARY KEY,
+    shard  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rewind_marks_by_shard ON rewind_marks (shard, tenant);
+"#;
+
 /// Creates the tables if they are not there (one transaction, under an
 /// advisory lock so concurrent first connects do not collide), after
 /// checking the schema version of tables that are; records the shard count
@@ -125,12 +136,20 @@ fn create(session: &mut Session, url: &str, shards: u32) -> Result<(), JournalEr
             Some(_) => {}
         }
         // The tables are there (migrations of older versions go here): no
-        // DDL, which would lock tables the other nodes are writing.
+        // DDL on them, which would lock tables the other nodes are writing.
+        // A table added since version 1 is created when missing (that
+        // locks only the new table).
+        session
+            .batch(MARKS)
+            .map_err(|e| storage(url, "creating the resume marks table", &e))?;
         return check_shards(session, url, shards);
     }
     session
         .batch(CREATE)
         .map_err(|e| storage(url, "creating the tables", &e))?;
+    session
+        .batch(MARKS)
+        .map_err(|e| storage(url, "creating the resume marks table", &e))?;
     let (version, count) = (VERSION.to_string(), shards.to_string());
     session
         .execute(

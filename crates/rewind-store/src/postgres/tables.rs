@@ -745,3 +745,90 @@ fn storable(url: &str, tenant: &str, seq: u64) -> Result<i64, JournalError> {
 fn reading(url: &str, what: &str, tenant: &TenantId, error: &postgres::Error) -> JournalError {
     storage(url, &format!("reading {what} of tenant '{tenant}'"), error)
 }
+
+/// Sets or clears the resume mark of `tenant` (of `shard`) in a
+/// transaction of its own. With a fence, only while the fence still owns
+/// the shard (its lease row share-locked meanwhile): a node that lost the
+/// lease changes nothing and gets `Fenced`.
+pub(super) fn set_mark(
+    session: &mut Session,
+    url: &str,
+    tenant: &TenantId,
+    shard: u32,
+    fence: Option<&Fence>,
+    marked: bool,
+) -> Result<(), JournalError> {
+    let marking = |e: postgres::Error| storage(url, "marking a tenant to resume", &e);
+    session.batch("BEGIN").map_err(marking)?;
+    let outcome = write_mark(session, url, tenant, shard, fence, marked);
+    let ended = match outcome {
+        Ok(()) => session.batch("COMMIT"),
+        Err(_) => session.batch("ROLLBACK"),
+    };
+    outcome?;
+    ended.map_err(marking)
+}
+
+fn write_mark(
+    session: &mut Session,
+    url: &str,
+    tenant: &TenantId,
+    shard: u32,
+    fence: Option<&Fence>,
+    marked: bool,
+) -> Result<(), JournalError> {
+    let marking = |e: postgres::Error| storage(url, "marking a tenant to resume", &e);
+    if let Some(fence) = fence {
+        let held = fences_hold(session, &[(shard, fence)]).map_err(marking)?;
+        if !held.first().copied().unwrap_or(false) {
+            return Err(JournalError::Fenced {
+                shard,
+                epoch: fence.epoch,
+            });
+        }
+    }
+    let shard = i32::try_from(shard).unwrap_or(i32::MAX);
+    if marked {
+        session.execute(
+            "INSERT INTO rewind_marks (tenant, shard) VALUES ($1, $2) ON CONFLICT (tenant) DO NOTHING",
+            &[&tenant.as_str(), &shard],
+        )
+    } else {
+        session.execute(
+            "DELETE FROM rewind_marks WHERE tenant = $1",
+            &[&tenant.as_str()],
+        )
+    }
+    .map_err(marking)?;
+    Ok(())
+}
+
+/// The marked tenants (of `shard`, if given), ordered by id.
+pub(super) fn marks(
+    session: &mut Session,
+    url: &str,
+    shard: Option<u32>,
+) -> Result<Vec<TenantId>, JournalError> {
+    let listing = |e: postgres::Error| storage(url, "listing resume marks", &e);
+    let rows = match shard {
+        None => session.query("SELECT tenant FROM rewind_marks ORDER BY tenant", &[]),
+        Some(shard) => {
+            let shard = i32::try_from(shard).unwrap_or(i32::MAX);
+            session.query(
+                "SELECT tenant FROM rewind_marks WHERE shard = $1 ORDER BY tenant",
+                &[&shard],
+            )
+        }
+    }
+    .map_err(listing)?;
+    rows.iter()
+        .map(|row| {
+            let id: String = row.try_get(0).map_err(listing)?;
+            TenantId::new(&id).map_err(|e| JournalError::Corrupt {
+                tenant: id.clone(),
+                seq: JournalSeq::ZERO,
+                reason: format!("{url}: a marked tenant id is invalid: {e}"),
+            })
+        })
+        .collect()
+}
