@@ -26,6 +26,10 @@
 //!   lease, then back: nothing acknowledged lost, every shard owned again.
 //! - `metrics_say_what_a_node_owns_takes_loses_and_forwards`: the cluster
 //!   series on `/metrics`.
+//! - `a_deployment_resumes_on_the_node_that_takes_its_shard_over`: the
+//!   owner of a tenant with a deployment in its window killed -9; the node
+//!   that takes the shard over resumes the monitoring and rolls back when
+//!   the check fails there.
 
 mod cluster_support;
 
@@ -832,4 +836,104 @@ fn metrics_say_what_a_node_owns_takes_loses_and_forwards() {
         std::thread::sleep(Duration::from_millis(100));
     }
     wait_balanced(&cluster, &[&a, &b], Duration::from_secs(60));
+}
+
+/// A health endpoint answering every request with the status a test sets.
+fn health_endpoint(status: Arc<std::sync::atomic::AtomicU16>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let code = status.load(Ordering::SeqCst);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {code} Status\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    format!("http://{addr}/health")
+}
+
+#[test]
+fn a_deployment_resumes_on_the_node_that_takes_its_shard_over() {
+    let Some(cluster) = Cluster::new("deploy_failover", 16) else {
+        return;
+    };
+    let (mut a, b) = two_nodes(&cluster, "2s");
+    let tenant = tenant_owned_by(&cluster, &a, "shop");
+    let t = Duration::from_secs(10);
+    let (status, _) = call(
+        &b.addr,
+        "PUT",
+        &format!("/v1/tenants/{tenant}"),
+        Some(json!({"state": {"version": "1.0.0"}})),
+        t,
+    )
+    .unwrap();
+    assert_eq!(status, 201);
+    let health = Arc::new(std::sync::atomic::AtomicU16::new(200));
+    let url = health_endpoint(Arc::clone(&health));
+    let (status, started) = call(
+        &b.addr,
+        "POST",
+        &format!("/v1/tenants/{tenant}/deployments"),
+        Some(json!({
+            "name": "v2",
+            "patch": [{"op": "replace", "path": "/version", "value": "2.0.0"}],
+            "checks": [{"http": {"url": url}}],
+            "interval": "200ms",
+            "window": "20s",
+        })),
+        t,
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{started}");
+    let id = started["id"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    // The owner dies mid-window, and the endpoint turns unhealthy.
+    a.kill();
+    let killed = Instant::now();
+    health.store(503, Ordering::SeqCst);
+    let path = format!("/v1/tenants/{tenant}/deployments/{id}");
+    let ended = loop {
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "the deployment did not end after its owner died"
+        );
+        if let Ok((200, body)) = call(&b.addr, "GET", &path, None, t) {
+            if body["status"] != "monitoring" {
+                break body;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let results: Vec<&str> = ended["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["result"].as_str().unwrap())
+        .collect();
+    println!(
+        "deployment failover: rolled back {:.1} s after its owner was killed; measurements {results:?}",
+        killed.elapsed().as_secs_f64()
+    );
+    assert_eq!(ended["status"], "rolled_back", "{ended}");
+    assert!(
+        results.len() >= 3 && results[..results.len() - 1].iter().all(|r| *r == "pass"),
+        "the passes measured by the dead owner are kept: {results:?}"
+    );
+    assert_eq!(results.last(), Some(&"fail"));
+    let (_, state) = call(
+        &b.addr,
+        "GET",
+        &format!("/v1/tenants/{tenant}/state"),
+        None,
+        t,
+    )
+    .unwrap();
+    assert_eq!(state, json!({"version": "1.0.0"}));
 }

@@ -140,6 +140,8 @@ impl Node {
             ])
             .args(["--node-id", &self.id, "--lease", &self.lease])
             .args(["--shards", &cluster.shards.to_string()])
+            // Deployment checks of the tests fetch loopback endpoints.
+            .args(["--allow-check-host", "127.0.0.1"])
             .env_remove("REWIND_ADMIN_TOKEN")
             .env_remove("REWIND_POSTGRES")
             .env("RUST_LOG", "info")
