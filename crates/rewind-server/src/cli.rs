@@ -366,45 +366,6 @@ fn check_spec(text: &str) -> Result<Value, String> {
     Ok(json!({"prometheus": {"url": url, "query": query, "condition": condition}}))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checks_parse_from_the_command_line() {
-        assert_eq!(
-            check_spec("prometheus:http://127.0.0.1:9090:max(app_memory_usage_ratio) < 0.9")
-                .unwrap(),
-            json!({"prometheus": {
-                "url": "http://127.0.0.1:9090",
-                "query": "max(app_memory_usage_ratio)",
-                "condition": "< 0.9",
-            }})
-        );
-        assert_eq!(
-            check_spec("prometheus:http://prom/api:sum(rate(errors[5m]))>=1").unwrap(),
-            json!({"prometheus": {"url": "http://prom/api", "query": "sum(rate(errors[5m]))", "condition": ">=1"}})
-        );
-        assert_eq!(
-            check_spec("http:http://10.0.0.5:8080/health=204").unwrap(),
-            json!({"http": {"url": "http://10.0.0.5:8080/health", "expect_status": 204}})
-        );
-        assert_eq!(
-            check_spec("http:http://a/health").unwrap()["http"]["expect_status"],
-            200
-        );
-        for bad in [
-            "ftp:x",
-            "prometheus:max(x) < 1",
-            "prometheus:http://p:9090:max(x)",
-            "prometheus:http://p:9090:< 1",
-            "prometheus:http://p:9090:up < x",
-        ] {
-            assert!(check_spec(bad).is_err(), "{bad}");
-        }
-    }
-}
-
 /// Runs one client subcommand against the server of `options`, printing
 /// its outcome on stdout. A refusal is an error carrying the server's
 /// message and code.
@@ -761,4 +722,43 @@ fn read_json(source: &str) -> Result<Value> {
     };
     let what = if source == "-" { "stdin" } else { source };
     serde_json::from_str(&text).with_context(|| format!("{what} is not JSON"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_parse_from_the_command_line() {
+        assert_eq!(
+            check_spec("prometheus:http://127.0.0.1:9090:max(app_memory_usage_ratio) < 0.9")
+                .unwrap(),
+            json!({"prometheus": {
+                "url": "http://127.0.0.1:9090",
+                "query": "max(app_memory_usage_ratio)",
+                "condition": "< 0.9",
+            }})
+        );
+        assert_eq!(
+            check_spec("prometheus:http://prom/api:sum(rate(errors[5m]))>=1").unwrap(),
+            json!({"prometheus": {"url": "http://prom/api", "query": "sum(rate(errors[5m]))", "condition": ">=1"}})
+        );
+        assert_eq!(
+            check_spec("http:http://10.0.0.5:8080/health=204").unwrap(),
+            json!({"http": {"url": "http://10.0.0.5:8080/health", "expect_status": 204}})
+        );
+        assert_eq!(
+            check_spec("http:http://a/health").unwrap()["http"]["expect_status"],
+            200
+        );
+        for bad in [
+            "ftp:x",
+            "prometheus:max(x) < 1",
+            "prometheus:http://p:9090:max(x)",
+            "prometheus:http://p:9090:< 1",
+            "prometheus:http://p:9090:up < x",
+        ] {
+            assert!(check_spec(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -253,87 +253,6 @@ pub(super) fn event(event: &ServerEvent) -> String {
     event.to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn a_tenant_listed_without_a_revision_shows_as_passivated() {
-        let body = json!({"tenants": [
-            {"tenant": "acme_corp", "revision": 7},
-            {"tenant": "globex"}
-        ]});
-        assert_eq!(
-            tenants(&body).unwrap(),
-            "acme_corp  revision 7\nglobex     passivated\n"
-        );
-    }
-
-    /// The product guide's "State Diff Visualization", as the server
-    /// answers it.
-    #[test]
-    fn a_diff_reads_like_the_product_guide() {
-        let body = json!({
-            "from": 3, "to": 5,
-            "summary": {"added": 1, "removed": 0, "changed": 3},
-            "changes": [
-                {"path": "/app_data/beta", "kind": "added", "new": true},
-                {"path": "/app_data/theme", "kind": "changed", "old": "light", "new": "dark"},
-                {"path": "/cache_entries", "kind": "changed", "old": 50, "new": 75},
-                {"path": "/sessions", "kind": "changed", "old": 100, "new": 150}
-            ],
-            "patch": [
-                {"op": "add", "path": "/app_data/beta", "value": true},
-                {"op": "replace", "path": "/app_data/theme", "value": "dark"},
-                {"op": "replace", "path": "/cache_entries", "value": 75},
-                {"op": "replace", "path": "/sessions", "value": 150}
-            ]
-        });
-        assert_eq!(
-            diff(&body).unwrap(),
-            "revision 3 → 5: 1 added, 0 removed, 3 changed\n\
-             cache_entries: 50 → 75\n\
-             sessions: 100 → 150\n\
-             added_keys: [\"app_data.beta\"]\n\
-             changed_keys: [\"app_data.theme\"]\n"
-        );
-    }
-
-    #[test]
-    fn a_rollback_names_what_it_restored_and_how_to_undo_it() {
-        let tenant = TenantId::new("acme_corp").unwrap();
-        let body = json!({
-            "revision": 2,
-            "restored": {"kind": "named", "name": "pre_v2_deploy", "revision": 0},
-            "diff": {
-                "summary": {"added": 0, "removed": 0, "changed": 1},
-                "changes": [{"path": "/version", "kind": "changed", "old": "2.0.0", "new": "1.9.5"}],
-                "patch": [{"op": "replace", "path": "/version", "value": "1.9.5"}]
-            },
-            "pre_rollback": {"name": "auto_2", "kind": "auto", "revision": 1,
-                             "created_at": "2026-03-14T14:30:00Z", "protected": false,
-                             "trigger": "pre-rollback"},
-            "dry_run": false
-        });
-        assert_eq!(
-            rollback(&tenant, &body).unwrap(),
-            "rolled back 'acme_corp' to named 'pre_v2_deploy' (revision 0): now at revision 2\n\
-             undo with: rewind rollback acme_corp --to-revision 1\n\
-             changed_keys: [\"version\"]\n"
-        );
-    }
-
-    #[test]
-    fn an_unexpected_answer_is_an_error_not_a_panic() {
-        let error = history(&json!({"revisions": 3})).unwrap_err();
-        assert!(
-            format!("{error:#}").contains("unexpected answer"),
-            "{error:#}"
-        );
-    }
-}
-
 /// `deploying 'v2.0.0' to 'shop' (deployment 3): revision 7, pre_v2.0.0
 /// pins 6; checks every 10s for 5m`.
 pub(super) fn deployment_started(tenant: &TenantId, body: &Value) -> Result<String> {
@@ -419,4 +338,85 @@ pub(super) fn deployments(body: &Value) -> Result<String> {
         )?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_tenant_listed_without_a_revision_shows_as_passivated() {
+        let body = json!({"tenants": [
+            {"tenant": "acme_corp", "revision": 7},
+            {"tenant": "globex"}
+        ]});
+        assert_eq!(
+            tenants(&body).unwrap(),
+            "acme_corp  revision 7\nglobex     passivated\n"
+        );
+    }
+
+    /// The product guide's "State Diff Visualization", as the server
+    /// answers it.
+    #[test]
+    fn a_diff_reads_like_the_product_guide() {
+        let body = json!({
+            "from": 3, "to": 5,
+            "summary": {"added": 1, "removed": 0, "changed": 3},
+            "changes": [
+                {"path": "/app_data/beta", "kind": "added", "new": true},
+                {"path": "/app_data/theme", "kind": "changed", "old": "light", "new": "dark"},
+                {"path": "/cache_entries", "kind": "changed", "old": 50, "new": 75},
+                {"path": "/sessions", "kind": "changed", "old": 100, "new": 150}
+            ],
+            "patch": [
+                {"op": "add", "path": "/app_data/beta", "value": true},
+                {"op": "replace", "path": "/app_data/theme", "value": "dark"},
+                {"op": "replace", "path": "/cache_entries", "value": 75},
+                {"op": "replace", "path": "/sessions", "value": 150}
+            ]
+        });
+        assert_eq!(
+            diff(&body).unwrap(),
+            "revision 3 → 5: 1 added, 0 removed, 3 changed\n\
+             cache_entries: 50 → 75\n\
+             sessions: 100 → 150\n\
+             added_keys: [\"app_data.beta\"]\n\
+             changed_keys: [\"app_data.theme\"]\n"
+        );
+    }
+
+    #[test]
+    fn a_rollback_names_what_it_restored_and_how_to_undo_it() {
+        let tenant = TenantId::new("acme_corp").unwrap();
+        let body = json!({
+            "revision": 2,
+            "restored": {"kind": "named", "name": "pre_v2_deploy", "revision": 0},
+            "diff": {
+                "summary": {"added": 0, "removed": 0, "changed": 1},
+                "changes": [{"path": "/version", "kind": "changed", "old": "2.0.0", "new": "1.9.5"}],
+                "patch": [{"op": "replace", "path": "/version", "value": "1.9.5"}]
+            },
+            "pre_rollback": {"name": "auto_2", "kind": "auto", "revision": 1,
+                             "created_at": "2026-03-14T14:30:00Z", "protected": false,
+                             "trigger": "pre-rollback"},
+            "dry_run": false
+        });
+        assert_eq!(
+            rollback(&tenant, &body).unwrap(),
+            "rolled back 'acme_corp' to named 'pre_v2_deploy' (revision 0): now at revision 2\n\
+             undo with: rewind rollback acme_corp --to-revision 1\n\
+             changed_keys: [\"version\"]\n"
+        );
+    }
+
+    #[test]
+    fn an_unexpected_answer_is_an_error_not_a_panic() {
+        let error = history(&json!({"revisions": 3})).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("unexpected answer"),
+            "{error:#}"
+        );
+    }
 }
