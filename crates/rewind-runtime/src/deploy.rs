@@ -212,6 +212,13 @@ impl Deployer {
         self.monitors.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Clears the mark of a tenant that no longer exists.
+    pub(crate) async fn forget(&self, tenant: &TenantId) {
+        if let Err(e) = self.mark(tenant, false).await {
+            tracing::warn!(tenant = %tenant, error = %e, "the resume mark of a deleted tenant was not cleared");
+        }
+    }
+
     /// Resumes the open deployment of `tenant`, if it has one; clears its
     /// mark otherwise.
     pub(crate) async fn resume<M: Model>(self: &Arc<Self>, tenant: Tenant<M>) {

@@ -372,6 +372,7 @@ impl<M: Model> Runtime<M> {
             tokio::spawn(async move {
                 match runtime.tenant(id.as_str()).await {
                     Ok(tenant) => deployer.resume(tenant).await,
+                    Err(Error::TenantNotFound(_)) => deployer.forget(&id).await,
                     Err(e) => {
                         tracing::error!(tenant = %id, error = %e, "a tenant with a deployment in progress was not read back; its deployment does not resume")
                     }

@@ -834,6 +834,103 @@ mod tests {
         }
     }
 
+    use crate::timeline::{TimelineConfig, TimelineOp};
+    use crate::{Doc, ManualClock, Patch, Timestamp};
+    use std::sync::Arc;
+
+    fn spec(name: &str) -> DeploymentSpec {
+        DeploymentSpec {
+            checks: vec![CheckSpec::Custom {
+                name: "memory".into(),
+            }],
+            interval_ms: 1_000,
+            window_ms: 10_000,
+            ..DeploymentSpec::new(SnapshotName::new(name).unwrap())
+        }
+    }
+
+    fn round(result: CheckResult) -> Vec<Observation> {
+        vec![Observation {
+            check: "memory".into(),
+            result,
+            value: Some(0.5),
+            reason: Some("scripted".into()),
+        }]
+    }
+
+    /// The ops of a deployment replay to the same timeline, through the
+    /// journal form and through an image.
+    #[test]
+    fn deployments_replay_and_survive_images() {
+        let start = Timestamp::parse_rfc3339("2026-03-14T12:00:00Z").unwrap();
+        let clock = Arc::new(ManualClock::new(start));
+        let initial = Doc::from_json(&serde_json::json!({"v": 1})).unwrap();
+        let mut timeline =
+            Timeline::new(initial.clone(), TimelineConfig::default(), clock.clone()).unwrap();
+        let patch =
+            Patch::from_json(&serde_json::json!([{"op": "replace", "path": "/v", "value": 2}]))
+                .unwrap();
+        let ops: Vec<TimelineOp<Doc>> = vec![
+            crate::ops::StartDeployment {
+                spec: spec("v2"),
+                change: DeployChange::Change(patch),
+                meta: CommitMeta::default(),
+            }
+            .into(),
+            crate::ops::RecordMeasurements {
+                deployment: DeploymentId(1),
+                round: round(CheckResult::Pass),
+            }
+            .into(),
+            crate::ops::RecordMeasurements {
+                deployment: DeploymentId(1),
+                round: round(CheckResult::Fail),
+            }
+            .into(),
+        ];
+        let mut recorded = Vec::new();
+        for op in &ops {
+            clock.advance_secs(1);
+            timeline.execute(op).unwrap();
+            let text = serde_json::to_string(op).unwrap();
+            recorded.push((
+                serde_json::from_str::<TimelineOp<Doc>>(&text).unwrap(),
+                timeline.last_at(),
+            ));
+        }
+        let ended = timeline.deployment(DeploymentId(1)).unwrap().clone();
+        assert_eq!(ended.status, DeploymentStatus::RolledBack);
+        assert_eq!(timeline.head(), &initial);
+        assert_eq!(timeline.revision(), Revision(2));
+        // Replay: each op at its recorded instant.
+        let replay_clock = Arc::new(ManualClock::new(start));
+        let mut replayed =
+            Timeline::new(initial, TimelineConfig::default(), replay_clock.clone()).unwrap();
+        for (op, at) in &recorded {
+            replay_clock.set(*at);
+            replayed.execute(op).unwrap();
+        }
+        assert_eq!(replayed.deployments(), timeline.deployments());
+        assert_eq!(replayed.snapshots(), timeline.snapshots());
+        let image = serde_json::to_string(&timeline.to_image().unwrap()).unwrap();
+        let back =
+            Timeline::<Doc>::from_image(serde_json::from_str(&image).unwrap(), clock).unwrap();
+        // As written (a snapshot's creation order is not part of it).
+        let json = |t: &Timeline<Doc>| serde_json::to_value(t.deployments()).unwrap();
+        assert_eq!(json(&back), json(&timeline));
+        // Ended: a second end is refused and changes nothing.
+        let again = back.clone().finish_deployment(
+            DeploymentId(1),
+            &FinishAction::Promote {
+                reason: "late".into(),
+            },
+        );
+        assert!(matches!(
+            again,
+            Err(Error::Timeline(TimelineError::DeploymentFinished { .. }))
+        ));
+    }
+
     #[test]
     fn check_specs_read_the_http_form() {
         let spec: CheckSpec = serde_json::from_value(serde_json::json!({
