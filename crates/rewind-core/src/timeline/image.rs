@@ -14,8 +14,8 @@ use imbl::Vector;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Cause, Entry, RevisionInfo, Snapshot, SnapshotInfo, Timeline, TimelineConfig, Transaction,
-    TransactionOutcome,
+    Cause, Entry, ForkBase, ForkInfo, ForkRecord, RevisionInfo, Snapshot, SnapshotInfo, Timeline,
+    TimelineConfig, Transaction, TransactionOutcome,
 };
 use crate::doc::{Doc, Patch};
 use crate::error::{Error, InvalidInput};
@@ -39,6 +39,14 @@ pub struct TimelineImage<M: Model> {
     auto: Vec<SnapshotImage>,
     named: Vec<SnapshotImage>,
     transactions: Vec<TransactionImage>,
+    /// For a fork: where it came from (its base state is the state of
+    /// revision 0 in the chain). Absent in images of other timelines and
+    /// in those written before forks existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fork: Option<ForkInfo>,
+    /// Forks made of this timeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    forks: Vec<ForkRecord>,
 }
 
 /// How a state is rebuilt from earlier ones.
@@ -231,6 +239,10 @@ impl<M: Model> Timeline<M> {
                 .entry(snapshot.info.revision)
                 .or_insert(&snapshot.state);
         }
+        // A fork's base is revision 0's state, held even out of the window.
+        if let Some(fork) = &self.fork {
+            states.entry(Revision::ZERO).or_insert(&fork.state);
+        }
         // A rollback's state is the restored revision's state itself: say so
         // instead of diffing, so the rebuilt states share it again.
         let restored: BTreeMap<Revision, Revision> = self
@@ -279,6 +291,8 @@ impl<M: Model> Timeline<M> {
                     checkpoints: snapshot_images(&t.checkpoints),
                 })
                 .collect(),
+            fork: self.fork.as_ref().map(|f| f.info.clone()),
+            forks: self.forks.iter().cloned().collect(),
         })
     }
 
@@ -352,7 +366,16 @@ impl<M: Model> Timeline<M> {
                 checkpoints: snapshots(t.checkpoints)?,
             });
         }
+        let fork = match image.fork {
+            Some(info) => Some(Arc::new(ForkBase {
+                info,
+                state: state_of(Revision::ZERO)?,
+            })),
+            None => None,
+        };
         Ok(Timeline {
+            fork,
+            forks: image.forks.into_iter().collect(),
             config: image.config,
             clock,
             history,
