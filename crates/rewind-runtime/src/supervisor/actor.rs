@@ -20,7 +20,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use rewind_core::imbl::OrdMap;
-use rewind_core::{Clock, CommitMeta, Model, PolicyCheck, TenantId, Timeline};
+use rewind_core::{Clock, CommitMeta, ForkInfo, Model, PolicyCheck, TenantId, Timeline};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -139,7 +139,11 @@ impl<M: Model> Actor for SupervisorActor<M> {
         myself: ActorRef<Self::Msg>,
         args: SupervisorArgs<M>,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let context = Arc::new(Context::new(args.journaling, myself.clone()));
+        let context = Arc::new(Context::new(
+            args.journaling,
+            myself.clone(),
+            Arc::downgrade(&args.registry),
+        ));
         let mut state = SupervisorState {
             registry: args.registry,
             counts: args.counts,
@@ -177,7 +181,15 @@ impl<M: Model> Actor for SupervisorActor<M> {
                 config,
                 meta,
                 reply,
-            } => state.create(&myself, id, initial, config, meta, reply),
+            } => state.create(&myself, id, initial, config, meta, None, reply),
+            SupervisorMsg::CreateFork {
+                id,
+                initial,
+                fork,
+                config,
+                meta,
+                reply,
+            } => state.create(&myself, id, initial, config, meta, Some(fork), reply),
             SupervisorMsg::DeleteTenant { id, reply } => state.delete(id, reply),
             SupervisorMsg::ListTenants { reply } => {
                 let list = state
@@ -272,6 +284,7 @@ impl<M: Model> SupervisorState<M> {
         self.enforce_capacity();
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn create(
         &mut self,
         myself: &ActorRef<SupervisorMsg<M>>,
@@ -279,9 +292,10 @@ impl<M: Model> SupervisorState<M> {
         initial: M,
         config: Option<TenantConfig>,
         meta: CommitMeta,
+        fork: Option<ForkInfo>,
         reply: RpcReplyPort<Result<Tenant<M>, Error>>,
     ) {
-        let result = self.prepare(id, initial, config, meta);
+        let result = self.prepare(id, initial, config, meta, fork);
         let (shared, entry) = match result {
             Ok(prepared) => prepared,
             Err(e) => {
@@ -333,6 +347,7 @@ impl<M: Model> SupervisorState<M> {
         initial: M,
         config: Option<TenantConfig>,
         meta: CommitMeta,
+        fork: Option<ForkInfo>,
     ) -> Result<(Arc<TenantShared<M>>, Option<crate::journal::Entry>), Error> {
         if self.shutting_down {
             return Err(Error::ShuttingDown);
@@ -363,7 +378,11 @@ impl<M: Model> SupervisorState<M> {
         // A typed state that does not round-trip through JSON would fail
         // only at the first diff or rollback: refuse it now.
         initial.check_json()?;
-        let timeline = Timeline::new_with(initial, config.timeline, Arc::clone(&self.clock), meta)?;
+        let clock = Arc::clone(&self.clock);
+        let timeline = match fork {
+            Some(fork) => Timeline::new_fork(initial, config.timeline, clock, meta, fork)?,
+            None => Timeline::new_with(initial, config.timeline, clock, meta)?,
+        };
         let mut seq = 0;
         let mut entry = None;
         if let Some(journaling) = &self.context.journaling {

@@ -84,6 +84,9 @@ pub(crate) struct Context<M: Model> {
     pub(crate) journaling: Option<Journaling>,
     /// Starts and activates tenants that have no actor.
     pub(crate) supervisor: ActorRef<SupervisorMsg<M>>,
+    /// Every tenant, for a handle that looks up another (a fork its
+    /// parent). Weak: the registry holds this context through its tenants.
+    pub(crate) registry: std::sync::Weak<ArcSwap<crate::supervisor::actor::Registry<M>>>,
     /// The origin of [`Context::now_us`].
     epoch: Instant,
 }
@@ -92,10 +95,12 @@ impl<M: Model> Context<M> {
     pub(crate) fn new(
         journaling: Option<Journaling>,
         supervisor: ActorRef<SupervisorMsg<M>>,
+        registry: std::sync::Weak<ArcSwap<crate::supervisor::actor::Registry<M>>>,
     ) -> Self {
         Context {
             journaling,
             supervisor,
+            registry,
             epoch: Instant::now(),
         }
     }
