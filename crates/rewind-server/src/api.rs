@@ -12,7 +12,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post, put, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::{middleware, Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use rewind_core::Doc;
@@ -28,6 +28,7 @@ use crate::limits::Limits;
 
 mod access;
 mod diff;
+mod forks;
 mod history;
 mod input;
 mod merge;
@@ -212,7 +213,9 @@ impl Api {
             .at("/v1/cluster", get(tenants::cluster))
             .at(
                 "/v1/tenants/{t}",
-                put(tenants::create).delete(tenants::delete),
+                get(tenants::get)
+                    .put(tenants::create)
+                    .delete(tenants::delete),
             )
             .at(
                 "/v1/tenants/{t}/state",
@@ -239,6 +242,11 @@ impl Api {
             .at("/v1/tenants/{t}/history", get(history::history))
             .at("/v1/tenants/{t}/transactions", post(transactions::run))
             .at("/v1/tenants/{t}/watch", get(watch_events::watch))
+            .at(
+                "/v1/tenants/{t}/forks",
+                get(forks::list).post(forks::create),
+            )
+            .at("/v1/tenants/{t}/promote", post(forks::promote))
     }
 }
 
