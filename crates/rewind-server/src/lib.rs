@@ -98,7 +98,9 @@ mod serve;
 pub use api::openapi::document as openapi_document;
 pub use api::{Api, ApiConfig};
 pub use auth::{Access, Caller, Tokens, ANONYMOUS};
-pub use cli::{run as run_client, ClientCommand, ClientOptions, ReadAt, RollbackTo};
+pub use cli::{
+    run as run_client, ClientCommand, ClientOptions, PromoteStrategyArg, ReadAt, RollbackTo,
+};
 pub use client::{Client, ClientError, EventStream, Reply, ServerEvent};
 pub use error::{status_and_code, ApiError};
 pub use http_metrics::{
