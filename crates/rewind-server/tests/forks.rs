@@ -97,6 +97,16 @@ async fn fork_serve_and_promote_over_http() {
     server
         .rejects(
             "POST",
+            "/v1/tenants/storefront/forks",
+            Some(&json!({"name": "count"}).to_string()),
+            &[],
+            400,
+            "invalid_request",
+        )
+        .await;
+    server
+        .rejects(
+            "POST",
             "/v1/tenants/ghost/forks",
             Some(&json!({"name": "x"}).to_string()),
             &[],

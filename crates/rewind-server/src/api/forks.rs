@@ -51,6 +51,12 @@ pub(super) async fn create(
     }
     let request: CreateFork = body.parse()?;
     let id = TenantId::new(&request.name).map_err(|e| ApiError::input(&e))?;
+    if id.as_str() == "count" {
+        // As for `PUT /v1/tenants/count`: the path is `GET /v1/tenants/count`.
+        return Err(ApiError::invalid(
+            "a tenant named 'count' cannot be made over HTTP: /v1/tenants/count counts tenants",
+        ));
+    }
     let from = match &request.from {
         Some(text) => reference(text)?,
         None => StateRef::Head,
