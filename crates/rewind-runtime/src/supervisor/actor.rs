@@ -59,6 +59,17 @@ pub(crate) struct Counts {
     pub(crate) active: AtomicUsize,
 }
 
+/// A tenant to create: a new one, or a fork of another.
+struct NewTenant<M> {
+    id: TenantId,
+    initial: M,
+    config: Option<TenantConfig>,
+    /// Recorded on revision 0.
+    meta: CommitMeta,
+    /// For a fork: where it came from (revision 0's cause).
+    fork: Option<ForkInfo>,
+}
+
 /// A tenant known at start.
 pub(crate) enum Initial<M: Model> {
     /// In the journal; read back on its first request.
@@ -181,7 +192,16 @@ impl<M: Model> Actor for SupervisorActor<M> {
                 config,
                 meta,
                 reply,
-            } => state.create(&myself, id, initial, config, meta, None, reply),
+            } => {
+                let new = NewTenant {
+                    id,
+                    initial,
+                    config,
+                    meta,
+                    fork: None,
+                };
+                state.create(&myself, new, reply)
+            }
             SupervisorMsg::CreateFork {
                 id,
                 initial,
@@ -189,7 +209,16 @@ impl<M: Model> Actor for SupervisorActor<M> {
                 config,
                 meta,
                 reply,
-            } => state.create(&myself, id, initial, config, meta, Some(fork), reply),
+            } => {
+                let new = NewTenant {
+                    id,
+                    initial,
+                    config,
+                    meta,
+                    fork: Some(fork),
+                };
+                state.create(&myself, new, reply)
+            }
             SupervisorMsg::DeleteTenant { id, reply } => state.delete(id, reply),
             SupervisorMsg::ListTenants { reply } => {
                 let list = state
@@ -284,18 +313,13 @@ impl<M: Model> SupervisorState<M> {
         self.enforce_capacity();
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn create(
         &mut self,
         myself: &ActorRef<SupervisorMsg<M>>,
-        id: TenantId,
-        initial: M,
-        config: Option<TenantConfig>,
-        meta: CommitMeta,
-        fork: Option<ForkInfo>,
+        new: NewTenant<M>,
         reply: RpcReplyPort<Result<Tenant<M>, Error>>,
     ) {
-        let result = self.prepare(id, initial, config, meta, fork);
+        let result = self.prepare(new);
         let (shared, entry) = match result {
             Ok(prepared) => prepared,
             Err(e) => {
@@ -343,12 +367,15 @@ impl<M: Model> SupervisorState<M> {
     /// in memory mode).
     fn prepare(
         &mut self,
-        id: TenantId,
-        initial: M,
-        config: Option<TenantConfig>,
-        meta: CommitMeta,
-        fork: Option<ForkInfo>,
+        new: NewTenant<M>,
     ) -> Result<(Arc<TenantShared<M>>, Option<crate::journal::Entry>), Error> {
+        let NewTenant {
+            id,
+            initial,
+            config,
+            meta,
+            fork,
+        } = new;
         if self.shutting_down {
             return Err(Error::ShuttingDown);
         }
