@@ -296,7 +296,17 @@ async fn a_fork_of_a_fork_promotes_up_the_chain() -> Result<()> {
 
 #[tokio::test]
 async fn forks_survive_a_restart() -> Result<()> {
-    let dir = std::env::temp_dir().join(format!("rewind-forks-{}", std::process::id()));
+    // Read back by replaying entries, and from images (one after every
+    // entry): the fork's origin, base and the parent's list are in both.
+    for image_every in [rewind::runtime::DEFAULT_IMAGE_EVERY, 1] {
+        restart_with(image_every).await?;
+    }
+    Ok(())
+}
+
+async fn restart_with(image_every: u64) -> Result<()> {
+    let dir =
+        std::env::temp_dir().join(format!("rewind-forks-{}-{image_every}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("forks.db");
     let _ = std::fs::remove_file(&path);
@@ -304,6 +314,7 @@ async fn forks_survive_a_restart() -> Result<()> {
         let journal = SqliteJournal::open(&path, SqliteOptions::default())?;
         let runtime = Runtime::<Doc>::builder()
             .journal(Arc::new(journal))
+            .image_every(image_every)
             .start()
             .await?;
         anyhow::Ok(runtime)
