@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use super::access::{Admin, Audit, TenantAccess};
 use super::diff::reference;
-use super::input::{etag, JsonBody};
+use super::input::{etag, optional_whole_number, JsonBody};
 use super::tenants::reserve_creation;
 use super::Api;
 use crate::error::ApiError;
@@ -98,6 +98,7 @@ pub(super) async fn list(TenantAccess(tenant): TenantAccess) -> Json<Value> {
 struct Promote {
     strategy: PromoteStrategy,
     /// Refuse (412) unless the parent's head is at this revision.
+    #[serde(default, deserialize_with = "optional_whole_number")]
     if_parent_revision: Option<u64>,
     /// Why (else `X-Rewind-Reason`): recorded on the parent's new revision.
     reason: Option<String>,

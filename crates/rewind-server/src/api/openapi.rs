@@ -497,7 +497,7 @@ fn paths() -> Value {
                 })))],
                 &[400, 401, 403, 404],
             ),
-            "post": operation(
+            "post": with_links(operation(
                 "createFork",
                 "Fork the tenant (admin): a new tenant `name` whose revision 0 is this \
                  tenant's state at `from` (default `head`), sharing its structure; it records \
@@ -524,7 +524,7 @@ fn paths() -> Value {
                     },
                 })))],
                 &[400, 401, 403, 404, 408, 409, 413, 429, 501],
-            ),
+            ), "201", fork_links()),
         }),
     );
     add(
@@ -626,11 +626,30 @@ fn tenant_links() -> Value {
         ("RunTransaction", "runTransaction"),
         ("GetTenant", "getTenant"),
         ("ListForks", "listForks"),
+        ("CreateFork", "createFork"),
         ("DeleteTenant", "deleteTenant"),
     ] {
         links.insert(
             name.to_owned(),
             json!({"operationId": operation, "parameters": t}),
+        );
+    }
+    Value::Object(links)
+}
+
+/// From a new fork to promoting it, changing it and reading it.
+fn fork_links() -> Value {
+    let fork = json!({"t": "$response.body#/tenant"});
+    let mut links = Map::new();
+    for (name, operation) in [
+        ("PromoteFork", "promoteFork"),
+        ("PatchForkState", "patchState"),
+        ("GetFork", "getTenant"),
+        ("ListForkForks", "listForks"),
+    ] {
+        links.insert(
+            name.to_owned(),
+            json!({"operationId": operation, "parameters": fork}),
         );
     }
     Value::Object(links)
