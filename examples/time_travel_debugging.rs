@@ -98,6 +98,7 @@ fn describe(cause: &Cause) -> String {
         Cause::TransactionStep { transaction, step } => {
             format!("step '{step}' of transaction {transaction}")
         }
+        other => other.to_string(),
     }
 }
 

@@ -70,6 +70,9 @@
 //! | `JournalError` | adds `Unsupported` | |
 //! | `rewind_server::ClusterConfig` | adds `check_hosts` | |
 //! | `rewind_server::Api::runtime()` gave `&Runtime<Doc>` | `Option<&Runtime<Doc>>` (`None` for a cluster node, which holds a runtime per owned shard); `Api::cluster(..)` is new | |
+//! | no forks | `Tenant::fork`, `fork_with`, `promote`, `promote_with`, `fork_info`, `forks`; `PromoteOptions`, `Promoted`; in the core `ForkInfo`, `ForkRecord`, `PromoteStrategy`, `Promotion`, `merge`, `MergeConflict`, `MergeError`, `Timeline::new_fork`, `ops::{RecordFork, Promote}` | live forks that share structure with their parent, promoted back as one revision (README "Forks") |
+//! | `Cause` | adds `Fork { parent, base_revision }`, `Promote { fork, fork_revision, strategy }` | a fork's revision 0 and a promotion's revision say where they came from |
+//! | `Error` | adds `NotAFork`, `MergeConflict`; `SupervisorMsg` adds `CreateFork`; `TenantMsg` adds `RecordFork`, `Promote` | |
 
 /// The README's code blocks, compiled and run as doctests so they stay true.
 #[doc = include_str!("../README.md")]
@@ -191,14 +194,15 @@ pub use rewind_runtime::{Error, ErrorKind};
 /// ```
 pub mod prelude {
     pub use rewind_core::{
-        Cause, ChangeKind, Diff, Doc, Model, NamedOptions, Patch, PatchError, Pointer, Revision,
-        RevisionInfo, RollbackPolicy, RollbackTarget, SnapshotInfo, SnapshotKind, SnapshotName,
-        StateRef, TenantId, Timeline, TimelineConfig, TimelineError, Timestamp, TransactionOutcome,
+        Cause, ChangeKind, Diff, Doc, ForkInfo, ForkRecord, Model, NamedOptions, Patch, PatchError,
+        Pointer, PromoteStrategy, Revision, RevisionInfo, RollbackPolicy, RollbackTarget,
+        SnapshotInfo, SnapshotKind, SnapshotName, StateRef, TenantId, Timeline, TimelineConfig,
+        TimelineError, Timestamp, TransactionOutcome,
     };
     pub use rewind_runtime::{
         ask, AutoSnapshotPolicy, Error, ErrorKind, FailureReason, Journal, JournalError,
-        JournalHolder, RestartIntensity, Runtime, SupervisorMsg, Tenant, TenantConfig, TenantMsg,
-        TenantRef, TransactionPlan, TransactionReport, WriteOptions,
+        JournalHolder, PromoteOptions, Promoted, RestartIntensity, Runtime, SupervisorMsg, Tenant,
+        TenantConfig, TenantMsg, TenantRef, TransactionPlan, TransactionReport, WriteOptions,
     };
     pub use rewind_store::{MemoryJournal, SqliteJournal, SqliteOptions, SyncMode};
 }

@@ -56,10 +56,11 @@ pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 /// Typed timeline mutations ([`Op`]) and their journal form.
 pub use timeline::op as ops;
 pub use timeline::{
-    Aborted, AutoTrigger, Cause, Commit, CommitMeta, NamedOptions, Op, PolicyCheck, Pruned,
-    Restored, RestoredKind, RevisionInfo, RevisionMismatch, RollbackOutcome, RollbackPolicy,
-    RollbackPreview, RollbackTarget, SnapshotCounts, SnapshotInfo, SnapshotKind, SnapshotTaken,
-    StateRef, TargetKind, Timeline, TimelineConfig, TimelineImage, TimelineOp, TransactionInfo,
+    merge, Aborted, AutoTrigger, Cause, Commit, CommitMeta, ForkInfo, ForkRecord, MergeConflict,
+    MergeError, NamedOptions, Op, PolicyCheck, PromoteStrategy, Promotion, Pruned, Restored,
+    RestoredKind, RevisionInfo, RevisionMismatch, RollbackOutcome, RollbackPolicy, RollbackPreview,
+    RollbackTarget, SnapshotCounts, SnapshotInfo, SnapshotKind, SnapshotTaken, StateRef,
+    TargetKind, Timeline, TimelineConfig, TimelineImage, TimelineOp, TransactionInfo,
     TransactionOutcome, START_CHECKPOINT,
 };
 /// Guarded deployments as a timeline records them.

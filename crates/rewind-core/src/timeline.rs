@@ -8,6 +8,7 @@
 
 mod config;
 mod deployment;
+mod fork;
 mod image;
 mod log;
 pub mod op;
@@ -21,10 +22,11 @@ use imbl::Vector;
 use serde::{Deserialize, Serialize};
 
 use crate::diff::Diff;
+use crate::doc::Patch;
 use crate::error::{ChangeRejected, Error, InvalidInput, TimelineError};
 use crate::id::{Revision, TransactionId};
 use crate::model::Model;
-use crate::name::SnapshotName;
+use crate::name::{SnapshotName, TenantId};
 use crate::time::{Clock, SystemClock, Timestamp};
 use log::Log;
 
@@ -34,6 +36,9 @@ pub use deployment::{
     DeploymentEnded, DeploymentId, DeploymentInfo, DeploymentSpec, DeploymentStarted,
     DeploymentStatus, FinishAction, Measurement, Observation, DEPLOYMENT_AUTHOR, KEPT_DEPLOYMENTS,
     MAX_CHECKS, MAX_ROUNDS, MIN_INTERVAL,
+};
+pub use fork::{
+    merge, ForkInfo, ForkRecord, MergeConflict, MergeError, PromoteStrategy, Promotion,
 };
 pub use image::TimelineImage;
 pub use op::{Op, TimelineOp};
@@ -123,6 +128,18 @@ pub struct Timeline<M: Model> {
     /// The newest time recorded; times are clamped to it so they never go
     /// backwards even if the clock does.
     last_at: Timestamp,
+    /// For a fork: where it came from, and its base state (revision 0's),
+    /// kept after revision 0 leaves the window so a merge can still diff
+    /// against it. Shares structure with revision 0: no copy.
+    fork: Option<Arc<ForkBase<M>>>,
+    /// The forks made of this timeline, oldest first; one per fork id.
+    forks: Vector<ForkRecord>,
+}
+
+#[derive(Debug)]
+struct ForkBase<M> {
+    info: ForkInfo,
+    state: M,
 }
 
 impl<M: Model> Timeline<M> {
@@ -158,14 +175,46 @@ impl<M: Model> Timeline<M> {
         Ok(Self::build(initial, config, clock, meta))
     }
 
+    /// A fork's timeline: revision 0 holds `initial`, the state of
+    /// `info.parent` at `info.base_revision` (pass the parent's state
+    /// itself: a clone of it shares every subtree, so this is O(1) for
+    /// [`Doc`](crate::Doc)), with cause [`Cause::Fork`].
+    pub fn new_fork(
+        initial: M,
+        config: TimelineConfig,
+        clock: Arc<dyn Clock>,
+        meta: CommitMeta,
+        info: ForkInfo,
+    ) -> Result<Self, InvalidInput> {
+        config.validate()?;
+        let cause = Cause::Fork {
+            parent: info.parent.clone(),
+            base_revision: info.base_revision,
+        };
+        let base = initial.clone();
+        let mut timeline = Self::build_as(initial, config, clock, meta, cause);
+        timeline.fork = Some(Arc::new(ForkBase { info, state: base }));
+        Ok(timeline)
+    }
+
     fn build(initial: M, config: TimelineConfig, clock: Arc<dyn Clock>, meta: CommitMeta) -> Self {
+        Self::build_as(initial, config, clock, meta, Cause::Initial)
+    }
+
+    fn build_as(
+        initial: M,
+        config: TimelineConfig,
+        clock: Arc<dyn Clock>,
+        meta: CommitMeta,
+        cause: Cause,
+    ) -> Self {
         let at = clock.now();
         let mut history = Log::new();
         history.push_back(Arc::new(Entry {
             info: RevisionInfo {
                 revision: Revision::ZERO,
                 at,
-                cause: Cause::Initial,
+                cause,
                 meta,
             },
             state: initial,
@@ -182,6 +231,8 @@ impl<M: Model> Timeline<M> {
             next_transaction: 1,
             next_deployment: 0,
             last_at: at,
+            fork: None,
+            forks: Vector::new(),
         }
     }
 
@@ -333,7 +384,70 @@ impl<M: Model> Timeline<M> {
         })
     }
 
+    /// For a fork, where it came from; `None` for any other timeline.
+    /// Time: O(1).
+    pub fn fork_info(&self) -> Option<&ForkInfo> {
+        self.fork.as_ref().map(|f| &f.info)
+    }
+
+    /// For a fork, its base state (revision 0's), kept even after revision
+    /// 0 has left the history window. Time: O(1).
+    pub fn fork_base(&self) -> Option<&M> {
+        self.fork.as_ref().map(|f| &f.state)
+    }
+
+    /// The forks recorded on this timeline, oldest first (a fork deleted
+    /// since is still recorded: the runtime filters those). Time: O(forks).
+    pub fn forks(&self) -> Vec<ForkRecord> {
+        self.forks.iter().cloned().collect()
+    }
+
+    /// The state a merge promotion of a fork would write onto this
+    /// timeline's head: the changes from `base` to `fork_head` applied to
+    /// the head, as a patch (see [`merge`]). Nothing changes.
+    pub fn merge_patch(&self, base: &M, fork_head: &M) -> Result<Patch, MergeError> {
+        merge(base, self.head(), fork_head)
+    }
+
     // ----- changes -----------------------------------------------------
+
+    /// Records a fork made of this timeline (it replaces an older record
+    /// of the same fork id). No revision: the state does not change.
+    pub fn record_fork(&mut self, fork: TenantId, base_revision: Revision) -> ForkRecord {
+        let record = ForkRecord {
+            fork,
+            base_revision,
+            created_at: self.stamp(),
+        };
+        if let Some(i) = self.forks.iter().position(|r| r.fork == record.fork) {
+            self.forks.remove(i);
+        }
+        self.forks.push_back(record.clone());
+        record
+    }
+
+    /// Writes a fork's head onto this timeline as one new revision with
+    /// cause [`Cause::Promote`]: its state whole (`Replace`), or a merged
+    /// patch applied to the head (`Merge`; a patch that does not apply is
+    /// refused and nothing changes).
+    pub fn promote(
+        &mut self,
+        fork: TenantId,
+        fork_revision: Revision,
+        promotion: &Promotion<M>,
+        meta: CommitMeta,
+    ) -> Result<Commit, Error> {
+        let next = match promotion {
+            Promotion::Replace { state } => state.clone(),
+            Promotion::Merge { patch } => self.head().apply_diff(patch)?,
+        };
+        let cause = Cause::Promote {
+            fork,
+            fork_revision,
+            strategy: promotion.strategy(),
+        };
+        Ok(self.push_revision(next, cause, meta))
+    }
 
     /// Applies a change through the model as a new revision.
     pub fn apply(&mut self, change: &M::Change) -> Result<Commit, TimelineError> {

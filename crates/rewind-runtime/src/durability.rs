@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use rewind_core::ops::{FinishTransaction, Rollback};
 use rewind_core::{
-    Clock, CommitMeta, ManualClock, Model, RollbackPolicy, TenantId, Timeline, TimelineImage,
-    TimelineOp, Timestamp, TransactionOutcome,
+    Clock, CommitMeta, ForkInfo, ManualClock, Model, RollbackPolicy, TenantId, Timeline,
+    TimelineImage, TimelineOp, Timestamp, TransactionOutcome,
 };
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +31,9 @@ struct Create<M: Model> {
     /// Who created the tenant and why (revision 0's meta).
     #[serde(default)]
     meta: CommitMeta,
+    /// For a fork: its parent and base revision (revision 0's cause).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fork: Option<ForkInfo>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -95,6 +98,7 @@ pub(crate) fn create_entry<M: Model>(
             config: *config,
             initial: timeline.head().clone(),
             meta: timeline.head_info().meta.clone(),
+            fork: timeline.fork_info().cloned(),
             model_version: M::VERSION,
         }),
     }
@@ -460,12 +464,22 @@ pub(crate) fn recover<M: Model>(
                         "entry",
                     )?
                 };
-                let timeline = Timeline::new_with(
-                    create.initial,
-                    create.config.timeline,
-                    Arc::new(replay_clock.clone()),
-                    create.meta,
-                )
+                let clock = Arc::new(replay_clock.clone());
+                let timeline = match create.fork {
+                    Some(fork) => Timeline::new_fork(
+                        create.initial,
+                        create.config.timeline,
+                        clock,
+                        create.meta,
+                        fork,
+                    ),
+                    None => Timeline::new_with(
+                        create.initial,
+                        create.config.timeline,
+                        clock,
+                        create.meta,
+                    ),
+                }
                 .map_err(|e| corrupt(tenant, entry.seq, e))?;
                 state = Some(Recovered {
                     config: create.config,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rewind_core::{InvalidInput, Revision, TenantId, TimelineError, TransactionId};
+use rewind_core::{InvalidInput, MergeConflict, Revision, TenantId, TimelineError, TransactionId};
 
 use crate::journal::JournalError;
 
@@ -123,6 +123,20 @@ pub enum Error {
     /// Input rejected at the edge (names, ids, configuration).
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
+    /// A fork operation (promote) on a tenant that is not a fork.
+    #[error("tenant '{0}' is not a fork: it has no parent to promote to")]
+    NotAFork(TenantId),
+    /// A `merge` promotion found changes of the fork and of its parent on
+    /// the same paths since the fork's base; nothing was written.
+    #[error("promoting fork '{fork}' into '{parent}' conflicts: {conflict}")]
+    MergeConflict {
+        /// The parent, unchanged.
+        parent: TenantId,
+        /// The fork.
+        fork: TenantId,
+        /// The paths.
+        conflict: MergeConflict,
+    },
 }
 
 /// For the conversions that cannot fail (a [`SnapshotName`](rewind_core::SnapshotName)
@@ -199,6 +213,8 @@ impl Error {
                 ErrorKind::Journal
             }
             Error::Invalid(_) => ErrorKind::Invalid,
+            Error::NotAFork(_) => ErrorKind::Invalid,
+            Error::MergeConflict { .. } => ErrorKind::Conflict,
         }
     }
 

@@ -12,6 +12,8 @@
 //!   - `actor.rs`: the tenant actor, the one writer of a tenant's
 //!     [`Timeline`](rewind_core::Timeline): it takes everything queued as
 //!     one batch.
+//!   - `fork.rs`: [`Tenant::fork`] and [`Tenant::promote`]: forks that
+//!     share structure with their parent, and promotions back to it.
 //!   - `dispatch.rs`: each request ([`TenantMsg`]) as a typed op
 //!     ([`rewind_core::Op`]) on the working timeline.
 //!   - `lease.rs`: the transaction write lease and the writes that wait.
@@ -104,6 +106,7 @@ pub use runtime::{
     DEFAULT_STOP_IDLE_AFTER, DEFAULT_TIMER_PERIOD,
 };
 pub use supervisor::messages::SupervisorMsg;
+pub use tenant::fork::{PromoteOptions, Promoted};
 pub use tenant::handle::Tenant;
 pub use tenant::messages::{TenantMsg, UpdateFn, WriteOptions};
 pub use transaction::{

@@ -344,6 +344,44 @@ async fn recover_all<M: Model>(
     Ok((initial, report))
 }
 
+/// The tenant with this id, read back first if it is passivated: what
+/// [`Runtime::tenant`] does, for handles too (a fork finds its parent).
+pub(crate) async fn find_tenant<M: Model>(
+    registry: &ArcSwap<Registry<M>>,
+    supervisor: &ActorRef<SupervisorMsg<M>>,
+    id: TenantId,
+) -> Result<Tenant<M>, Error> {
+    // A tenant passivated again between its activation and this lookup
+    // (only under heavy eviction) is asked for again.
+    for _ in 0..3 {
+        let Some(shared) = registry.load().get(&id).cloned() else {
+            return Err(Error::TenantNotFound(id));
+        };
+        if shared.is_shut_down() {
+            return Err(Error::ShuttingDown);
+        }
+        if let Some(handle) = Tenant::hold(Arc::clone(&shared)) {
+            return Ok(handle);
+        }
+        shared.accepting()?;
+        let (tx, rx) = oneshot::channel();
+        supervisor
+            .send_message(SupervisorMsg::Internal(Internal(InternalMsg::Activate {
+                id: id.clone(),
+                reply: tx.into(),
+            })))
+            .map_err(|_| Error::ShuttingDown)?;
+        match rx.await.map_err(|_| Error::ShuttingDown)? {
+            Err(Error::Unavailable { .. }) => continue,
+            other => return other,
+        }
+    }
+    Err(Error::Unavailable {
+        tenant: id,
+        reason: "it is passivated as fast as it is read back; raise max_active".into(),
+    })
+}
+
 impl<M: Model> Runtime<M> {
     /// Reads back the tenants the journal marked as having a deployment in
     /// progress and resumes their monitors (in the background: a tenant
@@ -444,37 +482,7 @@ impl<M: Model> Runtime<M> {
     /// one activation). The handle holds it active until dropped. After
     /// [`shutdown`](Self::shutdown), `ShuttingDown`, as every other call.
     pub async fn tenant(&self, id: &str) -> Result<Tenant<M>, Error> {
-        let id = TenantId::new(id)?;
-        // A tenant passivated again between its activation and this lookup
-        // (only under heavy eviction) is asked for again.
-        for _ in 0..3 {
-            let Some(shared) = self.registry.load().get(&id).cloned() else {
-                return Err(Error::TenantNotFound(id));
-            };
-            if shared.is_shut_down() {
-                return Err(Error::ShuttingDown);
-            }
-            if let Some(handle) = Tenant::hold(Arc::clone(&shared)) {
-                return Ok(handle);
-            }
-            shared.accepting()?;
-            let activated = self
-                .ask(|reply| {
-                    SupervisorMsg::Internal(Internal(InternalMsg::Activate {
-                        id: id.clone(),
-                        reply,
-                    }))
-                })
-                .await?;
-            match activated {
-                Err(Error::Unavailable { .. }) => continue,
-                other => return other,
-            }
-        }
-        Err(Error::Unavailable {
-            tenant: id,
-            reason: "it is passivated as fast as it is read back; raise max_active".into(),
-        })
+        find_tenant(&self.registry, &self.supervisor, TenantId::new(id)?).await
     }
 
     /// Passivates the tenant now, if it can be: no handle holds it, no

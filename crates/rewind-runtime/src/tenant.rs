@@ -3,6 +3,7 @@
 //!
 //! - `handle`: the typed [`Tenant`](crate::Tenant) handle: lock-free reads,
 //!   writes queued on the lane.
+//! - `fork`: forks made from a handle, and promotions back to the parent.
 //! - `lane`: the request queue from handles and the supervisor to the actor.
 //! - `actor`: the ractor actor: wake-ups, batches, drains, restarts.
 //! - `dispatch`: one request as a typed op on the working timeline.
@@ -14,6 +15,7 @@
 pub(crate) mod actor;
 mod commit;
 mod dispatch;
+pub(crate) mod fork;
 pub(crate) mod handle;
 pub(crate) mod lane;
 mod lease;

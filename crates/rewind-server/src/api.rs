@@ -12,7 +12,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post, put, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::{middleware, Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use rewind_core::Doc;
@@ -29,6 +29,7 @@ use crate::limits::Limits;
 mod access;
 mod deployments;
 mod diff;
+mod forks;
 mod history;
 mod input;
 mod merge;
@@ -213,7 +214,9 @@ impl Api {
             .at("/v1/cluster", get(tenants::cluster))
             .at(
                 "/v1/tenants/{t}",
-                put(tenants::create).delete(tenants::delete),
+                get(tenants::get)
+                    .put(tenants::create)
+                    .delete(tenants::delete),
             )
             .at(
                 "/v1/tenants/{t}/state",
@@ -253,6 +256,11 @@ impl Api {
                 post(deployments::promote),
             )
             .at("/v1/tenants/{t}/watch", get(watch_events::watch))
+            .at(
+                "/v1/tenants/{t}/forks",
+                get(forks::list).post(forks::create),
+            )
+            .at("/v1/tenants/{t}/promote", post(forks::promote))
     }
 }
 

@@ -222,6 +222,41 @@ pub enum ClientCommand {
         #[arg(value_parser = tenant_id)]
         tenant: TenantId,
     },
+    /// Fork a tenant (admin): a new tenant NAME whose revision 0 is the
+    /// parent's state at `--from`, sharing its structure.
+    Fork {
+        /// The tenant to fork.
+        #[arg(value_parser = tenant_id)]
+        parent: TenantId,
+        /// The new tenant's id, e.g. `storefront.variant_b`.
+        #[arg(value_parser = tenant_id)]
+        name: TenantId,
+        /// `head` (default), a revision number, `snapshot:NAME` or
+        /// `time:RFC3339`.
+        #[arg(long, value_name = "REF")]
+        from: Option<String>,
+    },
+    /// Write a fork's head to its parent as one new revision.
+    Promote {
+        /// The fork.
+        #[arg(value_parser = tenant_id)]
+        fork: TenantId,
+        /// `merge` (default): apply the fork's changes since its base onto
+        /// the parent, refused when the parent changed the same paths;
+        /// `replace`: the parent becomes exactly the fork's head.
+        #[arg(long, value_enum, default_value_t = PromoteStrategyArg::Merge)]
+        strategy: PromoteStrategyArg,
+        /// Promote only if the parent's head is this revision (412
+        /// otherwise).
+        #[arg(long, value_name = "N")]
+        if_parent_revision: Option<u64>,
+    },
+    /// List a tenant's forks, oldest first.
+    Forks {
+        /// The tenant.
+        #[arg(value_parser = tenant_id)]
+        tenant: TenantId,
+    },
     /// Print one line per new revision until interrupted (or the server
     /// stops).
     Watch {
@@ -233,6 +268,24 @@ pub enum ClientCommand {
         #[arg(long, value_name = "REVISION")]
         after: Option<u64>,
     },
+}
+
+/// How `rewind promote` writes the fork to its parent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PromoteStrategyArg {
+    /// Apply the fork's changes since its base onto the parent's head.
+    Merge,
+    /// Set the parent to exactly the fork's head.
+    Replace,
+}
+
+impl PromoteStrategyArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            PromoteStrategyArg::Merge => "merge",
+            PromoteStrategyArg::Replace => "replace",
+        }
+    }
 }
 
 /// At most one past state to read.
@@ -588,6 +641,33 @@ impl Session<'_> {
                 let path = tenant_path(&tenant, "/deployments");
                 let reply = self.call(Method::GET, &path, None).await?;
                 self.print(&reply.body, render::deployments)
+            }
+            ClientCommand::Fork { parent, name, from } => {
+                let mut body = json!({ "name": name });
+                if let Some(from) = from {
+                    body["from"] = json!(from);
+                }
+                let path = tenant_path(&parent, "/forks");
+                let reply = self.call(Method::POST, &path, Some(&body)).await?;
+                self.print(&reply.body, render::forked)
+            }
+            ClientCommand::Promote {
+                fork,
+                strategy,
+                if_parent_revision,
+            } => {
+                let mut body = json!({ "strategy": strategy.as_str() });
+                if let Some(revision) = if_parent_revision {
+                    body["if_parent_revision"] = json!(revision);
+                }
+                let path = tenant_path(&fork, "/promote");
+                let reply = self.call(Method::POST, &path, Some(&body)).await?;
+                self.print(&reply.body, render::promoted)
+            }
+            ClientCommand::Forks { tenant } => {
+                let path = tenant_path(&tenant, "/forks");
+                let reply = self.call(Method::GET, &path, None).await?;
+                self.print(&reply.body, |body| render::forks(&tenant, body))
             }
             ClientCommand::Watch { tenant, after } => self.watch(&tenant, after).await,
         }

@@ -129,7 +129,9 @@ pub(crate) fn patch_too_deep(error: &PatchError) -> bool {
 /// errors to the API's.
 ///
 /// Beyond the codes of the contract: `snapshot_protected` (409, deleting a
-/// protected snapshot), `unavailable` (503, a tenant that failed too often,
+/// protected snapshot), `conflict` (409, a merge promotion whose fork and
+/// parent changed the same paths) and `not_a_fork` (409, promoting a tenant
+/// that is not a fork), `unavailable` (503, a tenant that failed too often,
 /// is restarting or cannot be recovered, or a runtime shutting down) and
 /// `internal` (500, the journal failed or the model panicked; nothing was
 /// applied).
@@ -138,6 +140,8 @@ pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
     match error {
         Error::TenantNotFound(_) => (S::NOT_FOUND, "tenant_not_found"),
         Error::TenantExists(_) => (S::CONFLICT, "tenant_exists"),
+        Error::NotAFork(_) => (S::CONFLICT, "not_a_fork"),
+        Error::MergeConflict { .. } => (S::CONFLICT, "conflict"),
         Error::RevisionMismatch { .. } => (S::PRECONDITION_FAILED, "revision_mismatch"),
         Error::Overloaded { .. } | Error::LeaseTimeout { .. } => {
             (S::SERVICE_UNAVAILABLE, "overloaded")

@@ -33,6 +33,7 @@
 //! | `GET /metrics` | Prometheus text (no token needed) |
 //! | `GET /openapi.json` | this API as OpenAPI 3.1 ([`openapi_document`]; no token needed) |
 //! | `GET /v1/tenants` | `{"tenants":[{"tenant","revision"}]}` (admin) |
+//! | `GET /v1/tenants/{t}` | `{"tenant","revision","fork"?:{"parent","base_revision"}}` |
 //! | `PUT /v1/tenants/{t}` | body `{"state"?}` → 201 `{"tenant","revision":0}` (admin) |
 //! | `DELETE /v1/tenants/{t}` | 204 (admin) |
 //! | `GET /v1/tenants/{t}/state` | the document, `ETag: "<revision>"`; `?revision=N` \| `?snapshot=NAME` \| `?as_of=TIME` |
@@ -44,6 +45,8 @@
 //! | `GET /v1/tenants/{t}/diff?from=REF&to=REF` | `{"from","to","summary","changes","patch"}` |
 //! | `GET /v1/tenants/{t}/history?limit=N` | `{"revisions":[{"revision","at","cause","author"?,"message"?}]}` newest first |
 //! | `POST /v1/tenants/{t}/transactions` | `{"steps":[{"name","patch"}],"on_failure"}` → report |
+//! | `GET`/`POST /v1/tenants/{t}/forks` | list / `{"name","from"?}` → 201 `{"tenant","revision":0,"fork"}` (admin: it creates a tenant) |
+//! | `POST /v1/tenants/{t}/promote` | `{"strategy":"replace"\|"merge","if_parent_revision"?}` → `{"parent","revision","fork","fork_revision","strategy"}`; 409 `conflict` with `paths` (needs access to the fork and its parent) |
 //! | `GET /v1/tenants/{t}/watch` | server-sent events, one per new revision (`id:` the revision); `Last-Event-ID` resumes, `gap` says what left the window |
 //!
 //! Writes record who made them (the token's label, `admin`, `tenant:<id>`
@@ -54,12 +57,14 @@
 //! `unauthorized` 401, `forbidden` 403, `tenant_not_found` /
 //! `snapshot_not_found` / `revision_not_found` 404, `request_timeout` 408
 //! (the body did not arrive in time), `tenant_exists` / `snapshot_exists` /
-//! `snapshot_protected` 409, `revision_mismatch` 412, `payload_too_large`
+//! `snapshot_protected` / `conflict` (a merge promotion on paths both
+//! changed, with `"paths"`) / `not_a_fork` 409, `revision_mismatch` 412, `payload_too_large`
 //! 413 (body, patch length, transaction steps and document depth),
 //! `patch_failed` / `invalid_transaction` (step names twice or `start`,
 //! or an `on_failure` checkpoint that is no step) 422, `quota_exceeded` 429, `overloaded` (also past the
 //! connection cap) / `unavailable` / `timeout` (the request took longer
-//! than its limit) 503, `internal` 500.
+//! than its limit) 503, `internal` 500, `not_implemented` 501 (forks in
+//! cluster mode).
 //!
 //! # Example
 //!
@@ -93,7 +98,9 @@ mod serve;
 pub use api::openapi::document as openapi_document;
 pub use api::{Api, ApiConfig};
 pub use auth::{Access, Caller, Tokens, ANONYMOUS};
-pub use cli::{run as run_client, ClientCommand, ClientOptions, ReadAt, RollbackTo};
+pub use cli::{
+    run as run_client, ClientCommand, ClientOptions, PromoteStrategyArg, ReadAt, RollbackTo,
+};
 pub use client::{Client, ClientError, EventStream, Reply, ServerEvent};
 pub use error::{status_and_code, ApiError};
 pub use http_metrics::{

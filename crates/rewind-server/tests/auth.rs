@@ -36,6 +36,8 @@ fn tenant_routes(t: &str) -> Vec<(&'static str, String, Option<String>)> {
     let base = format!("/v1/tenants/{t}");
     let body = |v: serde_json::Value| Some(v.to_string());
     vec![
+        ("GET", base.clone(), None),
+        ("GET", format!("{base}/forks"), None),
         ("GET", format!("{base}/state"), None),
         ("GET", format!("{base}/state?revision=0"), None),
         ("PUT", format!("{base}/state"), body(json!({"x": 1}))),

@@ -924,3 +924,78 @@ fn deploy_follows_the_deployment_and_exits_by_its_outcome() {
         "{refused}"
     );
 }
+
+/// `rewind fork`, `forks` and `promote`: a variant forked, changed,
+/// promoted by merge; a conflicting one refused with the paths; `--json`.
+#[test]
+fn forks_from_the_command_line() {
+    let server = Server::start();
+    let dir = temp_dir("forks");
+    let state = dir.join("shop.json");
+    std::fs::write(&state, json!({"price": 10, "hero": "classic"}).to_string()).unwrap();
+    server.ok(&["create", "shop", "--state", state.to_str().unwrap()]);
+    let change = |name: &str, patch: Value| {
+        let file = dir.join(name);
+        std::fs::write(&file, patch.to_string()).unwrap();
+        file.to_str().unwrap().to_owned()
+    };
+    let bold = change(
+        "bold.json",
+        json!([{"op": "replace", "path": "/hero", "value": "bold"}]),
+    );
+    let cheaper = change(
+        "cheaper.json",
+        json!([{"op": "replace", "path": "/price", "value": 8}]),
+    );
+    let dearer = change(
+        "dearer.json",
+        json!([{"op": "replace", "path": "/price", "value": 12}]),
+    );
+
+    assert_eq!(
+        server.ok(&["fork", "shop", "shop.b"]),
+        "forked 'shop' at revision 0 into 'shop.b' (revision 0)\n"
+    );
+    let forked = server.json(&["fork", "shop", "shop.c", "--from", "0"]);
+    assert_eq!(
+        forked["fork"],
+        json!({"parent": "shop", "base_revision": 0})
+    );
+    let listed = server.ok(&["forks", "shop"]);
+    assert!(listed.starts_with("shop.b  from revision 0  "), "{listed}");
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+
+    server.ok(&["patch", "shop.b", &bold]);
+    server.ok(&["patch", "shop.c", &cheaper]);
+    server.ok(&["patch", "shop", &dearer]);
+    assert_eq!(
+        server.ok(&["promote", "shop.b"]),
+        "promoted 'shop.b' (revision 1, merge) into 'shop': revision 2\n"
+    );
+    assert_eq!(
+        server.json(&["get", "shop"]),
+        json!({"price": 12, "hero": "bold"})
+    );
+    let refused = server.fails(&["promote", "shop.c", "--strategy", "merge"]);
+    assert!(refused.contains("/price"), "{refused}");
+    let stale = server.fails(&[
+        "promote",
+        "shop.c",
+        "--strategy",
+        "replace",
+        "--if-parent-revision",
+        "1",
+    ]);
+    assert!(stale.contains("expected 1"), "{stale}");
+    let promoted = server.json(&["promote", "shop.c", "--strategy", "replace"]);
+    assert_eq!(promoted["revision"], 3);
+    assert_eq!(
+        server.json(&["get", "shop"]),
+        json!({"price": 8, "hero": "classic"})
+    );
+    let history = server.ok(&["history", "shop", "--limit", "1"]);
+    assert!(
+        history.contains("promote (replace) of 'shop.c' at revision 1"),
+        "{history}"
+    );
+}

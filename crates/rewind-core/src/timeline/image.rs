@@ -14,8 +14,8 @@ use imbl::Vector;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Cause, DeploymentInfo, Entry, RevisionInfo, Snapshot, SnapshotInfo, Timeline, TimelineConfig,
-    Transaction, TransactionOutcome,
+    Cause, DeploymentInfo, Entry, ForkBase, ForkInfo, ForkRecord, RevisionInfo, Snapshot,
+    SnapshotInfo, Timeline, TimelineConfig, Transaction, TransactionOutcome,
 };
 use crate::doc::{Doc, Patch};
 use crate::error::{Error, InvalidInput};
@@ -44,6 +44,14 @@ pub struct TimelineImage<M: Model> {
     deployments: Vec<DeploymentInfo>,
     #[serde(default, skip_serializing_if = "is_zero")]
     next_deployment: u64,
+    /// For a fork: where it came from (its base state is the state of
+    /// revision 0 in the chain). Absent in images of other timelines and
+    /// in those written before forks existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fork: Option<ForkInfo>,
+    /// Forks made of this timeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    forks: Vec<ForkRecord>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -240,6 +248,10 @@ impl<M: Model> Timeline<M> {
                 .entry(snapshot.info.revision)
                 .or_insert(&snapshot.state);
         }
+        // A fork's base is revision 0's state, held even out of the window.
+        if let Some(fork) = &self.fork {
+            states.entry(Revision::ZERO).or_insert(&fork.state);
+        }
         // A rollback's state is the restored revision's state itself: say so
         // instead of diffing, so the rebuilt states share it again.
         let restored: BTreeMap<Revision, Revision> = self
@@ -290,6 +302,8 @@ impl<M: Model> Timeline<M> {
                 .collect(),
             deployments: self.deployments.iter().cloned().collect(),
             next_deployment: self.next_deployment,
+            fork: self.fork.as_ref().map(|f| f.info.clone()),
+            forks: self.forks.iter().cloned().collect(),
         })
     }
 
@@ -363,7 +377,16 @@ impl<M: Model> Timeline<M> {
                 checkpoints: snapshots(t.checkpoints)?,
             });
         }
+        let fork = match image.fork {
+            Some(info) => Some(Arc::new(ForkBase {
+                info,
+                state: state_of(Revision::ZERO)?,
+            })),
+            None => None,
+        };
         Ok(Timeline {
+            fork,
+            forks: image.forks.into_iter().collect(),
             config: image.config,
             clock,
             history,

@@ -20,13 +20,14 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     AutoTrigger, Commit, CommitMeta, DeployChange, DeploymentEnded, DeploymentId, DeploymentSpec,
-    DeploymentStarted, FinishAction, NamedOptions, Observation, Pruned, RollbackOutcome,
-    RollbackPolicy, RollbackTarget, SnapshotInfo, SnapshotTaken, Timeline, TransactionOutcome,
+    DeploymentStarted, FinishAction, ForkRecord, NamedOptions, Observation, Promotion, Pruned,
+    RollbackOutcome, RollbackPolicy, RollbackTarget, SnapshotInfo, SnapshotTaken, Timeline,
+    TransactionOutcome,
 };
 use crate::error::Error;
-use crate::id::TransactionId;
+use crate::id::{Revision, TransactionId};
 use crate::model::Model;
-use crate::name::SnapshotName;
+use crate::name::{SnapshotName, TenantId};
 
 /// A typed mutation of a timeline.
 ///
@@ -307,6 +308,49 @@ impl<M: Model> Op<M> for FinishDeployment {
     }
 }
 
+/// [`Timeline::record_fork`]: a fork of this timeline was made.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecordFork {
+    /// The fork's id.
+    pub fork: TenantId,
+    /// The revision it was made from.
+    pub base_revision: Revision,
+}
+
+impl<M: Model> Op<M> for RecordFork {
+    type Output = ForkRecord;
+    fn run(&self, timeline: &mut Timeline<M>) -> Result<ForkRecord, Error> {
+        Ok(timeline.record_fork(self.fork.clone(), self.base_revision))
+    }
+}
+
+/// [`Timeline::promote`]: a fork's head written onto this timeline.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct Promote<M: Model> {
+    /// The fork promoted.
+    pub fork: TenantId,
+    /// Its revision promoted.
+    pub fork_revision: Revision,
+    /// The state or the merged patch.
+    pub promotion: Promotion<M>,
+    /// Attribution.
+    #[serde(default)]
+    pub meta: CommitMeta,
+}
+
+impl<M: Model> Op<M> for Promote<M> {
+    type Output = Commit;
+    fn run(&self, timeline: &mut Timeline<M>) -> Result<Commit, Error> {
+        timeline.promote(
+            self.fork.clone(),
+            self.fork_revision,
+            &self.promotion,
+            self.meta.clone(),
+        )
+    }
+}
+
 /// Declares [`TimelineOp`] from the list of ops: one variant per op (the
 /// journal form, internally tagged by `op`), `From` for each, and replay.
 ///
@@ -435,6 +479,10 @@ timeline_ops! {
     RecordMeasurements(RecordMeasurements),
     /// [`FinishDeployment`].
     FinishDeployment(FinishDeployment),
+    /// [`RecordFork`].
+    RecordFork(RecordFork),
+    /// [`Promote`].
+    Promote(Promote<M>),
 }
 
 #[cfg(test)]

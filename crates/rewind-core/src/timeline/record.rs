@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::fork::PromoteStrategy;
 use super::reference::TargetKind;
 use crate::diff::Diff;
 use crate::id::{Revision, TransactionId};
-use crate::name::SnapshotName;
+use crate::name::{SnapshotName, TenantId};
 use crate::time::Timestamp;
 
 /// Optional attribution recorded with a revision.
@@ -60,11 +61,29 @@ pub enum Cause {
         /// The step name.
         step: SnapshotName,
     },
+    /// Revision 0 of a fork: the state of `parent` at `base_revision`.
+    Fork {
+        /// The tenant forked.
+        parent: TenantId,
+        /// The parent's revision whose state this is.
+        base_revision: Revision,
+    },
+    /// A fork's head written back to this tenant (its parent) by a
+    /// promotion.
+    Promote {
+        /// The fork promoted.
+        fork: TenantId,
+        /// The fork's revision promoted.
+        fork_revision: Revision,
+        /// How it was written.
+        strategy: PromoteStrategy,
+    },
 }
 
 impl fmt::Display for Cause {
     /// `initial`, `change`, `replace`, `rollback to named 'v1' (revision 4)
-    /// from 9`, `step 'set_config' of transaction 2`.
+    /// from 9`, `step 'set_config' of transaction 2`, `fork of 'shop' at
+    /// revision 3`, `promote (merge) of 'shop.b' at revision 5`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Cause::Initial => f.write_str("initial"),
@@ -80,6 +99,18 @@ impl fmt::Display for Cause {
             Cause::TransactionStep { transaction, step } => {
                 write!(f, "step '{step}' of transaction {transaction}")
             }
+            Cause::Fork {
+                parent,
+                base_revision,
+            } => write!(f, "fork of '{parent}' at revision {base_revision}"),
+            Cause::Promote {
+                fork,
+                fork_revision,
+                strategy,
+            } => write!(
+                f,
+                "promote ({strategy}) of '{fork}' at revision {fork_revision}"
+            ),
         }
     }
 }

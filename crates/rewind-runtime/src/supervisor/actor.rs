@@ -20,7 +20,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use rewind_core::imbl::OrdMap;
-use rewind_core::{Clock, CommitMeta, Model, PolicyCheck, TenantId, Timeline};
+use rewind_core::{Clock, CommitMeta, ForkInfo, Model, PolicyCheck, TenantId, Timeline};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -57,6 +57,17 @@ pub(crate) struct Residency {
 #[derive(Default)]
 pub(crate) struct Counts {
     pub(crate) active: AtomicUsize,
+}
+
+/// A tenant to create: a new one, or a fork of another.
+struct NewTenant<M> {
+    id: TenantId,
+    initial: M,
+    config: Option<TenantConfig>,
+    /// Recorded on revision 0.
+    meta: CommitMeta,
+    /// For a fork: where it came from (revision 0's cause).
+    fork: Option<ForkInfo>,
 }
 
 /// A tenant known at start.
@@ -141,7 +152,12 @@ impl<M: Model> Actor for SupervisorActor<M> {
         myself: ActorRef<Self::Msg>,
         args: SupervisorArgs<M>,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let context = Arc::new(Context::new(args.journaling, myself.clone(), args.deployer));
+        let context = Arc::new(Context::new(
+            args.journaling,
+            myself.clone(),
+            args.deployer,
+            Arc::downgrade(&args.registry),
+        ));
         let mut state = SupervisorState {
             registry: args.registry,
             counts: args.counts,
@@ -179,7 +195,33 @@ impl<M: Model> Actor for SupervisorActor<M> {
                 config,
                 meta,
                 reply,
-            } => state.create(&myself, id, initial, config, meta, reply),
+            } => {
+                let new = NewTenant {
+                    id,
+                    initial,
+                    config,
+                    meta,
+                    fork: None,
+                };
+                state.create(&myself, new, reply)
+            }
+            SupervisorMsg::CreateFork {
+                id,
+                initial,
+                fork,
+                config,
+                meta,
+                reply,
+            } => {
+                let new = NewTenant {
+                    id,
+                    initial,
+                    config,
+                    meta,
+                    fork: Some(fork),
+                };
+                state.create(&myself, new, reply)
+            }
             SupervisorMsg::DeleteTenant { id, reply } => state.delete(id, reply),
             SupervisorMsg::ListTenants { reply } => {
                 let list = state
@@ -277,13 +319,10 @@ impl<M: Model> SupervisorState<M> {
     fn create(
         &mut self,
         myself: &ActorRef<SupervisorMsg<M>>,
-        id: TenantId,
-        initial: M,
-        config: Option<TenantConfig>,
-        meta: CommitMeta,
+        new: NewTenant<M>,
         reply: RpcReplyPort<Result<Tenant<M>, Error>>,
     ) {
-        let result = self.prepare(id, initial, config, meta);
+        let result = self.prepare(new);
         let (shared, entry) = match result {
             Ok(prepared) => prepared,
             Err(e) => {
@@ -331,11 +370,15 @@ impl<M: Model> SupervisorState<M> {
     /// in memory mode).
     fn prepare(
         &mut self,
-        id: TenantId,
-        initial: M,
-        config: Option<TenantConfig>,
-        meta: CommitMeta,
+        new: NewTenant<M>,
     ) -> Result<(Arc<TenantShared<M>>, Option<crate::journal::Entry>), Error> {
+        let NewTenant {
+            id,
+            initial,
+            config,
+            meta,
+            fork,
+        } = new;
         if self.shutting_down {
             return Err(Error::ShuttingDown);
         }
@@ -365,7 +408,11 @@ impl<M: Model> SupervisorState<M> {
         // A typed state that does not round-trip through JSON would fail
         // only at the first diff or rollback: refuse it now.
         initial.check_json()?;
-        let timeline = Timeline::new_with(initial, config.timeline, Arc::clone(&self.clock), meta)?;
+        let clock = Arc::clone(&self.clock);
+        let timeline = match fork {
+            Some(fork) => Timeline::new_fork(initial, config.timeline, clock, meta, fork)?,
+            None => Timeline::new_with(initial, config.timeline, clock, meta)?,
+        };
         let mut seq = 0;
         let mut entry = None;
         if let Some(journaling) = &self.context.journaling {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::RpcReplyPort;
-use rewind_core::{CommitMeta, Model, Revision, TenantId};
+use rewind_core::{CommitMeta, ForkInfo, Model, Revision, TenantId};
 
 use crate::config::TenantConfig;
 use crate::durability::Recovered;
@@ -27,6 +27,24 @@ pub enum SupervisorMsg<M: Model> {
         config: Option<TenantConfig>,
         /// Who created it and why, recorded on revision 0 (`Default` for
         /// none).
+        meta: CommitMeta,
+        /// A handle to the new tenant.
+        reply: RpcReplyPort<Result<Tenant<M>, Error>>,
+    },
+    /// Create a fork: a tenant whose revision 0 holds `initial`, the state of
+    /// `fork.parent` at `fork.base_revision`, recorded with cause
+    /// [`Cause::Fork`](rewind_core::Cause::Fork). The parent is not told
+    /// (see [`Tenant::fork`], which is how forks are made).
+    CreateFork {
+        /// Its id (unique).
+        id: TenantId,
+        /// Its initial state: the parent's, shared.
+        initial: M,
+        /// Where it came from.
+        fork: ForkInfo,
+        /// Its configuration; `None` for the runtime's defaults.
+        config: Option<TenantConfig>,
+        /// Who created it and why, recorded on revision 0.
         meta: CommitMeta,
         /// A handle to the new tenant.
         reply: RpcReplyPort<Result<Tenant<M>, Error>>,

@@ -8,8 +8,8 @@
 use ractor::RpcReplyPort;
 use rewind_core::deploy::{DeployChange, DeploymentEnded};
 use rewind_core::ops::{
-    Apply, DeleteSnapshot, FinishDeployment, Protect, RecordMeasurements, Replace, Rollback,
-    SnapshotAuto, SnapshotNamed, StartDeployment,
+    Apply, DeleteSnapshot, FinishDeployment, Promote, Protect, RecordFork, RecordMeasurements,
+    Replace, Rollback, SnapshotAuto, SnapshotNamed, StartDeployment,
 };
 use rewind_core::{
     AutoTrigger, Commit, CommitMeta, Model, PolicyCheck, RollbackOutcome, RollbackTarget,
@@ -42,6 +42,7 @@ impl<E: Into<rewind_core::Error>> From<E> for UpdateError {
 enum TransitionOp<M: Model> {
     Apply(Apply<M>),
     Replace(Replace<M>),
+    Promote(Promote<M>),
 }
 
 impl<M: Model> TenantState<M> {
@@ -254,6 +255,32 @@ impl<M: Model> TenantState<M> {
                     }
                 });
             }
+            TenantMsg::RecordFork {
+                fork,
+                base_revision,
+                reply,
+            } => {
+                let result = self.run(RecordFork {
+                    fork,
+                    base_revision,
+                });
+                let result = result.map_err(|e| self.tenant_error(e));
+                self.answer_later(reply, permit, result, |_| {});
+            }
+            TenantMsg::Promote {
+                fork,
+                fork_revision,
+                promotion,
+                options,
+                reply,
+            } => self.transition(reply, permit, options, |_, meta| {
+                Ok(TransitionOp::Promote(Promote {
+                    fork,
+                    fork_revision,
+                    promotion,
+                    meta,
+                }))
+            })?,
             TenantMsg::Transaction { plan, reply } => {
                 return Ok(Some(StartTransaction {
                     plan,
@@ -289,6 +316,7 @@ impl<M: Model> TenantState<M> {
                 let committed = match build(&self.timeline, options.meta)? {
                     TransitionOp::Apply(op) => self.run(op)?,
                     TransitionOp::Replace(op) => self.run(op)?,
+                    TransitionOp::Promote(op) => self.run(op)?,
                 };
                 Ok::<_, UpdateError>(committed)
             })

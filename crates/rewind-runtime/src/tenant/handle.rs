@@ -72,7 +72,7 @@ pub(crate) async fn deliver<M: Model>(
 /// does per request) rather than keeping a handle for every tenant, or
 /// none of them can be passivated.
 pub struct Tenant<M: Model = Doc> {
-    shared: Arc<TenantShared<M>>,
+    pub(super) shared: Arc<TenantShared<M>>,
 }
 
 impl<M: Model> Clone for Tenant<M> {

@@ -11,9 +11,9 @@ use rewind_core::deploy::{
     Observation,
 };
 use rewind_core::{
-    Commit, CommitMeta, Diff, Model, NamedOptions, Revision, RevisionInfo, RollbackOutcome,
-    RollbackPolicy, RollbackPreview, RollbackTarget, SnapshotInfo, SnapshotName, StateRef,
-    TransactionId,
+    Commit, CommitMeta, Diff, ForkRecord, Model, NamedOptions, Promotion, Revision, RevisionInfo,
+    RollbackOutcome, RollbackPolicy, RollbackPreview, RollbackTarget, SnapshotInfo, SnapshotName,
+    StateRef, TenantId, TransactionId,
 };
 
 use crate::error::{BoxError, Error};
@@ -169,6 +169,30 @@ pub enum TenantMsg<M: Model> {
         /// The ended deployment.
         reply: RpcReplyPort<Result<DeploymentEnded, Error>>,
     },
+    /// Record a fork made of this tenant (no revision).
+    RecordFork {
+        /// The fork's id.
+        fork: TenantId,
+        /// The revision it was made from.
+        base_revision: Revision,
+        /// The record.
+        reply: RpcReplyPort<Result<ForkRecord, Error>>,
+    },
+    /// Write a fork's head onto this tenant (its parent) as one revision
+    /// with cause `promote`.
+    Promote {
+        /// The fork.
+        fork: TenantId,
+        /// The fork's revision promoted.
+        fork_revision: Revision,
+        /// The state, or the merged patch onto this tenant's head.
+        promotion: Promotion<M>,
+        /// Write options (`expected_revision`: the head the merge was
+        /// computed against).
+        options: WriteOptions,
+        /// The committed revision.
+        reply: RpcReplyPort<Result<Commit, Error>>,
+    },
     /// Run a multi-step transaction holding the write lease.
     Transaction {
         /// The steps and rollback policy.
@@ -222,6 +246,8 @@ impl<M: Model> TenantMsg<M> {
             StartDeployment,
             RecordMeasurements,
             FinishDeployment,
+            RecordFork,
+            Promote,
             Transaction
         )
     }

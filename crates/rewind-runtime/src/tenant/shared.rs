@@ -86,6 +86,9 @@ pub(crate) struct Context<M: Model> {
     pub(crate) supervisor: ActorRef<SupervisorMsg<M>>,
     /// Checks, allowed hosts and monitors of guarded deployments.
     pub(crate) deployer: Arc<crate::deploy::Deployer>,
+    /// Every tenant, for a handle that looks up another (a fork its
+    /// parent). Weak: the registry holds this context through its tenants.
+    pub(crate) registry: std::sync::Weak<ArcSwap<crate::supervisor::actor::Registry<M>>>,
     /// The origin of [`Context::now_us`].
     epoch: Instant,
 }
@@ -95,11 +98,13 @@ impl<M: Model> Context<M> {
         journaling: Option<Journaling>,
         supervisor: ActorRef<SupervisorMsg<M>>,
         deployer: Arc<crate::deploy::Deployer>,
+        registry: std::sync::Weak<ArcSwap<crate::supervisor::actor::Registry<M>>>,
     ) -> Self {
         Context {
             journaling,
             supervisor,
             deployer,
+            registry,
             epoch: Instant::now(),
         }
     }

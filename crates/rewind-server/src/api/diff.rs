@@ -20,7 +20,7 @@ pub(super) struct DiffQuery {
 
 /// A reference as the API spells it: `head`, a revision number,
 /// `snapshot:NAME` or `time:RFC3339`.
-fn reference(text: &str) -> Result<StateRef, ApiError> {
+pub(super) fn reference(text: &str) -> Result<StateRef, ApiError> {
     let input = |e: rewind_core::InvalidInput| ApiError::input(&e);
     if text == "head" {
         return Ok(StateRef::Head);

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use rewind_core::{Doc, Patch, Revision, Timestamp};
 use serde::de::DeserializeOwned;
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use super::Api;
@@ -172,4 +173,62 @@ pub(crate) fn query_time(text: &str) -> Result<Timestamp, ApiError> {
             Err(ApiError::input(&error))
         }
     })
+}
+
+/// A whole number of a body, as JSON Schema's `integer` (which the OpenAPI
+/// document says) allows it: `7`, and also `7.0`. For
+/// `#[serde(deserialize_with = "whole_number")]`.
+pub(crate) fn whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<u64, D::Error> {
+    use serde::de::Error as _;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(n) = number.as_u64() {
+        return Ok(n);
+    }
+    match number.as_f64() {
+        // Below 2^64 and integral: exact, so the cast loses nothing.
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64 => Ok(f as u64),
+        _ => Err(D::Error::custom(format!(
+            "expected a whole number from 0, not {number}"
+        ))),
+    }
+}
+
+/// [`whole_number`] for an optional field (`#[serde(default)]` too).
+pub(crate) fn optional_whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole_number")] u64);
+    Ok(Option::<Whole>::deserialize(deserializer)?.map(|Whole(n)| n))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    struct Body {
+        #[serde(deserialize_with = "super::whole_number")]
+        n: u64,
+        #[serde(default, deserialize_with = "super::optional_whole_number")]
+        m: Option<u64>,
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_as_floats() {
+        let parse = |text: &str| serde_json::from_str::<Body>(text).map(|b| (b.n, b.m));
+        assert_eq!(parse(r#"{"n": 7}"#).unwrap(), (7, None));
+        assert_eq!(parse(r#"{"n": 226.0, "m": 3.0}"#).unwrap(), (226, Some(3)));
+        assert_eq!(parse(r#"{"n": 1, "m": null}"#).unwrap(), (1, None));
+        for bad in [
+            r#"{"n": 1.5}"#,
+            r#"{"n": -1}"#,
+            r#"{"n": "1"}"#,
+            r#"{"n": 1e300}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
 }

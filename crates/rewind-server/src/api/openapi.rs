@@ -166,6 +166,14 @@ fn paths() -> Value {
     add(
         tenant,
         json!({
+            "get": operation(
+                "getTenant",
+                "The tenant's head revision and, for a fork, its parent and base revision",
+                &[param("t")],
+                None,
+                &[("200", json_response("The tenant", json!({"$ref": "#/components/schemas/Tenant"})))],
+                &[400, 401, 403, 404],
+            ),
             "put": with_links(operation(
                 "createTenant",
                 "Create a tenant at revision 0 (admin)",
@@ -547,6 +555,103 @@ fn paths() -> Value {
             &[400, 401, 403, 404],
         )}),
     );
+    add(
+        &format!("{tenant}/forks"),
+        json!({
+            "get": operation(
+                "listForks",
+                "The tenant's forks that exist, oldest first",
+                &[param("t")],
+                None,
+                &[("200", json_response("The forks", json!({
+                    "type": "object",
+                    "required": ["forks"],
+                    "additionalProperties": false,
+                    "properties": {"forks": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["tenant", "base_revision", "created_at"],
+                        "additionalProperties": false,
+                        "properties": {
+                            "tenant": {"$ref": "#/components/schemas/TenantId"},
+                            "base_revision": {"$ref": "#/components/schemas/Revision"},
+                            "created_at": {"type": "string", "format": "date-time"},
+                        },
+                    }}},
+                })))],
+                &[400, 401, 403, 404],
+            ),
+            "post": with_links(operation(
+                "createFork",
+                "Fork the tenant (admin): a new tenant `name` whose revision 0 is this \
+                 tenant's state at `from` (default `head`), sharing its structure; it records \
+                 `{parent, base_revision}`. 501 `not_implemented` in cluster mode",
+                &[param("t"), param("reason")],
+                Some(body(true, json!({
+                    "type": "object",
+                    "required": ["name"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "name": {"$ref": "#/components/schemas/TenantId"},
+                        "from": {"$ref": "#/components/schemas/StateRef"},
+                        "reason": {"$ref": "#/components/schemas/Reason"},
+                    },
+                }))),
+                &[("201", json_response("The fork", json!({
+                    "type": "object",
+                    "required": ["tenant", "revision", "fork"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "tenant": {"$ref": "#/components/schemas/TenantId"},
+                        "revision": {"const": 0},
+                        "fork": {"$ref": "#/components/schemas/ForkInfo"},
+                    },
+                })))],
+                &[400, 401, 403, 404, 408, 409, 413, 429, 501],
+            ), "201", fork_links()),
+        }),
+    );
+    add(
+        &format!("{tenant}/promote"),
+        json!({"post": operation(
+            "promoteFork",
+            "Write this fork's head to its parent as one new revision (cause `promote`): \
+             `replace` sets the parent to the fork's head; `merge` applies the fork's changes \
+             since its base onto the parent's head, 409 `conflict` (with the `paths`) and \
+             nothing written when the parent changed the same paths. Needs access to the \
+             fork and to the parent",
+            &[param("t"), param("reason")],
+            Some(body(true, json!({
+                "type": "object",
+                "required": ["strategy"],
+                "additionalProperties": false,
+                "properties": {
+                    "strategy": {"enum": ["replace", "merge"]},
+                    "if_parent_revision": {"$ref": "#/components/schemas/Revision"},
+                    "reason": {"$ref": "#/components/schemas/Reason"},
+                },
+            }))),
+            &[("200", {
+                let mut ok = json_response("The parent's new revision", json!({
+                    "type": "object",
+                    "required": ["parent", "revision", "fork", "fork_revision", "strategy"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "parent": {"$ref": "#/components/schemas/TenantId"},
+                        "revision": {"$ref": "#/components/schemas/Revision"},
+                        "fork": {"$ref": "#/components/schemas/TenantId"},
+                        "fork_revision": {"$ref": "#/components/schemas/Revision"},
+                        "strategy": {"enum": ["replace", "merge"]},
+                    },
+                }));
+                ok["headers"] = json!({"ETag": {
+                    "description": "The parent's new revision, as \"<revision>\"",
+                    "schema": {"type": "string"},
+                }});
+                ok
+            })],
+            &[400, 401, 403, 404, 408, 409, 412, 413, 422],
+        )}),
+    );
     Value::Object(paths)
 }
 
@@ -602,11 +707,32 @@ fn tenant_links() -> Value {
         ("Diff", "diff"),
         ("History", "history"),
         ("RunTransaction", "runTransaction"),
+        ("GetTenant", "getTenant"),
+        ("ListForks", "listForks"),
+        ("CreateFork", "createFork"),
         ("DeleteTenant", "deleteTenant"),
     ] {
         links.insert(
             name.to_owned(),
             json!({"operationId": operation, "parameters": t}),
+        );
+    }
+    Value::Object(links)
+}
+
+/// From a new fork to promoting it, changing it and reading it.
+fn fork_links() -> Value {
+    let fork = json!({"t": "$response.body#/tenant"});
+    let mut links = Map::new();
+    for (name, operation) in [
+        ("PromoteFork", "promoteFork"),
+        ("PatchForkState", "patchState"),
+        ("GetFork", "getTenant"),
+        ("ListForkForks", "listForks"),
+    ] {
+        links.insert(
+            name.to_owned(),
+            json!({"operationId": operation, "parameters": fork}),
         );
     }
     Value::Object(links)
@@ -658,7 +784,7 @@ fn error_ref(status: u16) -> Value {
 
 /// One response per error status, each with its possible codes.
 fn error_responses() -> Value {
-    let statuses: [(u16, &str, &[&str]); 13] = [
+    let statuses: [(u16, &str, &[&str]); 14] = [
         (400, "Invalid request", &["invalid_request"]),
         (401, "Missing or invalid token", &["unauthorized"]),
         (403, "The token may not do this", &["forbidden"]),
@@ -684,6 +810,8 @@ fn error_responses() -> Value {
                 "snapshot_protected",
                 "deployment_in_progress",
                 "deployment_ended",
+                "conflict",
+                "not_a_fork",
             ],
         ),
         (
@@ -699,6 +827,11 @@ fn error_responses() -> Value {
         ),
         (429, "Quota exceeded", &["quota_exceeded"]),
         (500, "Internal error; nothing was applied", &["internal"]),
+        (
+            501,
+            "Not available on this server (forks in cluster mode)",
+            &["not_implemented"],
+        ),
         (
             503,
             "Overloaded, unavailable, or the request took too long; in cluster mode \
@@ -897,11 +1030,33 @@ fn schemas() -> Value {
                     "type": "object",
                     "required": ["kind"],
                     "properties": {"kind": {
-                        "enum": ["initial", "change", "replace", "rollback", "transaction_step"],
+                        "enum": [
+                            "initial", "change", "replace", "rollback", "transaction_step",
+                            "fork", "promote",
+                        ],
                     }},
                 },
                 "author": {"type": "string", "description": "Who: a token's label, admin, tenant:<id> or anonymous"},
                 "message": {"type": "string", "description": "Why"},
+            },
+        },
+        "ForkInfo": {
+            "type": "object",
+            "required": ["parent", "base_revision"],
+            "additionalProperties": false,
+            "properties": {
+                "parent": {"$ref": "#/components/schemas/TenantId"},
+                "base_revision": {"$ref": "#/components/schemas/Revision"},
+            },
+        },
+        "Tenant": {
+            "type": "object",
+            "required": ["tenant", "revision"],
+            "additionalProperties": false,
+            "properties": {
+                "tenant": {"$ref": "#/components/schemas/TenantId"},
+                "revision": {"$ref": "#/components/schemas/Revision"},
+                "fork": {"$ref": "#/components/schemas/ForkInfo"},
             },
         },
         "RollbackTarget": {"oneOf": [

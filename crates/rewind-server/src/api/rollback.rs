@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use rewind_runtime::WriteOptions;
 
 use super::access::{Audit, TenantAccess};
-use super::input::JsonBody;
+use super::input::{whole_number, JsonBody};
 use crate::error::ApiError;
 
 #[derive(Deserialize)]
@@ -29,8 +29,12 @@ enum Target {
     Snapshot(String),
     Time(String),
     Latest(bool),
-    Revision(u64),
-    Checkpoint { transaction: u64, name: String },
+    Revision(#[serde(deserialize_with = "whole_number")] u64),
+    Checkpoint {
+        #[serde(deserialize_with = "whole_number")]
+        transaction: u64,
+        name: String,
+    },
 }
 
 impl Target {

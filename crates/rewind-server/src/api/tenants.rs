@@ -1,5 +1,6 @@
 //! `GET /v1/tenants`, `GET /v1/tenants/count`, `PUT /v1/tenants/{t}`,
-//! `DELETE /v1/tenants/{t}` (admin only).
+//! `DELETE /v1/tenants/{t}` (admin only), `GET /v1/tenants/{t}` (the
+//! tenant's token too).
 
 use std::sync::atomic::Ordering;
 
@@ -11,7 +12,7 @@ use rewind_runtime::Runtime;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::access::{Admin, AdminOf, Audit};
+use super::access::{Admin, AdminOf, Audit, TenantAccess};
 use super::input::{document, JsonBody, QueryParams};
 use super::Api;
 use crate::error::ApiError;
@@ -153,25 +154,10 @@ pub(super) async fn create(
         Some(state) => document(state, &api.shared.limits)?,
         None => Doc::object(),
     };
-    let shared = &api.shared;
-    let max = shared.limits.max_tenants;
-    // Creations in progress count as tenants: of two concurrent creators the
-    // later one counts the earlier, so together they never exceed `max`.
-    let pending = shared.creating.fetch_add(1, Ordering::SeqCst);
-    let _done = Decrement(&shared.creating);
     let runtime = api.runtime_for(id.as_str())?;
-    // In cluster mode the limit holds per node, over the shards it owns.
-    let held: usize = api.local_runtimes().iter().map(Runtime::tenant_count).sum();
-    if held + pending >= max {
-        if runtime.tenant_exists(&id) {
-            return Err(rewind_runtime::Error::TenantExists(id).into());
-        }
-        return Err(ApiError::quota(format!(
-            "tenant '{id}' not created: the server holds its limit of {max} tenants"
-        )));
-    }
+    let _slot = reserve_creation(&api, &runtime, &id)?;
     let tenant = runtime
-        .create_tenant_with_meta(id, initial, Some(shared.tenant), meta.clone())
+        .create_tenant_with_meta(id, initial, Some(api.shared.tenant), meta.clone())
         .await?;
     audit.log("create tenant", tenant.id().as_str(), &meta);
     Ok((
@@ -180,13 +166,50 @@ pub(super) async fn create(
     ))
 }
 
+/// Counts a creation of tenant `id` in `runtime` against `max_tenants`
+/// until the returned slot is dropped: 409 if the limit is reached and `id`
+/// exists, else 429.
+pub(super) fn reserve_creation<'a>(
+    api: &'a Api,
+    runtime: &Runtime<Doc>,
+    id: &TenantId,
+) -> Result<Decrement<'a>, ApiError> {
+    let shared = &api.shared;
+    let max = shared.limits.max_tenants;
+    // Creations in progress count as tenants: of two concurrent creators the
+    // later one counts the earlier, so together they never exceed `max`.
+    let pending = shared.creating.fetch_add(1, Ordering::SeqCst);
+    let slot = Decrement(&shared.creating);
+    // In cluster mode the limit holds per node, over the shards it owns.
+    let held: usize = api.local_runtimes().iter().map(Runtime::tenant_count).sum();
+    if held + pending >= max {
+        if runtime.tenant_exists(id) {
+            return Err(rewind_runtime::Error::TenantExists(id.clone()).into());
+        }
+        return Err(ApiError::quota(format!(
+            "tenant '{id}' not created: the server holds its limit of {max} tenants"
+        )));
+    }
+    Ok(slot)
+}
+
 /// Gives back a creation slot however the creation ends.
-struct Decrement<'a>(&'a std::sync::atomic::AtomicUsize);
+pub(super) struct Decrement<'a>(&'a std::sync::atomic::AtomicUsize);
 
 impl Drop for Decrement<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// -> `{"tenant", "revision", "fork"?: {"parent", "base_revision"}}`: the
+/// tenant's head revision and, for a fork, where it came from.
+pub(super) async fn get(TenantAccess(tenant): TenantAccess) -> Json<Value> {
+    let mut body = json!({"tenant": tenant.id(), "revision": tenant.revision()});
+    if let Some(fork) = tenant.fork_info() {
+        body["fork"] = json!(fork);
+    }
+    Json(body)
 }
 
 /// 204 once the tenant and its history are gone.

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
-use rewind_core::{Diff, Restored, RevisionInfo, SnapshotInfo, TenantId};
+use rewind_core::{Diff, ForkInfo, Restored, RevisionInfo, SnapshotInfo, TenantId};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
@@ -52,6 +52,53 @@ pub(super) fn created(body: &Value) -> Result<String> {
     Ok(format!(
         "created tenant '{tenant}' at revision {revision}\n"
     ))
+}
+
+/// `forked 'shop' at revision 3 into 'shop.b' (revision 0)`.
+pub(super) fn forked(body: &Value) -> Result<String> {
+    let tenant: String = field(body, "tenant")?;
+    let fork: ForkInfo = field(body, "fork")?;
+    Ok(format!(
+        "forked '{}' at revision {} into '{tenant}' (revision 0)\n",
+        fork.parent, fork.base_revision
+    ))
+}
+
+/// `promoted 'shop.b' (revision 4, merge) into 'shop': revision 9`.
+pub(super) fn promoted(body: &Value) -> Result<String> {
+    let parent: String = field(body, "parent")?;
+    let revision: u64 = field(body, "revision")?;
+    let fork: String = field(body, "fork")?;
+    let fork_revision: u64 = field(body, "fork_revision")?;
+    let strategy: String = field(body, "strategy")?;
+    Ok(format!(
+        "promoted '{fork}' (revision {fork_revision}, {strategy}) into '{parent}': revision \
+         {revision}\n"
+    ))
+}
+
+/// `shop.b  from revision 3  2026-03-14T10:00:00Z`, one line per fork.
+pub(super) fn forks(tenant: &TenantId, body: &Value) -> Result<String> {
+    #[derive(Deserialize)]
+    struct Entry {
+        tenant: String,
+        base_revision: u64,
+        created_at: String,
+    }
+    let forks: Vec<Entry> = field(body, "forks")?;
+    if forks.is_empty() {
+        return Ok(format!("'{tenant}' has no forks\n"));
+    }
+    let width = forks.iter().map(|f| f.tenant.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for fork in forks {
+        writeln!(
+            out,
+            "{:width$}  from revision {}  {}",
+            fork.tenant, fork.base_revision, fork.created_at
+        )?;
+    }
+    Ok(out)
 }
 
 /// The document, indented.

@@ -1,0 +1,344 @@
+//! The fork routes: `POST /v1/tenants/{t}/forks` makes a tenant whose
+//! revision 0 is the parent's state at a reference, shown in `GET
+//! /v1/tenants/{fork}` and its history; the fork is an ordinary tenant;
+//! `POST /v1/tenants/{fork}/promote` writes it back (replace, merge, 409
+//! `conflict` with nothing written, 412 on `if_parent_revision`); a parent's
+//! tenant token reaches none of it.
+
+mod support;
+
+use rewind_server::{ApiConfig, Tokens};
+use serde_json::json;
+use support::{config, Server};
+
+#[tokio::test]
+async fn fork_serve_and_promote_over_http() {
+    let server = Server::new().await;
+    server
+        .create(
+            "storefront",
+            json!({"price": 10, "hero": "classic", "tags": ["a"]}),
+        )
+        .await;
+    server
+        .patch(
+            "/v1/tenants/storefront/state",
+            json!([{"op": "replace", "path": "/price", "value": 11}]),
+        )
+        .await
+        .assert_status(200);
+
+    // Fork at the head, and at revision 0.
+    let made = server
+        .post(
+            "/v1/tenants/storefront/forks",
+            json!({"name": "storefront.variant_b", "from": "head", "reason": "try bold"}),
+        )
+        .await;
+    made.assert_status(201);
+    assert_eq!(
+        made.body,
+        json!({"tenant": "storefront.variant_b", "revision": 0,
+               "fork": {"parent": "storefront", "base_revision": 1}})
+    );
+    server
+        .post(
+            "/v1/tenants/storefront/forks",
+            json!({"name": "storefront.variant_c", "from": "0"}),
+        )
+        .await
+        .assert_status(201);
+    let info = server.get("/v1/tenants/storefront.variant_b").await;
+    info.assert_status(200);
+    assert_eq!(
+        info.body,
+        json!({"tenant": "storefront.variant_b", "revision": 0,
+               "fork": {"parent": "storefront", "base_revision": 1}})
+    );
+    let parent = server.get("/v1/tenants/storefront").await;
+    assert_eq!(parent.body, json!({"tenant": "storefront", "revision": 1}));
+    let history = server.get("/v1/tenants/storefront.variant_b/history").await;
+    assert_eq!(
+        history.body["revisions"][0]["cause"],
+        json!({"kind": "fork", "parent": "storefront", "base_revision": 1})
+    );
+    assert_eq!(history.body["revisions"][0]["message"], "try bold");
+    let listed = server.get("/v1/tenants/storefront/forks").await;
+    let names: Vec<&str> = listed.body["forks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["tenant"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["storefront.variant_b", "storefront.variant_c"]);
+    assert_eq!(listed.body["forks"][1]["base_revision"], 0);
+
+    // Refusals: a taken name, a bad reference, an unknown parent.
+    server
+        .rejects(
+            "POST",
+            "/v1/tenants/storefront/forks",
+            Some(&json!({"name": "storefront.variant_b"}).to_string()),
+            &[],
+            409,
+            "tenant_exists",
+        )
+        .await;
+    server
+        .rejects(
+            "POST",
+            "/v1/tenants/storefront/forks",
+            Some(&json!({"name": "x", "from": "snapshot:nope"}).to_string()),
+            &[],
+            404,
+            "snapshot_not_found",
+        )
+        .await;
+    server
+        .rejects(
+            "POST",
+            "/v1/tenants/storefront/forks",
+            Some(&json!({"name": "count"}).to_string()),
+            &[],
+            400,
+            "invalid_request",
+        )
+        .await;
+    server
+        .rejects(
+            "POST",
+            "/v1/tenants/ghost/forks",
+            Some(&json!({"name": "x"}).to_string()),
+            &[],
+            404,
+            "tenant_not_found",
+        )
+        .await;
+
+    // The fork serves like any tenant; the parent does not see its writes.
+    server
+        .patch(
+            "/v1/tenants/storefront.variant_b/state",
+            json!([{"op": "replace", "path": "/hero", "value": "bold"}]),
+        )
+        .await
+        .assert_status(200);
+    assert_eq!(
+        server.get("/v1/tenants/storefront/state").await.body["hero"],
+        "classic"
+    );
+
+    // Merge: the parent moved elsewhere meanwhile.
+    server
+        .patch(
+            "/v1/tenants/storefront/state",
+            json!([{"op": "add", "path": "/sale", "value": true}]),
+        )
+        .await
+        .assert_status(200);
+    let promoted = server
+        .post(
+            "/v1/tenants/storefront.variant_b/promote",
+            json!({"strategy": "merge", "if_parent_revision": 2}),
+        )
+        .await;
+    promoted.assert_status(200);
+    assert_eq!(
+        promoted.body,
+        json!({"parent": "storefront", "revision": 3, "fork": "storefront.variant_b",
+               "fork_revision": 1, "strategy": "merge"})
+    );
+    assert_eq!(promoted.headers["etag"], "\"3\"");
+    assert_eq!(
+        server.get("/v1/tenants/storefront/state").await.body,
+        json!({"price": 11, "hero": "bold", "tags": ["a"], "sale": true})
+    );
+    let head = server.get("/v1/tenants/storefront/history?limit=1").await;
+    assert_eq!(
+        head.body["revisions"][0]["cause"],
+        json!({"kind": "promote", "fork": "storefront.variant_b", "fork_revision": 1,
+               "strategy": "merge"})
+    );
+
+    // A stale parent revision: 412, nothing written.
+    server
+        .rejects(
+            "POST",
+            "/v1/tenants/storefront.variant_b/promote",
+            Some(&json!({"strategy": "replace", "if_parent_revision": 2}).to_string()),
+            &[],
+            412,
+            "revision_mismatch",
+        )
+        .await;
+
+    // Conflict: variant_c (based on revision 0) changed /price too.
+    server
+        .patch(
+            "/v1/tenants/storefront.variant_c/state",
+            json!([{"op": "replace", "path": "/price", "value": 9},
+                   {"op": "add", "path": "/footer", "value": "new"}]),
+        )
+        .await
+        .assert_status(200);
+    let conflict = server
+        .rejects(
+            "POST",
+            "/v1/tenants/storefront.variant_c/promote",
+            Some(&json!({"strategy": "merge"}).to_string()),
+            &[],
+            409,
+            "conflict",
+        )
+        .await;
+    assert_eq!(conflict.body["error"]["paths"], json!(["/price"]));
+    // Replace takes the fork's head as it is.
+    let replaced = server
+        .post(
+            "/v1/tenants/storefront.variant_c/promote",
+            json!({"strategy": "replace"}),
+        )
+        .await;
+    replaced.assert_status(200);
+    assert_eq!(
+        server.get("/v1/tenants/storefront/state").await.body,
+        json!({"price": 9, "hero": "classic", "tags": ["a"], "footer": "new"})
+    );
+
+    // Only forks promote; a body needs a known strategy.
+    server
+        .rejects(
+            "POST",
+            "/v1/tenants/storefront/promote",
+            Some(&json!({"strategy": "replace"}).to_string()),
+            &[],
+            409,
+            "not_a_fork",
+        )
+        .await;
+    server
+        .rejects(
+            "POST",
+            "/v1/tenants/storefront.variant_b/promote",
+            Some(&json!({"strategy": "squash"}).to_string()),
+            &[],
+            400,
+            "invalid_request",
+        )
+        .await;
+
+    // A fork of a fork; a deleted fork leaves the list.
+    server
+        .post(
+            "/v1/tenants/storefront.variant_b/forks",
+            json!({"name": "storefront.variant_b.2"}),
+        )
+        .await
+        .assert_status(201);
+    server
+        .delete("/v1/tenants/storefront.variant_c")
+        .await
+        .assert_status(204);
+    let listed = server.get("/v1/tenants/storefront/forks").await;
+    assert_eq!(
+        listed.body["forks"].as_array().unwrap().len(),
+        1,
+        "{}",
+        listed.text
+    );
+    let nested = server.get("/v1/tenants/storefront.variant_b/forks").await;
+    assert_eq!(nested.body["forks"][0]["tenant"], "storefront.variant_b.2");
+}
+
+#[tokio::test]
+async fn a_parents_tenant_token_does_not_reach_its_forks() {
+    let mut tokens = Tokens::none();
+    tokens
+        .parse_file("admin admin-secret\ntenant shop shop-token\ntenant shop.b fork-token\n")
+        .unwrap();
+    let server = Server::start(ApiConfig { tokens, ..config() }).await;
+    server.create("shop", json!({"price": 10})).await;
+    let admin = [("authorization", "Bearer admin-secret")];
+    let shop = [("authorization", "Bearer shop-token")];
+    let fork_token = [("authorization", "Bearer fork-token")];
+    let body = json!({"name": "shop.b"}).to_string();
+
+    // Making a fork makes a tenant: the parent's token may not.
+    server
+        .rejects(
+            "POST",
+            "/v1/tenants/shop/forks",
+            Some(&body),
+            &shop,
+            403,
+            "forbidden",
+        )
+        .await;
+    server
+        .send_text("POST", "/v1/tenants/shop/forks", Some(&body), &admin)
+        .await
+        .assert_status(201);
+
+    // The parent's token reaches none of the fork's routes.
+    for (method, path, body) in [
+        ("GET", "/v1/tenants/shop.b", None),
+        ("GET", "/v1/tenants/shop.b/state", None),
+        (
+            "PATCH",
+            "/v1/tenants/shop.b/state",
+            Some(r#"[{"op":"add","path":"/x","value":1}]"#),
+        ),
+        ("GET", "/v1/tenants/shop.b/history", None),
+        (
+            "POST",
+            "/v1/tenants/shop.b/promote",
+            Some(r#"{"strategy":"replace"}"#),
+        ),
+    ] {
+        server
+            .rejects(method, path, body, &shop, 403, "forbidden")
+            .await;
+    }
+    // It still lists its forks.
+    let listed = server
+        .send("GET", "/v1/tenants/shop/forks", None, &shop)
+        .await;
+    listed.assert_status(200);
+    assert_eq!(listed.body["forks"][0]["tenant"], "shop.b");
+
+    // The fork's own token serves the fork, but cannot write the parent by
+    // promoting into it.
+    server
+        .send_text(
+            "PATCH",
+            "/v1/tenants/shop.b/state",
+            Some(r#"[{"op":"replace","path":"/price","value":8}]"#),
+            &fork_token,
+        )
+        .await
+        .assert_status(200);
+    server
+        .rejects(
+            "POST",
+            "/v1/tenants/shop.b/promote",
+            Some(r#"{"strategy":"replace"}"#),
+            &fork_token,
+            403,
+            "forbidden",
+        )
+        .await;
+    // The admin may.
+    server
+        .send_text(
+            "POST",
+            "/v1/tenants/shop.b/promote",
+            Some(r#"{"strategy":"replace"}"#),
+            &admin,
+        )
+        .await
+        .assert_status(200);
+    let state = server
+        .send("GET", "/v1/tenants/shop/state", None, &shop)
+        .await;
+    assert_eq!(state.body, json!({"price": 8}));
+}

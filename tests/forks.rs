@@ -1,0 +1,385 @@
+//! Forks: a fork's revision 0 is its parent's state at a reference, the
+//! very same values (pointer-equal subtrees); a promotion writes the fork's
+//! head back to the parent as one revision, whole (`replace`) or merged
+//! (`merge`, refused on overlapping paths with nothing written); forks are
+//! journaled and survive a restart; a fork can be forked.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use rewind::prelude::*;
+use rewind::runtime::PromoteOptions;
+use serde_json::json;
+
+fn doc(value: serde_json::Value) -> Doc {
+    Doc::from_json(&value).unwrap()
+}
+
+fn patch(value: serde_json::Value) -> Patch {
+    Patch::from_json(&value).unwrap()
+}
+
+fn catalog() -> Doc {
+    let products: serde_json::Map<String, serde_json::Value> = (0..100)
+        .map(|i| {
+            (
+                format!("p{i}"),
+                json!({"name": format!("product {i}"), "price": i}),
+            )
+        })
+        .collect();
+    doc(json!({"products": products, "layout": {"hero": "classic", "columns": 3}, "price": 10}))
+}
+
+#[tokio::test]
+async fn a_fork_shares_its_parents_structure() -> Result<()> {
+    let runtime = Runtime::<Doc>::start().await?;
+    let shop = runtime.create_tenant("storefront", catalog()).await?;
+    shop.apply(patch(
+        json!([{"op": "replace", "path": "/price", "value": 12}]),
+    ))
+    .await?;
+    let fork = shop.fork("storefront.variant_b", StateRef::Head).await?;
+
+    // Revision 0 of the fork is the parent's head itself.
+    let (parent_head, fork_head) = (shop.current(), fork.current());
+    assert!(fork_head.ptr_eq(&parent_head), "the root is shared");
+    assert_eq!(fork.revision(), Revision::ZERO);
+    let info = fork.history(10).pop().unwrap();
+    assert_eq!(
+        info.cause,
+        Cause::Fork {
+            parent: shop.id().clone(),
+            base_revision: Revision(1)
+        }
+    );
+    let origin = fork.fork_info().unwrap();
+    assert_eq!(
+        (origin.parent.as_str(), origin.base_revision),
+        ("storefront", Revision(1))
+    );
+
+    // One change in the fork: every other subtree is still the parent's.
+    fork.apply(patch(
+        json!([{"op": "replace", "path": "/layout/hero", "value": "bold"}]),
+    ))
+    .await?;
+    let changed = fork.current();
+    assert!(changed["products"].ptr_eq(&parent_head["products"]));
+    for i in 0..100 {
+        let key = format!("p{i}");
+        assert!(changed["products"][key.as_str()].ptr_eq(&parent_head["products"][key.as_str()]));
+    }
+    assert!(changed["layout"]["columns"].ptr_eq(&parent_head["layout"]["columns"]));
+    assert!(!changed["layout"].ptr_eq(&parent_head["layout"]));
+    // The parent is untouched.
+    assert_eq!(shop.current()["layout"]["hero"], "classic");
+    assert_eq!(shop.revision(), Revision(1));
+
+    // The parent lists it; a fork at an older reference records that one.
+    shop.snapshot_named("v1").await?;
+    let old = shop
+        .fork("storefront.old", StateRef::Revision(Revision(0)))
+        .await?;
+    assert_eq!(old.current()["price"], 10);
+    assert!(old.current()["products"].ptr_eq(&parent_head["products"]));
+    let listed: Vec<(String, Revision)> = shop
+        .forks()
+        .into_iter()
+        .map(|r| (r.fork.to_string(), r.base_revision))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("storefront.variant_b".to_owned(), Revision(1)),
+            ("storefront.old".to_owned(), Revision(0))
+        ]
+    );
+    let snap = shop.fork("storefront.v1", "snapshot:v1".parse()?).await?;
+    assert_eq!(snap.fork_info().unwrap().base_revision, Revision(1));
+
+    // A fork name that is taken, or a reference that does not resolve.
+    let taken = shop
+        .fork("storefront.old", StateRef::Head)
+        .await
+        .unwrap_err();
+    assert!(matches!(taken, Error::TenantExists(_)), "{taken}");
+    let missing = shop
+        .fork("storefront.x", StateRef::Revision(Revision(99)))
+        .await
+        .unwrap_err();
+    assert!(missing.is_revision_not_found(), "{missing}");
+    assert!(!runtime.tenant_exists(&TenantId::new("storefront.x")?));
+
+    // A deleted fork is not listed.
+    drop(old);
+    runtime.delete_tenant("storefront.old").await?;
+    let names: Vec<String> = shop.forks().iter().map(|r| r.fork.to_string()).collect();
+    assert_eq!(names, ["storefront.variant_b", "storefront.v1"]);
+    runtime.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn replace_promotion_sets_the_parent_to_the_forks_head() -> Result<()> {
+    let runtime = Runtime::<Doc>::start().await?;
+    let shop = runtime
+        .create_tenant("shop", doc(json!({"price": 10, "banner": "hello"})))
+        .await?;
+    let fork = shop.fork("shop.b", StateRef::Head).await?;
+    fork.apply(patch(
+        json!([{"op": "replace", "path": "/price", "value": 8}]),
+    ))
+    .await?;
+    fork.apply(patch(json!([{"op": "remove", "path": "/banner"}])))
+        .await?;
+    // The parent moved meanwhile: replace overwrites it all the same.
+    shop.apply(patch(
+        json!([{"op": "add", "path": "/sale", "value": true}]),
+    ))
+    .await?;
+
+    let promoted = fork.promote(PromoteStrategy::Replace).await?;
+    assert_eq!(promoted.parent, *shop.id());
+    assert_eq!(promoted.revision, Revision(2));
+    assert_eq!(promoted.fork_revision, Revision(2));
+    assert_eq!(shop.current().to_json(), json!({"price": 8}));
+    assert!(
+        shop.current().ptr_eq(&fork.current()),
+        "the fork's head itself"
+    );
+    let head = shop.history(1).remove(0);
+    assert_eq!(
+        head.cause,
+        Cause::Promote {
+            fork: fork.id().clone(),
+            fork_revision: Revision(2),
+            strategy: PromoteStrategy::Replace
+        }
+    );
+    assert_eq!(
+        head.cause.to_string(),
+        "promote (replace) of 'shop.b' at revision 2"
+    );
+    // History is never rewritten: the parent's old head is one rollback away.
+    shop.rollback(RollbackTarget::Revision(Revision(1))).await?;
+    assert_eq!(shop.current()["sale"], true);
+
+    // Only a fork promotes; an expected parent revision is checked.
+    let not_a_fork = shop.promote(PromoteStrategy::Replace).await.unwrap_err();
+    assert!(matches!(not_a_fork, Error::NotAFork(_)), "{not_a_fork}");
+    let options = PromoteOptions {
+        if_parent_revision: Some(Revision(1)),
+        ..PromoteOptions::default()
+    };
+    let stale = fork
+        .promote_with(PromoteStrategy::Replace, options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            stale,
+            Error::RevisionMismatch {
+                expected: Revision(1),
+                actual: Revision(3),
+                ..
+            }
+        ),
+        "{stale}"
+    );
+    assert_eq!(shop.revision(), Revision(3));
+    runtime.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn merge_promotion_applies_the_forks_changes_or_refuses_a_conflict() -> Result<()> {
+    let runtime = Runtime::<Doc>::start().await?;
+    let shop = runtime
+        .create_tenant(
+            "shop",
+            doc(json!({"price": 10, "layout": {"hero": "classic"}, "tags": ["a"]})),
+        )
+        .await?;
+    let fork = shop.fork("shop.b", StateRef::Head).await?;
+    fork.apply(patch(
+        json!([{"op": "replace", "path": "/layout/hero", "value": "bold"}]),
+    ))
+    .await?;
+    fork.apply(patch(
+        json!([{"op": "add", "path": "/layout/cta", "value": "Buy"}]),
+    ))
+    .await?;
+    // The parent changed other paths since the base.
+    shop.apply(patch(
+        json!([{"op": "replace", "path": "/price", "value": 11}]),
+    ))
+    .await?;
+
+    // Clean: both sides' changes, as one new revision of the parent.
+    let promoted = fork.promote(PromoteStrategy::Merge).await?;
+    assert_eq!(promoted.revision, Revision(2));
+    assert_eq!(
+        shop.current().to_json(),
+        json!({"price": 11, "layout": {"hero": "bold", "cta": "Buy"}, "tags": ["a"]})
+    );
+    assert_eq!(
+        shop.history(1)[0].cause,
+        Cause::Promote {
+            fork: fork.id().clone(),
+            fork_revision: Revision(2),
+            strategy: PromoteStrategy::Merge
+        }
+    );
+
+    // Conflicting: the fork and the parent both changed /price since the
+    // base (the fork's revision 0), and the parent also the array.
+    let second = shop.fork("shop.c", StateRef::Revision(Revision(0))).await?;
+    second
+        .apply(patch(json!([
+            {"op": "replace", "path": "/price", "value": 7},
+            {"op": "add", "path": "/tags/-", "value": "b"},
+            {"op": "add", "path": "/footer", "value": "new"}
+        ])))
+        .await?;
+    let before = (shop.revision(), shop.current());
+    let error = second.promote(PromoteStrategy::Merge).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Conflict);
+    let Error::MergeConflict {
+        parent,
+        fork: from,
+        conflict,
+    } = &error
+    else {
+        panic!("expected a conflict, got {error}");
+    };
+    assert_eq!((parent.as_str(), from.as_str()), ("shop", "shop.c"));
+    let paths: Vec<String> = conflict.paths.iter().map(ToString::to_string).collect();
+    assert_eq!(paths, ["/price"]);
+    // Nothing was written.
+    assert_eq!(shop.revision(), before.0);
+    assert!(shop.current().ptr_eq(&before.1));
+    runtime.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_fork_of_a_fork_promotes_up_the_chain() -> Result<()> {
+    let runtime = Runtime::<Doc>::start().await?;
+    let shop = runtime
+        .create_tenant("shop", doc(json!({"a": 1, "b": 1, "c": 1})))
+        .await?;
+    let child = shop.fork("shop.child", StateRef::Head).await?;
+    child
+        .apply(patch(json!([{"op": "replace", "path": "/a", "value": 2}])))
+        .await?;
+    let grandchild = child.fork("shop.child.grandchild", StateRef::Head).await?;
+    assert!(grandchild.current().ptr_eq(&child.current()));
+    assert_eq!(grandchild.fork_info().unwrap().parent, *child.id());
+    assert_eq!(grandchild.fork_info().unwrap().base_revision, Revision(1));
+    grandchild
+        .apply(patch(json!([{"op": "replace", "path": "/b", "value": 3}])))
+        .await?;
+
+    // Into the child, then the child into the shop.
+    grandchild.promote(PromoteStrategy::Merge).await?;
+    assert_eq!(child.current().to_json(), json!({"a": 2, "b": 3, "c": 1}));
+    shop.apply(patch(json!([{"op": "replace", "path": "/c", "value": 4}])))
+        .await?;
+    child.promote(PromoteStrategy::Merge).await?;
+    assert_eq!(shop.current().to_json(), json!({"a": 2, "b": 3, "c": 4}));
+    assert_eq!(shop.forks().len(), 1);
+    assert_eq!(child.forks()[0].fork, *grandchild.id());
+    runtime.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn forks_survive_a_restart() -> Result<()> {
+    // Read back by replaying entries, and from images (one after every
+    // entry): the fork's origin, base and the parent's list are in both.
+    for image_every in [rewind::runtime::DEFAULT_IMAGE_EVERY, 1] {
+        restart_with(image_every).await?;
+    }
+    Ok(())
+}
+
+async fn restart_with(image_every: u64) -> Result<()> {
+    let dir =
+        std::env::temp_dir().join(format!("rewind-forks-{}-{image_every}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("forks.db");
+    let _ = std::fs::remove_file(&path);
+    let start = || async {
+        let journal = SqliteJournal::open(&path, SqliteOptions::default())?;
+        let runtime = Runtime::<Doc>::builder()
+            .journal(Arc::new(journal))
+            .image_every(image_every)
+            .start()
+            .await?;
+        anyhow::Ok(runtime)
+    };
+
+    let runtime = start().await?;
+    let shop = runtime
+        .create_tenant("shop", doc(json!({"price": 10, "hero": "classic"})))
+        .await?;
+    shop.apply(patch(
+        json!([{"op": "replace", "path": "/price", "value": 11}]),
+    ))
+    .await?;
+    let fork = shop.fork("shop.b", StateRef::Head).await?;
+    fork.apply(patch(
+        json!([{"op": "replace", "path": "/hero", "value": "bold"}]),
+    ))
+    .await?;
+    drop((shop, fork));
+    runtime.shutdown().await?;
+    drop(runtime);
+
+    let runtime = start().await?;
+    let shop = runtime.tenant("shop").await?;
+    let fork = runtime.tenant("shop.b").await?;
+    let origin = fork.history(100).pop().unwrap();
+    assert_eq!(origin.revision, Revision::ZERO);
+    assert_eq!(
+        origin.cause,
+        Cause::Fork {
+            parent: shop.id().clone(),
+            base_revision: Revision(1)
+        }
+    );
+    assert_eq!(fork.fork_info().unwrap().parent, *shop.id());
+    assert_eq!(shop.forks()[0].fork, *fork.id());
+    // The restored fork still merges against its base.
+    shop.apply(patch(
+        json!([{"op": "replace", "path": "/price", "value": 12}]),
+    ))
+    .await?;
+    fork.promote(PromoteStrategy::Merge).await?;
+    assert_eq!(
+        shop.current().to_json(),
+        json!({"price": 12, "hero": "bold"})
+    );
+    drop((shop, fork));
+    runtime.shutdown().await?;
+    drop(runtime);
+
+    // And once more, the promotion replayed from the journal.
+    let runtime = start().await?;
+    let shop = runtime.tenant("shop").await?;
+    assert_eq!(
+        shop.history(1)[0].cause,
+        Cause::Promote {
+            fork: TenantId::new("shop.b")?,
+            fork_revision: Revision(1),
+            strategy: PromoteStrategy::Merge
+        }
+    );
+    assert_eq!(shop.current()["hero"], "bold");
+    drop(shop);
+    runtime.shutdown().await?;
+    drop(runtime);
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
