@@ -18,7 +18,7 @@ use rewind::core::deploy::{CheckResult, CheckSpec, DeploymentStatus, DEPLOYMENT_
 use rewind::core::{
     Cause, Doc, ManualClock, Patch, Revision, SnapshotKind, SnapshotName, TimelineError, Timestamp,
 };
-use rewind::runtime::deploy::{CheckFuture, CheckOutcome, HealthCheck};
+use rewind::runtime::deploy::{CheckFuture, CheckOutcome, DeploymentBuilder, HealthCheck};
 use rewind::runtime::{ErrorKind, Runtime, Tenant};
 use rewind::store::MemoryJournal;
 use serde_json::{json, Value};
@@ -93,6 +93,23 @@ async fn tenant(runtime: &Runtime<Doc>) -> Tenant<Doc> {
         .unwrap()
 }
 
+/// `tenant.deploy(v2())` named `name`, checked by `check` every
+/// `interval` seconds for `window` seconds.
+fn guarded(
+    tenant: &Tenant<Doc>,
+    name: &str,
+    check: &Arc<Scripted>,
+    interval: u64,
+    window: u64,
+) -> DeploymentBuilder<Doc> {
+    tenant
+        .deploy(v2())
+        .name(name)
+        .check_arc(check.clone())
+        .interval(Duration::from_secs(interval))
+        .window(Duration::from_secs(window))
+}
+
 fn pre(name: &str) -> SnapshotName {
     SnapshotName::new(format!("pre_{name}")).unwrap()
 }
@@ -102,12 +119,7 @@ async fn a_healthy_deployment_is_promoted_when_its_window_ends() {
     let runtime = Runtime::<Doc>::start().await.unwrap();
     let tenant = tenant(&runtime).await;
     let check = Scripted::new("memory", vec![]);
-    let deployment = tenant
-        .deploy(v2())
-        .name("v2.0.0")
-        .check_arc(check.clone())
-        .interval(Duration::from_secs(10))
-        .window(Duration::from_secs(60))
+    let deployment = guarded(&tenant, "v2.0.0", &check, 10, 60)
         .start()
         .await
         .unwrap();
@@ -158,12 +170,7 @@ async fn a_failing_deployment_rolls_back_after_failure_limit_plus_one_failures()
     let tenant = tenant(&runtime).await;
     let before = tenant.current();
     let check = Scripted::new("memory", vec![pass(), fail(), pass(), fail(), fail()]);
-    let deployment = tenant
-        .deploy(v2())
-        .name("v2.0.0")
-        .check_arc(check.clone())
-        .interval(Duration::from_secs(10))
-        .window(Duration::from_secs(300))
+    let deployment = guarded(&tenant, "v2.0.0", &check, 10, 300)
         .failure_limit(2)
         .start()
         .await
@@ -290,12 +297,7 @@ async fn abort_rolls_back_and_promote_ends_the_window_early() {
     let runtime = Runtime::<Doc>::start().await.unwrap();
     let tenant = tenant(&runtime).await;
     let check = Scripted::new("memory", vec![]);
-    let deployment = tenant
-        .deploy(v2())
-        .name("v2")
-        .check_arc(check.clone())
-        .interval(Duration::from_secs(10))
-        .window(Duration::from_secs(600))
+    let deployment = guarded(&tenant, "v2", &check, 10, 600)
         .start()
         .await
         .unwrap();
@@ -328,12 +330,7 @@ async fn abort_rolls_back_and_promote_ends_the_window_early() {
         Some(TimelineError::DeploymentFinished { .. })
     ));
 
-    let deployment = tenant
-        .deploy(v2())
-        .name("v2.1")
-        .check_arc(check.clone())
-        .interval(Duration::from_secs(10))
-        .window(Duration::from_secs(600))
+    let deployment = guarded(&tenant, "v2.1", &check, 10, 600)
         .start()
         .await
         .unwrap();
@@ -393,12 +390,7 @@ async fn a_deployment_in_progress_resumes_after_a_restart() {
         .await
         .unwrap();
     let tenant = tenant(&runtime).await;
-    let deployment = tenant
-        .deploy(v2())
-        .name("v2.0.0")
-        .check_arc(check.clone())
-        .interval(Duration::from_secs(10))
-        .window(Duration::from_secs(60))
+    let deployment = guarded(&tenant, "v2.0.0", &check, 10, 60)
         .start()
         .await
         .unwrap();
@@ -439,12 +431,7 @@ async fn a_deployment_in_progress_resumes_after_a_restart() {
         .await
         .unwrap();
     let tenant = runtime.tenant("shop").await.unwrap();
-    let second = tenant
-        .deploy(v2())
-        .name("v2.0.1")
-        .check_arc(check.clone())
-        .interval(Duration::from_secs(10))
-        .window(Duration::from_secs(600))
+    let second = guarded(&tenant, "v2.0.1", &check, 10, 600)
         .start()
         .await
         .unwrap()
