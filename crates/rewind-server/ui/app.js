@@ -216,6 +216,7 @@ function tenantView(id, params) {
     selected: null,
     follow: true,
     snapshot: null,
+    checkpoint: null,
     at: null,
     from: null,
     to: null,
@@ -388,7 +389,7 @@ function tenantView(id, params) {
   const timeline = new Timeline(track, {
     onScrub: (revision, { final, at }) =>
       select(revision, { push: final, immediate: final, at, follow: revision === v.head && at === null }),
-    onPick: ({ revision, snapshot }) => select(revision, { push: true, immediate: true, snapshot }),
+    onPick: ({ revision, snapshot, checkpoint }) => select(revision, { push: true, immediate: true, snapshot, checkpoint }),
   });
   timeline.mode = spacing;
 
@@ -406,10 +407,14 @@ function tenantView(id, params) {
     else history.pushState(null, "", url);
   }
 
-  function select(revision, { push = false, immediate = false, snapshot = null, at = null, follow = false, fromUrl = false } = {}) {
+  function select(
+    revision,
+    { push = false, immediate = false, snapshot = null, checkpoint = null, at = null, follow = false, fromUrl = false } = {},
+  ) {
     if (revision === null || revision === undefined) return;
     v.selected = revision;
     v.snapshot = snapshot;
+    v.checkpoint = checkpoint;
     v.at = at;
     v.follow = follow;
     v.selectedSince = performance.now();
@@ -484,8 +489,21 @@ function tenantView(id, params) {
     const options = [el("option", { value: `revision:${v.selected}` }, `revision ${v.selected} (selected)`)];
     for (const s of [...v.snapshots].reverse())
       options.push(el("option", { value: `snapshot:${s.name}` }, `snapshot '${s.name}' (${s.kind}, revision ${s.revision})`));
+    // A transaction's checkpoints, while the runtime keeps them.
+    for (const r of [...v.revisions].reverse().filter((r) => r.cause && r.cause.kind === "transaction_step").slice(0, 50))
+      options.push(
+        el(
+          "option",
+          { value: `checkpoint:${r.cause.transaction}:${r.cause.step}` },
+          `checkpoint '${r.cause.step}' of transaction ${r.cause.transaction} (revision ${r.revision})`,
+        ),
+      );
     target.replaceChildren(...options);
-    target.value = v.snapshot ? `snapshot:${v.snapshot}` : `revision:${v.selected}`;
+    target.value = v.snapshot
+      ? `snapshot:${v.snapshot}`
+      : v.checkpoint
+        ? `checkpoint:${v.checkpoint.transaction}:${v.checkpoint.name}`
+        : `revision:${v.selected}`;
   }
 
   function drawSnapshots() {
@@ -636,11 +654,13 @@ function tenantView(id, params) {
     }
   }
 
-  /** `revision:N` / `snapshot:NAME` -> the API's rollback target. */
+  /** `revision:N` / `snapshot:NAME` / `checkpoint:TX:NAME` -> the API's rollback target. */
   function targetOf(value) {
     const [kind, ...rest] = value.split(":");
     const arg = rest.join(":");
-    return kind === "revision" ? { revision: Number(arg) } : { snapshot: arg };
+    if (kind === "revision") return { revision: Number(arg) };
+    if (kind === "checkpoint") return { checkpoint: { transaction: Number(rest[0]), name: rest.slice(1).join(":") } };
+    return { snapshot: arg };
   }
 
   async function rollback(value, label) {

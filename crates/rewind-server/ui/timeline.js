@@ -65,8 +65,8 @@ export class Timeline {
   /**
    * `root` becomes the track (a focusable slider). `onScrub(revision,
    * {final, at})` reports a selection made by dragging or keys (`final` once
-   * the pointer is released); `onPick({revision, snapshot})` a click on a
-   * snapshot or checkpoint marker.
+   * the pointer is released); `onPick({revision, snapshot, checkpoint})` a
+   * click on a snapshot or checkpoint (`{transaction, name}`) marker.
    */
   constructor(root, { onScrub, onPick }) {
     this.root = root;
@@ -236,7 +236,7 @@ export class Timeline {
 
     // Markers above the track, stacked when several share a revision.
     const stack = new Map();
-    const marker = (revision, kind, name, title, isProtected) => {
+    const marker = (revision, kind, name, title, isProtected, transaction) => {
       const x = this.xOf(revision);
       if (x === null) return;
       const level = stack.get(revision) || 0;
@@ -249,6 +249,7 @@ export class Timeline {
         "data-kind": kind,
         "data-revision": revision,
       });
+      if (transaction !== undefined) g.dataset.transaction = transaction;
       let shape;
       if (kind === "named") shape = svg("path", { d: "M-1 7V-7L7 -3.5L-1 0", class: "shape" });
       else if (kind === "checkpoint") shape = svg("path", { d: "M0 -6L6 0L0 6L-6 0Z", class: "shape" });
@@ -265,7 +266,14 @@ export class Timeline {
     revisions.forEach((r) => {
       const c = r.cause || {};
       if (c.kind === "transaction_step")
-        marker(r.revision, "checkpoint", c.step, `checkpoint '${c.step}' of transaction ${c.transaction} (revision ${r.revision})`, false);
+        marker(
+          r.revision,
+          "checkpoint",
+          c.step,
+          `checkpoint '${c.step}' of transaction ${c.transaction} (revision ${r.revision})`,
+          false,
+          c.transaction,
+        );
     });
     for (const s of this.snapshots) {
       const what = s.kind === "auto" ? `auto snapshot '${s.name}'${s.trigger ? ` (${s.trigger})` : ""}` : `${s.kind} snapshot '${s.name}'`;
@@ -354,9 +362,11 @@ export class Timeline {
     if (hit) {
       event.preventDefault();
       this.root.focus();
+      const checkpoint = hit.dataset.kind === "checkpoint";
       this.onPick({
         revision: Number(hit.dataset.revision),
-        snapshot: hit.dataset.kind === "checkpoint" ? null : hit.dataset.snapshot,
+        snapshot: checkpoint ? null : hit.dataset.snapshot,
+        checkpoint: checkpoint ? { transaction: Number(hit.dataset.transaction), name: hit.dataset.snapshot } : null,
       });
       return;
     }

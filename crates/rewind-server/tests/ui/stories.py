@@ -274,11 +274,22 @@ def transactions(page, api):
     ]
     api.call("POST", f"/v1/tenants/{t}/transactions", {"steps": steps(True)}, expect=200)
     open_tenant(page, OPEN_URL, t)
+    page.check("input[name=spacing][value=even]")
     check(page.locator("#track .marker.checkpoint").count() == 3, "three checkpoints")
     check(page.locator("#track rect.tx-band.failed").count() == 1, "the failed transaction")
     check(page.locator("#track path.arc").count() == 1, "its rollback arc")
     shot(page, "5-transaction-failed")
-    print("story transaction with checkpoints: ok (3 checkpoints, failure and its rollback arc on the track)")
+    # The guide's rollback options: back to "config_set" (undo features too).
+    marker(page, "config_set").click()
+    check(page.locator("#rollback-target").input_value() == "checkpoint:1:config_set", "the checkpoint is the target")
+    page.click("#rollback")
+    page.wait_for_selector("#confirm[open] #confirm-diff .diff-summary")
+    page.click("#confirm-ok")
+    page.wait_for_selector("#undo-link")
+    state, revision = api.state(t)
+    check(state == {"session": "s1", "config": {"tier": "pro"}}, f"back at config_set: {state}")
+    print(f"story transaction with checkpoints: ok (3 checkpoints, failure and its rollback arc on the track; "
+          f"rolled back to checkpoint config_set as r{revision})")
 
 
 def auth(page):
