@@ -175,9 +175,13 @@ impl Api {
 
     /// The router of every route of the API.
     pub fn router(&self) -> Router {
+        // The UI's page and files are not API routes (not in `route_paths`
+        // nor the OpenAPI document): they need no token and carry no tenant
+        // data; the app calls the API routes with the user's token.
         let router = self
             .routes()
             .router
+            .merge(crate::ui::routes())
             .route_layer(middleware::from_fn_with_state(self.clone(), time_limit))
             .route_layer(middleware::from_fn(http_metrics::track))
             .fallback(not_found)

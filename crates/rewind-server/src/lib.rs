@@ -21,6 +21,8 @@
 //!   and idle timeouts), `serve/drain.rs` drains bodies after early
 //!   refusals; the `rewind serve` command ([`ServeArgs`], [`run_serve`],
 //!   `serve/command.rs`).
+//! - `ui.rs` and `ui/`: the timeline UI at `/ui`, a single-page app
+//!   embedded in the binary, a client of the API like any other.
 //! - [`Client`] (`client.rs`): a small HTTP/1 client of the API.
 //! - The other commands of `rewind` ([`ClientOptions`], [`ClientCommand`],
 //!   [`run_client`], `cli.rs`), with their text output in `cli/render.rs`.
@@ -32,6 +34,7 @@
 //! | `GET /healthz` | `{"status":"ok"}` (no token needed) |
 //! | `GET /metrics` | Prometheus text (no token needed) |
 //! | `GET /openapi.json` | this API as OpenAPI 3.1 ([`openapi_document`]; no token needed) |
+//! | `GET /ui`, `/ui/tenants/{id}` | the timeline UI (`/` redirects to `/ui`; no token needed: the app asks for one) |
 //! | `GET /v1/tenants` | `{"tenants":[{"tenant","revision"}]}` (admin) |
 //! | `GET /v1/tenants/{t}` | `{"tenant","revision","fork"?:{"parent","base_revision"}}` |
 //! | `PUT /v1/tenants/{t}` | body `{"state"?}` → 201 `{"tenant","revision":0}` (admin) |
@@ -94,6 +97,7 @@ mod error;
 mod http_metrics;
 mod limits;
 mod serve;
+mod ui;
 
 pub use api::openapi::document as openapi_document;
 pub use api::{Api, ApiConfig};
