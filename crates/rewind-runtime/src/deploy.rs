@@ -364,14 +364,15 @@ async fn monitor<M: Model>(
     let left_us = deployment.ends_at.as_unix_micros() - clock.now().as_unix_micros();
     let left = Duration::from_micros(u64::try_from(left_us).unwrap_or(0));
     // A round at every interval up to the end of the window (the last may
-    // fall a moment past it when time went on since the start).
-    let rounds = left.as_micros().div_ceil(interval.as_micros().max(1)) as u64;
-    if checks.is_empty() {
-        // Nothing to measure: the window is a bake time.
+    // fall a moment past it when time went on since the start). Without
+    // checks there is nothing to measure: the window is a bake time.
+    let rounds = if checks.is_empty() {
         tokio::time::sleep(left).await;
         tenant.shared().accepting()?;
-    }
-    let rounds = if checks.is_empty() { 0 } else { rounds };
+        0
+    } else {
+        left.as_micros().div_ceil(interval.as_micros().max(1)) as u64
+    };
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for _ in 0..rounds {

@@ -450,12 +450,6 @@ impl DeploymentInfo {
             .count()
     }
 
-    /// The measurement rounds recorded so far.
-    pub fn rounds_done(&self) -> u64 {
-        let checks = self.spec.checks.len().max(1);
-        (self.measurements.len() / checks) as u64
-    }
-
     /// Why the measurements so far call for a rollback, if they do.
     fn verdict(&self, round: &[Observation]) -> Option<String> {
         if self.failures() > self.spec.failure_limit as usize {
