@@ -271,7 +271,7 @@ pub(crate) async fn run() -> Result<()> {
         let then = before.state_at(&StateRef::Revision(info.revision))?;
         let now = app.read_at(&StateRef::Revision(info.revision))?;
         ensure!(
-            *then == now,
+            then == now,
             "revision {} changed during debugging",
             info.revision
         );
@@ -280,7 +280,7 @@ pub(crate) async fn run() -> Result<()> {
         let name = SnapshotName::new(format!("snap{i}"))?;
         ensure!(
             app.read_at(&StateRef::Snapshot(name.clone()))?
-                == *before.state_at(&StateRef::Snapshot(name))?,
+                == before.state_at(&StateRef::Snapshot(name))?,
             "snap{i} changed during debugging"
         );
     }

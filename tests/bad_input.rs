@@ -562,7 +562,7 @@ fn unknown_snapshots_are_not_found() -> Result<()> {
         refused(&mut timeline, |t| t.delete_snapshot(&v2)),
         refused(&mut timeline, |t| t.protect(&v2, true)),
         refused(&mut timeline, |t| {
-            t.state_at(&StateRef::Snapshot(v2.clone())).cloned()
+            t.state_at(&StateRef::Snapshot(v2.clone()))
         }),
         timeline_error(refused(&mut timeline, |t| {
             t.diff(&StateRef::Head, &StateRef::Snapshot(v2.clone()))
@@ -624,7 +624,7 @@ fn revisions_beyond_the_head_or_pruned_from_the_window_are_not_found() -> Result
     assert_eq!(timeline.oldest_revision(), Revision(3));
 
     let beyond = refused(&mut timeline, |t| {
-        t.state_at(&StateRef::Revision(Revision(9))).cloned()
+        t.state_at(&StateRef::Revision(Revision(9)))
     });
     assert!(matches!(
         beyond,
@@ -674,9 +674,7 @@ fn times_before_the_first_snapshot_or_the_window_are_refused() -> Result<()> {
         "no snapshot taken at or before 2026-03-14T09:00:00Z"
     );
 
-    let err = refused(&mut timeline, |t| {
-        t.state_at(&StateRef::AsOf(at("09:00"))).cloned()
-    });
+    let err = refused(&mut timeline, |t| t.state_at(&StateRef::AsOf(at("09:00"))));
     assert!(matches!(
         err,
         TimelineError::TimeOutOfRange { at: t, oldest } if t == at("09:00") && oldest == at("10:00")
@@ -789,7 +787,6 @@ fn checkpoints_are_unique_and_must_exist() -> Result<()> {
                 transaction: running,
                 name: nope.clone(),
             })
-            .cloned()
         }),
     ];
     for err in errors {

@@ -151,7 +151,7 @@ fn named_rollback_restores_v2_0_0_exactly_as_a_new_revision() -> Result<()> {
     assert_eq!(outcome.restored.revision, Revision(4));
     assert_eq!(
         timeline.state_at(&StateRef::Revision(Revision(6)))?,
-        &current_s6()
+        current_s6()
     );
     // The rollback's diff goes from S6 to v2.0.0.
     assert_eq!(
@@ -175,7 +175,7 @@ fn named_rollback_restores_v2_0_0_exactly_as_a_new_revision() -> Result<()> {
     assert!(timeline.snapshots().contains(pre));
     assert_eq!(
         timeline.state_at(&StateRef::Snapshot(pre.name.clone()))?,
-        &current_s6()
+        current_s6()
     );
 
     // Latest returns to the present, again as a new revision.
@@ -340,7 +340,7 @@ fn the_51st_named_snapshot_prunes_the_oldest_unprotected_one() -> Result<()> {
     assert!(timeline.snapshot(&release(1)).is_some_and(|s| s.protected));
     assert_eq!(
         timeline.state_at(&StateRef::Snapshot(release(4)))?,
-        &doc(json!({"n": 4}))
+        doc(json!({"n": 4}))
     );
     Ok(())
 }

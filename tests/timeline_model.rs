@@ -486,6 +486,7 @@ fn config() -> impl Strategy<Value = TimelineConfig> {
             auto_limit: a,
             named_limit: n,
             finished_transactions_kept: k,
+            ..TimelineConfig::default()
         });
     // Some limits small, the others at their defaults.
     let mixed = (
@@ -501,6 +502,7 @@ fn config() -> impl Strategy<Value = TimelineConfig> {
                 auto_limit: a.unwrap_or(d.auto_limit),
                 named_limit: n.unwrap_or(d.named_limit),
                 finished_transactions_kept: k.unwrap_or(d.finished_transactions_kept),
+                ..d
             }
         });
     prop_oneof![
@@ -1727,7 +1729,7 @@ fn check_states(core: &Timeline<Doc>, reference: &Reference) -> Result<(), Strin
     for r in reference.oldest()..=reference.head_revision() {
         let got = core
             .state_at(&StateRef::Revision(Revision(r)))
-            .map(Doc::to_json);
+            .map(|d| d.to_json());
         agree(
             &format!("state of revision {r}"),
             got.map_err(|e| from_timeline(&e)),
@@ -1736,7 +1738,9 @@ fn check_states(core: &Timeline<Doc>, reference: &Reference) -> Result<(), Strin
     }
     for s in &reference.snapshots {
         let name = SnapshotName::new(&s.view.name).expect("valid");
-        let got = core.state_at(&StateRef::Snapshot(name)).map(Doc::to_json);
+        let got = core
+            .state_at(&StateRef::Snapshot(name))
+            .map(|d| d.to_json());
         agree(
             &format!("state of snapshot {:?}", s.view.name),
             got.map_err(|e| from_timeline(&e)),
@@ -1749,7 +1753,7 @@ fn check_states(core: &Timeline<Doc>, reference: &Reference) -> Result<(), Strin
                 transaction: TransactionId(t.id),
                 name: SnapshotName::new(&c.view.name).expect("valid"),
             };
-            let got = core.state_at(&at).map(Doc::to_json);
+            let got = core.state_at(&at).map(|d| d.to_json());
             agree(
                 &format!(
                     "state of checkpoint {:?} of transaction {}",
@@ -1815,6 +1819,17 @@ fn proptest_config() -> ProptestConfig {
     }
 }
 
+/// The same programs with a tiny hot set: only the head and the newest
+/// snapshot held whole, at most one rebuild cached, so most reads, diffs
+/// and rollbacks of the past rebuild their state from reverse deltas.
+fn tiny_hot_set() -> impl Strategy<Value = Program> {
+    (program(), 0usize..=1, 0usize..=1).prop_map(|(mut program, hot, cache)| {
+        program.config.hot_revisions = hot;
+        program.config.rebuild_cache = cache;
+        program
+    })
+}
+
 proptest! {
     #![proptest_config(proptest_config())]
 
@@ -1822,6 +1837,14 @@ proptest! {
     /// program.
     #[test]
     fn timeline_agrees_with_the_reference(program in program()) {
+        if let Err(message) = run(&program) {
+            return Err(TestCaseError::fail(message));
+        }
+    }
+
+    /// As above, with most states cold.
+    #[test]
+    fn timeline_with_a_tiny_hot_set_agrees_with_the_reference(program in tiny_hot_set()) {
         if let Err(message) = run(&program) {
             return Err(TestCaseError::fail(message));
         }

@@ -30,6 +30,36 @@ pub type Array = Vector<Doc>;
 /// Default limit on document nesting: containers inside containers.
 pub const DEFAULT_MAX_DEPTH: usize = 128;
 
+/// Reference counts of an `Arc` allocation.
+const ARC_HEADER: usize = 16;
+/// Bytes of tree node per object member: the (key, value) slot in a leaf of
+/// 16, leaves half full on average (ascending inserts split at the median),
+/// plus a share of the branches above.
+const OBJECT_ENTRY_BYTES: usize = 2 * (std::mem::size_of::<(Key, Doc)>() + 2);
+
+/// The estimated heap bytes one object member owns: its slot in the tree,
+/// its key and its value.
+pub(crate) fn member_bytes(key: &Key, value: &Doc) -> usize {
+    OBJECT_ENTRY_BYTES + ARC_HEADER + key.len() + value.heap_bytes()
+}
+
+/// The estimated heap bytes that updating `changed` members of an object
+/// of `len` members copies (leaves and their branch path), for costing a
+/// history of changes without walking trees.
+pub(crate) fn update_bytes(len: usize, changed: usize) -> usize {
+    const LEAF: usize = 16 * std::mem::size_of::<(Key, Doc)>() + 32;
+    const BRANCH: usize = 16 * std::mem::size_of::<Key>() + 17 * 8 + 32;
+    let leaves = len.div_ceil(8).max(1);
+    let mut depth = 0;
+    let mut nodes = leaves;
+    while nodes > 1 {
+        nodes = nodes.div_ceil(12);
+        depth += 1;
+    }
+    let touched = changed.min(leaves);
+    touched * LEAF + (touched * depth).min(leaves / 4 + depth) * BRANCH
+}
+
 /// A persistent JSON value.
 ///
 /// `Clone` is O(1). Equality is structural, short-circuits on shared
@@ -233,6 +263,22 @@ impl Doc {
             Doc::String(_) => "string",
             Doc::Array(_) => "array",
             Doc::Object(_) => "object",
+        }
+    }
+
+    /// An estimate of the heap bytes this value owns: nodes, arrays,
+    /// strings and keys, whether or not another value shares them.
+    /// Time: O(size).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Doc::Null | Doc::Bool(_) | Doc::Number(_) => 0,
+            Doc::String(s) => ARC_HEADER + s.len(),
+            Doc::Array(items) => {
+                ARC_HEADER
+                    + items.len() * std::mem::size_of::<Doc>() * 5 / 4
+                    + items.iter().map(Doc::heap_bytes).sum::<usize>()
+            }
+            Doc::Object(map) => map.iter().map(|(k, v)| member_bytes(k, v)).sum(),
         }
     }
 

@@ -189,6 +189,13 @@ pub enum PatchErrorKind {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum TimelineError {
+    /// A cold state could not be rebuilt from its reverse deltas. This is
+    /// a defect in rewind, not in the input: please report it.
+    #[error("the state of revision {revision} could not be rebuilt from its history deltas")]
+    HistoryCorrupt {
+        /// The revision whose state was read.
+        revision: Revision,
+    },
     /// No snapshot (auto or named) has this name.
     #[error("snapshot '{0}' not found")]
     SnapshotNotFound(SnapshotName),

@@ -35,6 +35,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod delta;
 mod diff;
 mod doc;
 mod error;
@@ -44,6 +45,7 @@ mod name;
 mod time;
 mod timeline;
 
+pub use delta::{DeltaMismatch, StateDelta};
 pub use diff::{ChangeKind, Diff, DiffEntry, DiffSummary};
 pub use doc::{
     Array, Doc, InvalidPointer, Key, Object, Patch, PatchOp, Pointer, DEFAULT_MAX_DEPTH,
@@ -56,11 +58,11 @@ pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 /// Typed timeline mutations ([`Op`]) and their journal form.
 pub use timeline::op as ops;
 pub use timeline::{
-    merge, Aborted, AutoTrigger, Cause, Commit, CommitMeta, ForkInfo, ForkRecord, MergeConflict,
-    MergeError, NamedOptions, Op, PolicyCheck, PromoteStrategy, Promotion, Pruned, Restored,
-    RestoredKind, RevisionInfo, RevisionMismatch, RollbackOutcome, RollbackPolicy, RollbackPreview,
-    RollbackTarget, SnapshotCounts, SnapshotInfo, SnapshotKind, SnapshotTaken, StateRef,
-    TargetKind, Timeline, TimelineConfig, TimelineImage, TimelineOp, TransactionInfo,
+    merge, Aborted, AutoTrigger, Cause, Commit, CommitMeta, ForkInfo, ForkRecord, MemoryUsage,
+    MergeConflict, MergeError, NamedOptions, Op, PolicyCheck, PromoteStrategy, Promotion, Pruned,
+    Restored, RestoredKind, RevisionInfo, RevisionMismatch, RollbackOutcome, RollbackPolicy,
+    RollbackPreview, RollbackTarget, SnapshotCounts, SnapshotInfo, SnapshotKind, SnapshotTaken,
+    StateRef, TargetKind, Timeline, TimelineConfig, TimelineImage, TimelineOp, TransactionInfo,
     TransactionOutcome, START_CHECKPOINT,
 };
 /// Guarded deployments as a timeline records them.

@@ -5,6 +5,7 @@ use std::fmt::Debug;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::delta::{DeltaMismatch, StateDelta};
 use crate::diff::Diff;
 use crate::doc::{Doc, Patch, DEFAULT_MAX_DEPTH};
 use crate::error::{Error, InvalidInput, PatchError};
@@ -182,6 +183,43 @@ pub trait Model: Clone + Debug + Send + Sync + Serialize + DeserializeOwned + 's
         Ok(())
     }
 
+    /// An estimate of the heap bytes this state owns, for
+    /// [`Timeline::memory`](crate::Timeline::memory). A timeline calls it
+    /// once for its initial state and, for a model with
+    /// [`history_delta`](Model::history_delta), follows later states
+    /// through their deltas; without deltas it calls it on every new head,
+    /// so an override must be cheap. The default is 0 (unknown); [`Doc`]
+    /// walks itself once.
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+
+    /// The reverse delta that turns `self` (a newer state) back into
+    /// `older`, so a timeline can keep cold history as deltas instead of
+    /// whole states. The default is `None`: every retained state stays a
+    /// whole value (with whatever sharing the type has). [`Doc`] returns a
+    /// [`StateDelta`] of what changed.
+    fn history_delta(&self, older: &Self) -> Option<StateDelta> {
+        let _ = older;
+        None
+    }
+
+    /// Rebuilds the older state from `self` and a delta made by
+    /// [`history_delta`](Model::history_delta) on the same pair of
+    /// states. Only called for models whose `history_delta` returns
+    /// deltas.
+    fn apply_history_delta(self, delta: &StateDelta) -> Result<Self, DeltaMismatch> {
+        let _ = delta;
+        Err(DeltaMismatch)
+    }
+
+    /// Makes a delta read back from an image share the values it holds
+    /// with `self` where they are equal (see [`StateDelta::share_with`]).
+    /// The default does nothing.
+    fn share_history_delta(&self, delta: &mut StateDelta) {
+        let _ = delta;
+    }
+
     /// Applies a patch made by [`diff`](Model::diff) to this state. Used to
     /// store a timeline's states as a chain of diffs and rebuild them. The
     /// default goes through the document form (no sharing with `self`);
@@ -226,5 +264,21 @@ impl Model for Doc {
 
     fn apply_diff(&self, patch: &Patch) -> Result<Doc, Error> {
         Ok(self.apply_patch_unlimited(patch)?)
+    }
+
+    fn heap_bytes(&self) -> usize {
+        Doc::heap_bytes(self)
+    }
+
+    fn history_delta(&self, older: &Doc) -> Option<StateDelta> {
+        Some(StateDelta::between(self, older))
+    }
+
+    fn apply_history_delta(self, delta: &StateDelta) -> Result<Doc, DeltaMismatch> {
+        delta.apply(self)
+    }
+
+    fn share_history_delta(&self, delta: &mut StateDelta) {
+        delta.share_with(self);
     }
 }

@@ -15,6 +15,7 @@ pub mod op;
 mod policy;
 mod record;
 mod reference;
+mod states;
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ use crate::model::Model;
 use crate::name::{SnapshotName, TenantId};
 use crate::time::{Clock, SystemClock, Timestamp};
 use log::Log;
+use states::States;
 
 pub use config::TimelineConfig;
 pub use deployment::{
@@ -49,6 +51,20 @@ pub use record::{
     TransactionInfo, TransactionOutcome,
 };
 pub use reference::{RollbackTarget, StateRef, TargetKind};
+
+/// Estimated heap bytes of a timeline's states ([`Timeline::memory`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryUsage {
+    /// Bytes of the current state that history shares (structural
+    /// sharing: held once).
+    pub shared_bytes: usize,
+    /// Bytes of the current state nothing else holds.
+    pub unique_bytes: usize,
+    /// Bytes only history holds: reverse deltas of cold states and the
+    /// nodes hot states do not share with newer ones. This is what
+    /// [`TimelineConfig::history_budget`] bounds.
+    pub history_bytes: usize,
+}
 
 /// Name of the checkpoint every transaction records when it begins.
 pub const START_CHECKPOINT: &str = "start";
@@ -78,25 +94,24 @@ pub enum RollbackPolicy {
 }
 
 #[derive(Clone, Debug)]
-struct Entry<M> {
+struct Entry {
     info: RevisionInfo,
-    state: M,
 }
 
+/// A snapshot names a revision; its state is held in [`States`].
 #[derive(Clone, Debug)]
-struct Snapshot<M> {
+struct Snapshot {
     info: SnapshotInfo,
-    state: M,
 }
 
 #[derive(Clone, Debug)]
-struct Transaction<M> {
+struct Transaction {
     id: TransactionId,
     start_revision: Revision,
     started_at: Timestamp,
     outcome: Option<TransactionOutcome>,
     /// Oldest first; the first is always `start`.
-    checkpoints: Vector<Snapshot<M>>,
+    checkpoints: Vector<Snapshot>,
 }
 
 /// The history of one state: revisions, snapshots and transactions.
@@ -112,13 +127,16 @@ pub struct Timeline<M: Model> {
     /// The history window, oldest first; never empty, the last entry is the
     /// head. Revisions are consecutive. An append-only [`Log`]: a published
     /// clone shares it and the next append fills a slot in place.
-    history: Log<Arc<Entry<M>>>,
+    history: Log<Arc<Entry>>,
+    /// The state of every retained revision: hot ones whole, cold ones as
+    /// reverse deltas (see `timeline/states.rs`).
+    states: States<M>,
     /// Auto snapshot ring, oldest first.
-    auto: Vector<Snapshot<M>>,
+    auto: Vector<Snapshot>,
     /// Named snapshots in creation order, oldest first.
-    named: Vector<Snapshot<M>>,
+    named: Vector<Snapshot>,
     /// Running transactions and the kept finished ones, oldest first.
-    transactions: Vector<Transaction<M>>,
+    transactions: Vector<Transaction>,
     /// The running deployment and the kept finished ones, oldest first.
     deployments: Vector<DeploymentInfo>,
     next_seq: u64,
@@ -134,6 +152,10 @@ pub struct Timeline<M: Model> {
     fork: Option<Arc<ForkBase<M>>>,
     /// The forks made of this timeline, oldest first; one per fork id.
     forks: Vector<ForkRecord>,
+    /// Snapshots the history budget dropped since this value was built or
+    /// read back (a running count: a runtime counts the growth between two
+    /// timelines it publishes).
+    budget_pruned: Pruned,
 }
 
 #[derive(Debug)]
@@ -217,9 +239,9 @@ impl<M: Model> Timeline<M> {
                 cause,
                 meta,
             },
-            state: initial,
         }));
         Timeline {
+            states: States::new(Revision::ZERO, initial, config.rebuild_cache),
             config,
             clock,
             history,
@@ -233,6 +255,7 @@ impl<M: Model> Timeline<M> {
             last_at: at,
             fork: None,
             forks: Vector::new(),
+            budget_pruned: Pruned::default(),
         }
     }
 
@@ -256,7 +279,7 @@ impl<M: Model> Timeline<M> {
 
     /// The current state. Time: O(1).
     pub fn head(&self) -> &M {
-        &self.head_entry().state
+        self.states.head()
     }
 
     /// The current revision number. Time: O(1).
@@ -269,7 +292,7 @@ impl<M: Model> Timeline<M> {
         &self.head_entry().info
     }
 
-    fn head_entry(&self) -> &Entry<M> {
+    fn head_entry(&self) -> &Entry {
         self.history
             .back()
             .expect("the history window always holds the head")
@@ -335,26 +358,24 @@ impl<M: Model> Timeline<M> {
     }
 
     /// The state at a reference, without changing anything.
-    pub fn state_at(&self, reference: &StateRef) -> Result<&M, TimelineError> {
-        match reference {
-            StateRef::Head => Ok(self.head()),
-            StateRef::Revision(r) => self.state_of_revision(*r).map(|(_, state)| state),
-            StateRef::Snapshot(name) => self
-                .find_snapshot(name)
-                .map(|s| &s.state)
-                .ok_or_else(|| TimelineError::SnapshotNotFound(name.clone())),
-            StateRef::Checkpoint { transaction, name } => {
-                self.find_checkpoint(*transaction, name).map(|c| &c.state)
-            }
-            StateRef::AsOf(at) => self.entry_as_of(*at).map(|e| &e.state),
-        }
+    ///
+    /// Time: O(1) for the head, the newest snapshot, the newest
+    /// [`hot_revisions`](TimelineConfig::hot_revisions) revisions and the
+    /// last few states rebuilt (plus the O(log n) lookup). Any other state
+    /// is cold: it is rebuilt from the nearest newer state held whole by
+    /// applying the reverse deltas in between, `k` deltas of `c` changes
+    /// each costing O(k · c · log n) for [`Doc`](crate::Doc), whatever the
+    /// state's size. A model without deltas holds every state whole.
+    pub fn state_at(&self, reference: &StateRef) -> Result<M, TimelineError> {
+        let revision = self.revision_at(reference)?;
+        self.state_of(revision)
     }
 
     /// The revision a reference points at.
     pub fn revision_at(&self, reference: &StateRef) -> Result<Revision, TimelineError> {
         match reference {
             StateRef::Head => Ok(self.revision()),
-            StateRef::Revision(r) => self.state_of_revision(*r).map(|(rev, _)| rev),
+            StateRef::Revision(r) => self.held_revision(*r),
             StateRef::Snapshot(name) => self
                 .find_snapshot(name)
                 .map(|s| s.info.revision)
@@ -366,11 +387,13 @@ impl<M: Model> Timeline<M> {
         }
     }
 
-    /// The differences from `from` to `to`.
+    /// The differences from `from` to `to`. Time: rebuilding a cold side
+    /// as in [`state_at`](Self::state_at), then the model's diff (for
+    /// [`Doc`](crate::Doc), O(changes), shared subtrees skipped).
     pub fn diff(&self, from: &StateRef, to: &StateRef) -> Result<Diff, Error> {
         let a = self.state_at(from)?;
         let b = self.state_at(to)?;
-        Ok(a.diff(b)?)
+        Ok(a.diff(&b)?)
     }
 
     /// What rolling back to `target` would restore and change, without
@@ -380,8 +403,34 @@ impl<M: Model> Timeline<M> {
         Ok(RollbackPreview {
             revision: self.revision(),
             restored,
-            diff: self.head().diff(state)?,
+            diff: self.head().diff(&state)?,
         })
+    }
+
+    /// What this timeline's states cost, estimated from what each change
+    /// held (no tree is walked). Time: O(1).
+    pub fn memory(&self) -> MemoryUsage {
+        let head = self.states.head_bytes();
+        let unique = self.states.unique_bytes();
+        MemoryUsage {
+            shared_bytes: head - unique.min(head),
+            unique_bytes: unique.min(head),
+            history_bytes: self.states.history_bytes(),
+        }
+    }
+
+    /// Snapshots the history budget dropped since this timeline was built
+    /// or read back, by kind (a running count; the `pruned` of the step's
+    /// own outcome does not include them). Time: O(1).
+    pub fn budget_pruned(&self) -> Pruned {
+        self.budget_pruned
+    }
+
+    /// Whether `revision`'s state is held whole (hot) rather than as a
+    /// reverse delta (cold); `false` for a revision not held. Time:
+    /// O(log n).
+    pub fn is_hot_state(&self, revision: Revision) -> bool {
+        self.states.is_whole(revision)
     }
 
     /// For a fork, where it came from; `None` for any other timeline.
@@ -493,15 +542,17 @@ impl<M: Model> Timeline<M> {
             transaction: None,
             seq,
         };
-        self.auto.push_back(Snapshot {
-            info: info.clone(),
-            state: self.head().clone(),
-        });
+        let previous = self.latest_snapshot_revision();
+        self.auto.push_back(Snapshot { info: info.clone() });
         let mut pruned = Pruned::default();
         while self.auto.len() > self.config.auto_limit {
-            self.auto.pop_front();
+            if let Some(gone) = self.auto.pop_front() {
+                self.release(gone.info.revision);
+            }
             pruned.auto += 1;
         }
+        self.cool(previous);
+        self.enforce_budget();
         SnapshotTaken {
             snapshot: info,
             pruned,
@@ -566,7 +617,8 @@ impl<M: Model> Timeline<M> {
         }
         let mut pruned = Pruned::default();
         if let Some((index, by_retention)) = evict {
-            self.named.remove(index);
+            let gone = self.named.remove(index);
+            self.release(gone.info.revision);
             if by_retention {
                 pruned.named += 1;
             }
@@ -582,10 +634,10 @@ impl<M: Model> Timeline<M> {
             transaction: None,
             seq,
         };
-        self.named.push_back(Snapshot {
-            info: info.clone(),
-            state: self.head().clone(),
-        });
+        let previous = self.latest_snapshot_revision();
+        self.named.push_back(Snapshot { info: info.clone() });
+        self.cool(previous);
+        self.enforce_budget();
         Ok(SnapshotTaken {
             snapshot: info,
             pruned,
@@ -614,7 +666,12 @@ impl<M: Model> Timeline<M> {
         }
         let snapshot = &mut self.named[index];
         snapshot.info.protected = protected;
-        Ok(snapshot.info.clone())
+        let info = snapshot.info.clone();
+        if !protected {
+            // Unprotected, it is history the budget may drop.
+            self.enforce_budget();
+        }
+        Ok(info)
     }
 
     /// Deletes an auto or named snapshot. A protected one must be
@@ -624,10 +681,14 @@ impl<M: Model> Timeline<M> {
             if self.named[i].info.protected {
                 return Err(TimelineError::SnapshotProtected(name.clone()));
             }
-            return Ok(self.named.remove(i).info);
+            let gone = self.named.remove(i);
+            self.released_snapshot(gone.info.revision);
+            return Ok(gone.info);
         }
         if let Some(i) = self.auto.iter().position(|s| &s.info.name == name) {
-            return Ok(self.auto.remove(i).info);
+            let gone = self.auto.remove(i);
+            self.released_snapshot(gone.info.revision);
+            return Ok(gone.info);
         }
         Err(TimelineError::SnapshotNotFound(name.clone()))
     }
@@ -660,7 +721,6 @@ impl<M: Model> Timeline<M> {
         at: Timestamp,
     ) -> Result<RollbackOutcome, Error> {
         let (restored, state) = self.resolve_target(target)?;
-        let state = state.clone();
         let diff = self.head().diff(&state)?;
         let from = self.revision();
         let pre = self.snapshot_auto_at(AutoTrigger::PreRollback, at);
@@ -687,6 +747,7 @@ impl<M: Model> Timeline<M> {
         self.next_transaction += 1;
         let started_at = self.stamp();
         let start = self.new_checkpoint(id, SnapshotName::trusted(START_CHECKPOINT), started_at);
+        let previous = self.latest_snapshot_revision();
         self.transactions.push_back(Transaction {
             id,
             start_revision: self.revision(),
@@ -694,6 +755,7 @@ impl<M: Model> Timeline<M> {
             outcome: None,
             checkpoints: Vector::unit(start),
         });
+        self.cool(previous);
         id
     }
 
@@ -742,7 +804,9 @@ impl<M: Model> Timeline<M> {
         let at = self.stamp();
         let checkpoint = self.new_checkpoint(transaction, name, at);
         let info = checkpoint.info.clone();
+        let previous = self.latest_snapshot_revision();
         self.transactions[index].checkpoints.push_back(checkpoint);
+        self.cool(previous);
         Ok(info)
     }
 
@@ -795,8 +859,13 @@ impl<M: Model> Timeline<M> {
                 .expect("counted above");
             let gone = self.transactions.remove(oldest);
             pruned.checkpoint += gone.checkpoints.len();
+            for checkpoint in gone.checkpoints.iter() {
+                self.released_snapshot(checkpoint.info.revision);
+            }
             finished -= 1;
         }
+        // A finished transaction is history the budget may drop.
+        self.enforce_budget();
         Ok(pruned)
     }
 
@@ -830,6 +899,7 @@ impl<M: Model> Timeline<M> {
         at: Timestamp,
     ) -> Commit {
         let revision = self.revision().next();
+        self.states.push(revision, state);
         self.history.push_back(Arc::new(Entry {
             info: RevisionInfo {
                 revision,
@@ -837,11 +907,18 @@ impl<M: Model> Timeline<M> {
                 cause,
                 meta,
             },
-            state,
         }));
         while self.history.len() > self.config.history_limit {
-            self.history.pop_front();
+            self.drop_oldest_revision();
         }
+        // The revision that just left the newest `hot_revisions`.
+        if let Some(cooled) = revision
+            .get()
+            .checked_sub(self.config.hot_revisions as u64 + 1)
+        {
+            self.cool(Some(Revision(cooled)));
+        }
+        self.enforce_budget();
         Commit { revision, at }
     }
 
@@ -850,7 +927,7 @@ impl<M: Model> Timeline<M> {
         transaction: TransactionId,
         name: SnapshotName,
         at: Timestamp,
-    ) -> Snapshot<M> {
+    ) -> Snapshot {
         let seq = self.take_seq();
         Snapshot {
             info: SnapshotInfo {
@@ -863,8 +940,146 @@ impl<M: Model> Timeline<M> {
                 transaction: Some(transaction),
                 seq,
             },
-            state: self.head().clone(),
         }
+    }
+
+    /// The revision of the newest snapshot (auto, named or checkpoint):
+    /// the one [`RollbackTarget::Latest`] restores. Time: O(transactions).
+    fn latest_snapshot_revision(&self) -> Option<Revision> {
+        self.auto
+            .back()
+            .into_iter()
+            .chain(self.named.back())
+            .chain(
+                self.transactions
+                    .iter()
+                    .filter_map(|t| t.checkpoints.back()),
+            )
+            .max_by_key(|s| s.info.seq)
+            .map(|s| s.info.revision)
+    }
+
+    /// Whether `revision` is in the hot set: the head, the newest
+    /// `hot_revisions` before it, or the newest snapshot's.
+    fn is_hot(&self, revision: Revision) -> bool {
+        revision.get() + self.config.hot_revisions as u64 >= self.revision().get()
+            || self.latest_snapshot_revision() == Some(revision)
+    }
+
+    /// Whether anything still needs `revision`'s state.
+    fn is_pinned(&self, revision: Revision) -> bool {
+        self.window_index(revision).is_some()
+            || self.all_snapshots().any(|s| s.info.revision == revision)
+    }
+
+    /// Keeps `revision` as a delta only, unless it is hot.
+    fn cool(&mut self, revision: Option<Revision>) {
+        if let Some(revision) = revision {
+            if !self.is_hot(revision) {
+                self.states.demote(revision);
+            }
+        }
+    }
+
+    /// Something stopped needing `revision`: forget its state if nothing
+    /// else pins it, else keep it as a delta unless it is hot.
+    fn release(&mut self, revision: Revision) {
+        if self.is_pinned(revision) {
+            self.cool(Some(revision));
+        } else {
+            // A mismatch would mean a corrupt chain; the state stays held.
+            let _ = self.states.remove(revision);
+        }
+    }
+
+    /// A snapshot was removed: release its revision, and hold the newest
+    /// snapshot left whole (it is the hot one now).
+    fn released_snapshot(&mut self, revision: Revision) {
+        self.release(revision);
+        if let Some(latest) = self.latest_snapshot_revision() {
+            // On a corrupt chain the state stays a delta; reads report it.
+            let _ = self.states.promote(latest);
+        }
+    }
+
+    /// After a restore, every state is whole: keep the hot set so, drop
+    /// what only held a fork's base, as the timeline imaged had it.
+    fn settle_restored(&mut self) {
+        if self.fork.is_some() && !self.is_pinned(Revision::ZERO) {
+            let _ = self.states.remove(Revision::ZERO);
+        }
+        let cold: Vec<Revision> = self
+            .states
+            .revisions()
+            .filter(|r| !self.is_hot(*r))
+            .collect();
+        for revision in cold {
+            self.states.demote(revision);
+        }
+    }
+
+    /// Drops the oldest revision of the window (never the head).
+    fn drop_oldest_revision(&mut self) {
+        if self.history.len() <= 1 {
+            return;
+        }
+        let gone = self.oldest_revision();
+        self.history.pop_front();
+        self.release(gone);
+    }
+
+    /// Past the history budget, drops history until it fits: the oldest
+    /// window revisions, auto snapshots and finished transactions first
+    /// (oldest revision first), then unprotected named snapshots, oldest
+    /// first. Protected snapshots, running transactions and the head are
+    /// never dropped, so history that is all of those may stay above it.
+    fn enforce_budget(&mut self) {
+        let Some(budget) = self.config.history_budget else {
+            return;
+        };
+        let mut pruned = Pruned::default();
+        while self.states.history_bytes() > budget {
+            let window = (self.history.len() > 1).then(|| self.oldest_revision());
+            let auto = self.auto.front().map(|s| s.info.revision);
+            let finished = self
+                .transactions
+                .iter()
+                .position(|t| t.outcome.is_some())
+                .map(|i| (i, self.transactions[i].start_revision));
+            let oldest = [window, auto, finished.map(|(_, r)| r)]
+                .into_iter()
+                .flatten()
+                .min();
+            match oldest {
+                Some(r) if Some(r) == window => self.drop_oldest_revision(),
+                Some(r) if Some(r) == auto => {
+                    if let Some(gone) = self.auto.pop_front() {
+                        pruned.auto += 1;
+                        self.released_snapshot(gone.info.revision);
+                    }
+                }
+                Some(_) => {
+                    if let Some((i, _)) = finished {
+                        let gone = self.transactions.remove(i);
+                        pruned.checkpoint += gone.checkpoints.len();
+                        for checkpoint in gone.checkpoints.iter() {
+                            self.released_snapshot(checkpoint.info.revision);
+                        }
+                    }
+                }
+                None => match self.named.iter().position(|s| !s.info.protected) {
+                    Some(i) => {
+                        let gone = self.named.remove(i);
+                        pruned.named += 1;
+                        self.released_snapshot(gone.info.revision);
+                    }
+                    None => break,
+                },
+            }
+        }
+        self.budget_pruned.auto += pruned.auto;
+        self.budget_pruned.named += pruned.named;
+        self.budget_pruned.checkpoint += pruned.checkpoint;
     }
 
     fn window_index(&self, revision: Revision) -> Option<usize> {
@@ -873,22 +1088,28 @@ impl<M: Model> Timeline<M> {
         (index < self.history.len()).then_some(index)
     }
 
-    /// A revision's state: from the window, else from any snapshot pinning it.
-    fn state_of_revision(&self, revision: Revision) -> Result<(Revision, &M), TimelineError> {
-        if let Some(i) = self.window_index(revision) {
-            return Ok((revision, &self.history[i].state));
+    /// `revision` if its state is held: in the window, or pinned by a
+    /// snapshot.
+    fn held_revision(&self, revision: Revision) -> Result<Revision, TimelineError> {
+        if self.states.contains(revision) {
+            return Ok(revision);
         }
-        self.all_snapshots()
-            .find(|s| s.info.revision == revision)
-            .map(|s| (revision, &s.state))
-            .ok_or(TimelineError::RevisionNotFound {
-                revision,
-                oldest: self.oldest_revision(),
-                head: self.revision(),
-            })
+        Err(TimelineError::RevisionNotFound {
+            revision,
+            oldest: self.oldest_revision(),
+            head: self.revision(),
+        })
     }
 
-    fn entry_as_of(&self, at: Timestamp) -> Result<&Entry<M>, TimelineError> {
+    /// A held revision's state (see [`state_at`](Self::state_at) for the
+    /// cost).
+    fn state_of(&self, revision: Revision) -> Result<M, TimelineError> {
+        self.states
+            .get(revision)
+            .map_err(|_| TimelineError::HistoryCorrupt { revision })
+    }
+
+    fn entry_as_of(&self, at: Timestamp) -> Result<&Entry, TimelineError> {
         // Times are non-decreasing along the window: find the last entry at
         // or before `at`.
         let count = partition_point(&self.history, |e| e.info.at <= at);
@@ -901,14 +1122,14 @@ impl<M: Model> Timeline<M> {
         }
     }
 
-    fn find_snapshot(&self, name: &SnapshotName) -> Option<&Snapshot<M>> {
+    fn find_snapshot(&self, name: &SnapshotName) -> Option<&Snapshot> {
         self.named
             .iter()
             .chain(self.auto.iter())
             .find(|s| &s.info.name == name)
     }
 
-    fn all_snapshots(&self) -> impl Iterator<Item = &Snapshot<M>> {
+    fn all_snapshots(&self) -> impl Iterator<Item = &Snapshot> {
         self.auto
             .iter()
             .chain(self.named.iter())
@@ -934,7 +1155,7 @@ impl<M: Model> Timeline<M> {
         &self,
         transaction: TransactionId,
         name: &SnapshotName,
-    ) -> Result<&Snapshot<M>, TimelineError> {
+    ) -> Result<&Snapshot, TimelineError> {
         let index = self
             .transaction_index(transaction)
             .ok_or(TimelineError::TransactionNotFound(transaction))?;
@@ -948,8 +1169,16 @@ impl<M: Model> Timeline<M> {
             })
     }
 
-    fn resolve_target(&self, target: &RollbackTarget) -> Result<(Restored, &M), TimelineError> {
-        let snapshot = |s: &Snapshot<M>| Restored {
+    fn resolve_target(&self, target: &RollbackTarget) -> Result<(Restored, M), TimelineError> {
+        let (restored, revision) = self.resolve_target_revision(target)?;
+        Ok((restored, self.state_of(revision)?))
+    }
+
+    fn resolve_target_revision(
+        &self,
+        target: &RollbackTarget,
+    ) -> Result<(Restored, Revision), TimelineError> {
+        let snapshot = |s: &Snapshot| Restored {
             kind: s.info.kind.into(),
             name: Some(s.info.name.clone()),
             transaction: s.info.transaction,
@@ -958,31 +1187,31 @@ impl<M: Model> Timeline<M> {
         match target {
             RollbackTarget::Named(name) => self
                 .find_snapshot(name)
-                .map(|s| (snapshot(s), &s.state))
+                .map(|s| (snapshot(s), s.info.revision))
                 .ok_or_else(|| TimelineError::SnapshotNotFound(name.clone())),
             RollbackTarget::Time(at) => self
                 .all_snapshots()
                 .filter(|s| s.info.created_at <= *at)
                 .max_by_key(|s| (s.info.created_at, s.info.seq))
-                .map(|s| (snapshot(s), &s.state))
+                .map(|s| (snapshot(s), s.info.revision))
                 .ok_or(TimelineError::NoSnapshotBefore(*at)),
             RollbackTarget::Latest => self
                 .all_snapshots()
                 .max_by_key(|s| s.info.seq)
-                .map(|s| (snapshot(s), &s.state))
+                .map(|s| (snapshot(s), s.info.revision))
                 .ok_or(TimelineError::NoSnapshots),
             RollbackTarget::Checkpoint { transaction, name } => self
                 .find_checkpoint(*transaction, name)
-                .map(|s| (snapshot(s), &s.state)),
+                .map(|s| (snapshot(s), s.info.revision)),
             RollbackTarget::Revision(revision) => {
-                let (revision, state) = self.state_of_revision(*revision)?;
+                let revision = self.held_revision(*revision)?;
                 let restored = Restored {
                     kind: RestoredKind::Revision,
                     name: None,
                     transaction: None,
                     revision,
                 };
-                Ok((restored, state))
+                Ok((restored, revision))
             }
         }
     }

@@ -259,6 +259,7 @@ fn core_kind(error: &rewind_core::Error) -> ErrorKind {
             | TimelineError::HeldByDeployment { .. } => ErrorKind::Conflict,
             TimelineError::QuotaExceeded(_) => ErrorKind::QuotaExceeded,
             TimelineError::Rejected(_) => ErrorKind::Rejected,
+            TimelineError::HistoryCorrupt { .. } => ErrorKind::Internal,
             _ => ErrorKind::Invalid,
         },
         _ => ErrorKind::Invalid,
@@ -296,6 +297,9 @@ pub enum ErrorKind {
     /// The journal failed, or holds data the tenant cannot be recovered
     /// from.
     Journal,
+    /// A defect in rewind (a cold state that does not rebuild); nothing
+    /// was changed.
+    Internal,
 }
 
 /// The text of a caught panic's payload.

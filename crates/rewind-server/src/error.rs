@@ -208,6 +208,7 @@ fn timeline_status(error: &TimelineError) -> (StatusCode, &'static str) {
         T::DeploymentFinished { .. } => (S::CONFLICT, "deployment_ended"),
         T::HeldByDeployment { .. } => (S::CONFLICT, "snapshot_protected"),
         T::TransactionFinished(_) | T::NotProtectable(_) => (S::BAD_REQUEST, "invalid_request"),
+        T::HistoryCorrupt { .. } => (S::INTERNAL_SERVER_ERROR, "internal"),
         _ => (S::BAD_REQUEST, "invalid_request"),
     }
 }

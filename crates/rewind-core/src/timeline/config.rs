@@ -18,6 +18,21 @@ pub struct TimelineConfig {
     pub named_limit: usize,
     /// Finished transactions whose checkpoints are kept (default 16).
     pub finished_transactions_kept: usize,
+    /// Revisions before the head whose states stay whole trees (default
+    /// 2), with the head and the newest snapshot: the hot set, read and
+    /// rolled back to in O(1). Older states are kept as reverse deltas and
+    /// rebuilt when read (see [`Timeline::state_at`](crate::Timeline::state_at)).
+    pub hot_revisions: usize,
+    /// Cold states rebuilt recently that are kept for the next read
+    /// (default 4; 0 keeps none).
+    pub rebuild_cache: usize,
+    /// Bytes of history a timeline may hold beyond its current state
+    /// ([`MemoryUsage::history_bytes`](crate::MemoryUsage)), or `None`
+    /// (default) for no bound. Past it, the oldest window revisions, auto
+    /// snapshots and finished transactions are dropped first, then
+    /// unprotected named snapshots; protected snapshots, running
+    /// transactions and the head never are.
+    pub history_budget: Option<usize>,
 }
 
 impl Default for TimelineConfig {
@@ -27,6 +42,9 @@ impl Default for TimelineConfig {
             auto_limit: 10,
             named_limit: 50,
             finished_transactions_kept: 16,
+            hot_revisions: 2,
+            rebuild_cache: 4,
+            history_budget: None,
         }
     }
 }

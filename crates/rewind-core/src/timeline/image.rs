@@ -13,12 +13,15 @@ use std::sync::Arc;
 use imbl::Vector;
 use serde::{Deserialize, Serialize};
 
+use super::states::States;
+use super::Pruned;
 use super::{
     Cause, DeploymentInfo, Entry, ForkBase, ForkInfo, ForkRecord, RevisionInfo, Snapshot,
     SnapshotInfo, Timeline, TimelineConfig, Transaction, TransactionOutcome,
 };
+use crate::delta::StateDelta;
 use crate::doc::{Doc, Patch};
-use crate::error::{Error, InvalidInput};
+use crate::error::{Error, InvalidInput, TimelineError};
 use crate::id::{Revision, TransactionId};
 use crate::model::Model;
 use crate::time::{Clock, Timestamp};
@@ -52,6 +55,22 @@ pub struct TimelineImage<M: Model> {
     /// Forks made of this timeline.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     forks: Vec<ForkRecord>,
+    /// For a model with history deltas: `base` is the head, and these
+    /// rebuild every older state held, newest first, each from the one
+    /// before it: the timeline's own chain, so a restored timeline holds
+    /// the very same deltas (and accounts the same bytes). Empty in images
+    /// of models without deltas and in those written before, which chain
+    /// forward from the oldest state in `deltas`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    back: Vec<BackDelta>,
+}
+
+/// One state of the reverse chain: `delta` turns the state before it in
+/// the chain (the next newer one) into this revision's.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct BackDelta {
+    revision: Revision,
+    delta: StateDelta,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -167,6 +186,9 @@ impl TimelineImage<Doc> {
             let value = upgrade(doc.to_json())?;
             Doc::from_json_with_limit(&value, usize::MAX).map_err(|e| e.to_string())
         };
+        if !self.back.is_empty() {
+            return Err("an image chained back from its head holds no older model version".into());
+        }
         let new_base = upgraded(&self.base)?;
         let mut old_states = BTreeMap::from([(self.base_revision, self.base.clone())]);
         let mut new_states = BTreeMap::from([(self.base_revision, new_base.clone())]);
@@ -219,10 +241,7 @@ struct TransactionImage {
     checkpoints: Vec<SnapshotImage>,
 }
 
-fn snapshot_images<M>(snapshots: &Vector<Snapshot<M>>) -> Vec<SnapshotImage>
-where
-    M: Clone,
-{
+fn snapshot_images(snapshots: &Vector<Snapshot>) -> Vec<SnapshotImage> {
     snapshots
         .iter()
         .map(|s| SnapshotImage {
@@ -237,55 +256,45 @@ fn invalid(reason: String) -> Error {
 }
 
 impl<M: Model> Timeline<M> {
-    /// The image of this timeline. Time: one diff per distinct state held.
+    /// The image of this timeline. Time: for a model with history deltas,
+    /// the size of the deltas held; otherwise one diff per distinct state
+    /// held.
     pub fn to_image(&self) -> Result<TimelineImage<M>, Error> {
-        let mut states: BTreeMap<Revision, &M> = BTreeMap::new();
-        for entry in self.history.iter() {
-            states.insert(entry.info.revision, &entry.state);
-        }
-        for snapshot in self.all_snapshots() {
-            states
-                .entry(snapshot.info.revision)
-                .or_insert(&snapshot.state);
-        }
-        // A fork's base is revision 0's state, held even out of the window.
-        if let Some(fork) = &self.fork {
-            states.entry(Revision::ZERO).or_insert(&fork.state);
-        }
-        // A rollback's state is the restored revision's state itself: say so
-        // instead of diffing, so the rebuilt states share it again.
-        let restored: BTreeMap<Revision, Revision> = self
-            .history
-            .iter()
-            .filter_map(|e| match &e.info.cause {
-                Cause::Rollback { restored, .. } if states.contains_key(&restored.revision) => {
-                    Some((e.info.revision, restored.revision))
+        let corrupt = |revision| TimelineError::HistoryCorrupt { revision };
+        let (base_revision, base, deltas, back) = match self.states.chain() {
+            Some((head_revision, head, mut back)) => {
+                // A fork's base is revision 0's state, held even when
+                // nothing else needs it: chain it last.
+                if let Some(fork) = &self.fork {
+                    if !self.states.contains(Revision::ZERO) {
+                        let oldest = back.last().map_or(head_revision, |b| b.0);
+                        let oldest_state = self.state_of(oldest)?;
+                        let delta = oldest_state
+                            .history_delta(&fork.state)
+                            .ok_or_else(|| corrupt(Revision::ZERO))?;
+                        back.push((Revision::ZERO, delta));
+                    }
                 }
-                _ => None,
-            })
-            .collect();
-        let mut chain = states.iter();
-        let (&base_revision, &base) = chain.next().expect("a timeline holds its head");
-        let mut deltas = Vec::new();
-        let mut previous = base;
-        for (&revision, &state) in chain {
-            deltas.push(match restored.get(&revision) {
-                Some(&of) => Delta::Same { revision, of },
-                None => Delta::Previous {
-                    revision,
-                    patch: previous.diff(state)?.patch,
-                },
-            });
-            previous = state;
-        }
+                let back = back
+                    .into_iter()
+                    .map(|(revision, delta)| BackDelta { revision, delta })
+                    .collect();
+                (head_revision, head, Vec::new(), back)
+            }
+            None => {
+                let (base_revision, base, deltas) = self.forward_chain()?;
+                (base_revision, base, deltas, Vec::new())
+            }
+        };
         Ok(TimelineImage {
             config: self.config,
             next_seq: self.next_seq,
             next_transaction: self.next_transaction,
             last_at: self.last_at,
             base_revision,
-            base: base.clone(),
+            base,
             deltas,
+            back,
             history: self.history.iter().map(|e| e.info.clone()).collect(),
             auto: snapshot_images(&self.auto),
             named: snapshot_images(&self.named),
@@ -307,62 +316,112 @@ impl<M: Model> Timeline<M> {
         })
     }
 
+    /// The states held as a chain from the oldest, each later one the
+    /// patch from the one before (the form for models without deltas).
+    fn forward_chain(&self) -> Result<(Revision, M, Vec<Delta>), Error> {
+        let mut states: BTreeMap<Revision, M> = BTreeMap::new();
+        for revision in self.states.revisions() {
+            states.insert(revision, self.state_of(revision)?);
+        }
+        // A fork's base is revision 0's state, held even out of the window.
+        if let Some(fork) = &self.fork {
+            states
+                .entry(Revision::ZERO)
+                .or_insert_with(|| fork.state.clone());
+        }
+        // A rollback's state is the restored revision's state itself: say so
+        // instead of diffing, so the rebuilt states share it again.
+        let restored: BTreeMap<Revision, Revision> = self
+            .history
+            .iter()
+            .filter_map(|e| match &e.info.cause {
+                Cause::Rollback { restored, .. } if states.contains_key(&restored.revision) => {
+                    Some((e.info.revision, restored.revision))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut chain = states.iter();
+        let (&base_revision, base) = chain.next().expect("a timeline holds its head");
+        let mut deltas = Vec::new();
+        let mut previous = base;
+        for (&revision, state) in chain {
+            deltas.push(match restored.get(&revision) {
+                Some(&of) => Delta::Same { revision, of },
+                None => Delta::Previous {
+                    revision,
+                    patch: previous.diff(state)?.patch,
+                },
+            });
+            previous = state;
+        }
+        Ok((base_revision, base.clone(), deltas))
+    }
+
     /// Rebuilds a timeline from its image; it reads time from `clock` from
     /// now on.
     pub fn from_image(image: TimelineImage<M>, clock: Arc<dyn Clock>) -> Result<Self, Error> {
         image.config.validate()?;
-        let mut states: BTreeMap<Revision, M> = BTreeMap::new();
-        let mut previous_revision = image.base_revision;
-        states.insert(previous_revision, image.base);
-        for delta in &image.deltas {
-            let (revision, next) = match delta {
-                Delta::Previous { revision, patch } => {
-                    (*revision, states[&previous_revision].apply_diff(patch)?)
+        let cache = image.config.rebuild_cache;
+        let states = if image.back.is_empty() {
+            let mut states: BTreeMap<Revision, M> = BTreeMap::new();
+            let mut previous_revision = image.base_revision;
+            states.insert(previous_revision, image.base);
+            for delta in &image.deltas {
+                let (revision, next) = match delta {
+                    Delta::Previous { revision, patch } => {
+                        (*revision, states[&previous_revision].apply_diff(patch)?)
+                    }
+                    Delta::Same { revision, of } => {
+                        let same = states
+                            .get(of)
+                            .cloned()
+                            .ok_or_else(|| invalid(format!("no state for revision {of}")))?;
+                        (*revision, same)
+                    }
+                };
+                if revision <= previous_revision {
+                    return Err(invalid(format!("state {revision} is out of order")));
                 }
-                Delta::Same { revision, of } => {
-                    let same = states
-                        .get(of)
-                        .cloned()
-                        .ok_or_else(|| invalid(format!("no state for revision {of}")))?;
-                    (*revision, same)
-                }
-            };
-            if revision <= previous_revision {
-                return Err(invalid(format!("state {revision} is out of order")));
+                states.insert(revision, next);
+                previous_revision = revision;
             }
-            states.insert(revision, next);
-            previous_revision = revision;
-        }
-        let state_of = |revision: Revision| {
-            states
-                .get(&revision)
-                .cloned()
-                .ok_or_else(|| invalid(format!("no state for revision {revision}")))
+            let mut chain = states.into_iter();
+            let (revision, state) = chain.next().expect("inserted above");
+            let mut held = States::new(revision, state, cache);
+            for (revision, state) in chain {
+                held.push(revision, state);
+            }
+            held
+        } else {
+            let back = image.back.into_iter().map(|b| (b.revision, b.delta));
+            States::from_chain(image.base_revision, image.base, back, cache)
+                .map_err(|e| invalid(e.to_string()))?
         };
-        let snapshots = |list: Vec<SnapshotImage>| -> Result<Vector<Snapshot<M>>, Error> {
+        let snapshots = |list: Vec<SnapshotImage>| -> Result<Vector<Snapshot>, Error> {
             list.into_iter()
                 .map(|s| {
                     let mut info = s.info;
                     info.seq = s.seq;
-                    Ok(Snapshot {
-                        state: state_of(info.revision)?,
-                        info,
-                    })
+                    if !states.contains(info.revision) {
+                        return Err(invalid(format!("no state for revision {}", info.revision)));
+                    }
+                    Ok(Snapshot { info })
                 })
                 .collect()
         };
         let mut history = super::log::Log::new();
         for info in image.history {
             if let Some(last) = history.back() {
-                let last: &Arc<Entry<M>> = last;
+                let last: &Arc<Entry> = last;
                 if info.revision != last.info.revision.next() {
                     return Err(invalid("history revisions are not consecutive".into()));
                 }
             }
-            history.push_back(Arc::new(Entry {
-                state: state_of(info.revision)?,
-                info,
-            }));
+            if !states.contains(info.revision) {
+                return Err(invalid(format!("no state for revision {}", info.revision)));
+            }
+            history.push_back(Arc::new(Entry { info }));
         }
         if history.is_empty() {
             return Err(invalid("the history is empty".into()));
@@ -380,11 +439,13 @@ impl<M: Model> Timeline<M> {
         let fork = match image.fork {
             Some(info) => Some(Arc::new(ForkBase {
                 info,
-                state: state_of(Revision::ZERO)?,
+                state: states
+                    .get(Revision::ZERO)
+                    .map_err(|_| invalid("no state for revision 0 (the fork's base)".into()))?,
             })),
             None => None,
         };
-        Ok(Timeline {
+        let mut timeline = Timeline {
             fork,
             forks: image.forks.into_iter().collect(),
             config: image.config,
@@ -398,7 +459,11 @@ impl<M: Model> Timeline<M> {
             next_transaction: image.next_transaction,
             next_deployment: image.next_deployment,
             last_at: image.last_at,
-        })
+            states,
+            budget_pruned: Pruned::default(),
+        };
+        timeline.settle_restored();
+        Ok(timeline)
     }
 }
 

@@ -171,7 +171,7 @@ impl<M: Model> TenantState<M> {
                 self.answer_later(reply, permit, result, |_| {});
             }
             TenantMsg::Read { at, reply } => {
-                let result = self.timeline.state_at(&at).cloned();
+                let result = self.timeline.state_at(&at);
                 let result = result.map_err(|e| self.tenant_error(e));
                 self.answer_later(reply, permit, result, |_| {});
             }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ractor::{MessagingErr, RpcReplyPort};
 use rewind_core::{
-    Commit, Diff, Doc, Model, NamedOptions, Revision, RevisionInfo, RollbackOutcome,
+    Commit, Diff, Doc, MemoryUsage, Model, NamedOptions, Revision, RevisionInfo, RollbackOutcome,
     RollbackPreview, RollbackTarget, SnapshotInfo, SnapshotName, StateRef, TenantId, Timeline,
     Timestamp,
 };
@@ -136,6 +136,16 @@ impl<M: Model> Tenant<M> {
         self.shared.read(|t| t.revision())
     }
 
+    /// What the tenant's states cost in memory, estimated: the current
+    /// state's bytes shared with history and its own, and the bytes only
+    /// history holds (what [`TimelineConfig::history_budget`] bounds).
+    /// Lock-free, O(1): no tree is walked.
+    ///
+    /// [`TimelineConfig::history_budget`]: rewind_core::TimelineConfig::history_budget
+    pub fn memory(&self) -> MemoryUsage {
+        self.shared.read(|t| t.memory())
+    }
+
     /// The whole last published timeline, lock-free. It is immutable: later
     /// writes publish a new one.
     pub fn timeline(&self) -> Arc<Timeline<M>> {
@@ -147,7 +157,7 @@ impl<M: Model> Tenant<M> {
     /// The state at a reference, from the published timeline.
     pub fn read_at(&self, at: &StateRef) -> Result<M, Error> {
         self.shared
-            .read(|t| t.state_at(at).cloned())
+            .read(|t| t.state_at(at))
             .map_err(|e| Error::core(self.id(), e))
     }
 

@@ -59,7 +59,6 @@ pub(super) fn read(tenant: &Tenant<Doc>, at: &StateRef) -> Result<(Doc, Revision
     let timeline = tenant.timeline();
     let found = timeline
         .state_at(at)
-        .cloned()
         .and_then(|doc| Ok((doc, timeline.revision_at(at)?)));
     found.map_err(|e| {
         ApiError::from(Error::Core {

@@ -1,0 +1,324 @@
+//! [`States`]: the states a timeline retains, hot ones as trees and cold
+//! ones as reverse deltas.
+//!
+//! One entry per retained revision (in the window, or pinned by a snapshot
+//! or checkpoint), ordered by revision. The newest is the head, held apart
+//! (reading it is a field access) and always whole. Every older entry holds the reverse delta that
+//! turns the state of the next newer entry into its own, made when the next
+//! newer one was pushed (both were trees then, so it costs a diff of what
+//! changed). An entry in the hot set keeps its tree as well; demoting it
+//! drops the tree and keeps the delta, in O(log n).
+//!
+//! Reading a cold entry walks up to the nearest entry with a tree (or a
+//! cached rebuild) and applies the deltas on the way back down: `k` deltas
+//! of `c` changes each cost O(k · c · log n), whatever the state's size.
+//! The last few rebuilds are cached.
+//!
+//! Removing an entry (it left the window and nothing pins it) composes its
+//! delta into its older neighbour's, so the chain stays exact.
+//!
+//! A model without deltas ([`Model::history_delta`] returns `None`) keeps
+//! every entry as a tree, as before.
+
+use std::sync::{Arc, Mutex};
+
+use imbl::OrdMap;
+
+use crate::delta::{DeltaMismatch, StateDelta};
+use crate::id::Revision;
+use crate::model::Model;
+
+#[derive(Clone, Debug)]
+struct Stored<M> {
+    tree: Option<M>,
+    /// Turns the next newer entry's state into this one's; `None` for the
+    /// head, and for a model without deltas (which keeps `tree`).
+    delta: Option<Arc<StateDelta>>,
+}
+
+impl<M> Stored<M> {
+    /// Estimated bytes this entry holds beyond the next newer one.
+    fn cost(&self) -> usize {
+        self.delta.as_ref().map_or(0, |d| {
+            d.bytes()
+                + if self.tree.is_some() {
+                    d.tree_bytes()
+                } else {
+                    0
+                }
+        })
+    }
+}
+
+/// The retained states of one timeline. `clone` is O(1).
+#[derive(Clone, Debug)]
+pub(super) struct States<M> {
+    head_revision: Revision,
+    head: M,
+    /// Every other held revision.
+    entries: OrdMap<Revision, Stored<M>>,
+    /// Estimated heap bytes of the head state.
+    head_bytes: usize,
+    /// Estimated bytes the older entries hold (their deltas, and the nodes
+    /// their trees do not share with a newer one).
+    history_bytes: usize,
+    /// Recent rebuilds of cold states, newest first. Shared by the
+    /// timeline's clones: a revision's state never changes, so an entry is
+    /// true for every clone. Readers only `try_lock` it and skip it when
+    /// busy, so a read never waits.
+    cache: Arc<Mutex<Vec<(Revision, M)>>>,
+    cache_size: usize,
+}
+
+impl<M: Model> States<M> {
+    pub(super) fn new(revision: Revision, state: M, cache_size: usize) -> Self {
+        let head_bytes = state.heap_bytes();
+        States {
+            head_revision: revision,
+            head: state,
+            entries: OrdMap::new(),
+            head_bytes,
+            history_bytes: 0,
+            cache: Arc::new(Mutex::new(Vec::new())),
+            cache_size,
+        }
+    }
+
+    /// The head's state. Time: O(1).
+    pub(super) fn head(&self) -> &M {
+        &self.head
+    }
+
+    pub(super) fn head_bytes(&self) -> usize {
+        self.head_bytes
+    }
+
+    pub(super) fn history_bytes(&self) -> usize {
+        self.history_bytes
+    }
+
+    /// Estimated bytes of the head no older tree shares: what changed
+    /// since the nearest older entry still held whole (all of it if none).
+    pub(super) fn unique_bytes(&self) -> usize {
+        let mut changed = 0usize;
+        // Bounded: a long run of cold entries means little is shared.
+        for (_, entry) in self.entries.iter().rev().take(64) {
+            changed = changed.saturating_add(entry.delta.as_ref().map_or(0, |d| d.tree_bytes()));
+            if entry.tree.is_some() {
+                return changed.min(self.head_bytes);
+            }
+        }
+        self.head_bytes
+    }
+
+    pub(super) fn contains(&self, revision: Revision) -> bool {
+        revision == self.head_revision || self.entries.contains_key(&revision)
+    }
+
+    /// Whether `revision` is held as a tree.
+    pub(super) fn is_whole(&self, revision: Revision) -> bool {
+        revision == self.head_revision
+            || self
+                .entries
+                .get(&revision)
+                .is_some_and(|e| e.tree.is_some())
+    }
+
+    /// Revisions held, oldest first.
+    pub(super) fn revisions(&self) -> impl Iterator<Item = Revision> + '_ {
+        self.entries
+            .keys()
+            .copied()
+            .chain(std::iter::once(self.head_revision))
+    }
+
+    /// The chain as it is held: the head's revision and state, then every
+    /// older revision with the delta from the one before, newest first.
+    /// `None` for a model without deltas.
+    pub(super) fn chain(&self) -> Option<Chain<M>> {
+        let mut back = Vec::with_capacity(self.entries.len());
+        for (revision, entry) in self.entries.iter().rev() {
+            back.push((*revision, StateDelta::clone(entry.delta.as_deref()?)));
+        }
+        Some((self.head_revision, self.head.clone(), back))
+    }
+
+    /// Rebuilds what [`chain`](Self::chain) gave, every state whole (the
+    /// timeline then demotes the cold ones). Time: the size of the deltas.
+    pub(super) fn from_chain(
+        head_revision: Revision,
+        head: M,
+        back: impl IntoIterator<Item = (Revision, StateDelta)>,
+        cache_size: usize,
+    ) -> Result<Self, DeltaMismatch> {
+        let mut states = States::new(head_revision, head, cache_size);
+        let mut newer = (head_revision, states.head().clone());
+        for (revision, mut delta) in back {
+            // Values equal to the head's are the head's again, as they
+            // were before the image was written.
+            states.head().share_history_delta(&mut delta);
+            if revision >= newer.0 {
+                return Err(DeltaMismatch);
+            }
+            let state = newer.1.apply_history_delta(&delta)?;
+            let entry = Stored {
+                tree: Some(state.clone()),
+                delta: Some(Arc::new(delta)),
+            };
+            states.history_bytes += entry.cost();
+            states.entries.insert(revision, entry);
+            newer = (revision, state);
+        }
+        Ok(states)
+    }
+
+    /// Appends a new head; the old head keeps its tree and gains the delta
+    /// back from the new one. Time: one diff of what changed.
+    pub(super) fn push(&mut self, revision: Revision, state: M) {
+        debug_assert!(revision > self.head_revision);
+        let delta = state.history_delta(&self.head);
+        self.head_bytes = match &delta {
+            Some(d) => self.head_bytes.saturating_add_signed(-d.size_change()),
+            None => state.heap_bytes(),
+        };
+        let old = Stored {
+            tree: Some(std::mem::replace(&mut self.head, state)),
+            delta: delta.map(Arc::new),
+        };
+        self.history_bytes += old.cost();
+        let old_revision = std::mem::replace(&mut self.head_revision, revision);
+        self.entries.insert(old_revision, old);
+    }
+
+    /// Drops the tree of an older entry that has a delta. Time: O(log n).
+    pub(super) fn demote(&mut self, revision: Revision) {
+        if revision == self.head_revision {
+            return;
+        }
+        let Some(entry) = self.entries.get(&revision) else {
+            return;
+        };
+        if entry.tree.is_none() || entry.delta.is_none() {
+            return;
+        }
+        let before = entry.cost();
+        let mut entry = entry.clone();
+        entry.tree = None;
+        self.history_bytes = self.history_bytes - before + entry.cost();
+        self.entries.insert(revision, entry);
+    }
+
+    /// Keeps `revision`'s state whole again (rebuilding it if cold).
+    pub(super) fn promote(&mut self, revision: Revision) -> Result<(), DeltaMismatch> {
+        if self.is_whole(revision) || !self.contains(revision) {
+            return Ok(());
+        }
+        let state = self.get(revision)?;
+        let mut entry = self.entries.get(&revision).cloned().expect("checked");
+        let before = entry.cost();
+        entry.tree = Some(state);
+        self.history_bytes = self.history_bytes - before + entry.cost();
+        self.entries.insert(revision, entry);
+        Ok(())
+    }
+
+    /// Forgets an older entry; its older neighbour's delta absorbs its own.
+    /// Time: O(changes of both deltas).
+    pub(super) fn remove(&mut self, revision: Revision) -> Result<(), DeltaMismatch> {
+        if revision == self.head_revision {
+            return Ok(());
+        }
+        let Some(gone) = self.entries.get(&revision).cloned() else {
+            return Ok(());
+        };
+        let older = self
+            .entries
+            .range(..revision)
+            .next_back()
+            .map(|(r, e)| (*r, e.clone()));
+        if let Some((older_revision, mut older)) = older {
+            if let Some(older_delta) = older.delta.clone() {
+                let before = older.cost();
+                let composed = match &gone.delta {
+                    Some(d) => unwrap_arc(Arc::clone(d)).then(unwrap_arc(older_delta)),
+                    None => Err(DeltaMismatch),
+                };
+                match composed {
+                    Ok(delta) => older.delta = Some(Arc::new(delta)),
+                    Err(_) => {
+                        // Cannot happen for deltas this chain made; keep
+                        // the older state whole rather than lose it.
+                        older.tree = Some(self.get(older_revision)?);
+                        older.delta = None;
+                    }
+                }
+                self.history_bytes = self.history_bytes - before + older.cost();
+                self.entries.insert(older_revision, older);
+            }
+        }
+        self.history_bytes -= gone.cost();
+        self.entries.remove(&revision);
+        Ok(())
+    }
+
+    /// The state of a held revision: O(1) for a tree or a cached rebuild,
+    /// else `k` deltas of `c` changes each applied, O(k · c · log n).
+    pub(super) fn get(&self, revision: Revision) -> Result<M, DeltaMismatch> {
+        if revision == self.head_revision {
+            return Ok(self.head.clone());
+        }
+        let entry = self.entries.get(&revision).ok_or(DeltaMismatch)?;
+        if let Some(tree) = &entry.tree {
+            return Ok(tree.clone());
+        }
+        if let Some(hit) = self.cached(revision) {
+            return Ok(hit);
+        }
+        // Walk up to a tree or a cached state, collecting the deltas.
+        let mut deltas = vec![entry.delta.as_ref().ok_or(DeltaMismatch)?];
+        let mut base = None;
+        for (r, e) in self.entries.range(revision..).skip(1) {
+            if let Some(tree) = &e.tree {
+                base = Some(tree.clone());
+                break;
+            }
+            if let Some(hit) = self.cached(*r) {
+                base = Some(hit);
+                break;
+            }
+            deltas.push(e.delta.as_ref().ok_or(DeltaMismatch)?);
+        }
+        let mut state = base.unwrap_or_else(|| self.head.clone());
+        for delta in deltas.into_iter().rev() {
+            state = state.apply_history_delta(delta)?;
+        }
+        self.remember(revision, &state);
+        Ok(state)
+    }
+
+    fn cached(&self, revision: Revision) -> Option<M> {
+        let cache = self.cache.try_lock().ok()?;
+        cache
+            .iter()
+            .find(|(r, _)| *r == revision)
+            .map(|(_, s)| s.clone())
+    }
+
+    fn remember(&self, revision: Revision, state: &M) {
+        if self.cache_size == 0 {
+            return;
+        }
+        if let Ok(mut cache) = self.cache.try_lock() {
+            cache.retain(|(r, _)| *r != revision);
+            cache.insert(0, (revision, state.clone()));
+            cache.truncate(self.cache_size);
+        }
+    }
+}
+
+/// A head and the reverse deltas back from it, newest first.
+pub(super) type Chain<M> = (Revision, M, Vec<(Revision, StateDelta)>);
+
+fn unwrap_arc(delta: Arc<StateDelta>) -> StateDelta {
+    Arc::try_unwrap(delta).unwrap_or_else(|shared| (*shared).clone())
+}
