@@ -18,13 +18,14 @@
 //! - `fixtures.rs`: documents, `HashMap` baselines, patches, a small RNG.
 //! - `report.rs`: the table and the goals.
 //! - One file per row of the issue: `transition.rs`, `snapshot.rs`,
-//!   `rollback.rs`, `read.rs`, `diff.rs`, `memory.rs`, `throughput.rs`,
+//!   `rollback.rs`, `read.rs`, `diff.rs`, `cold.rs`, `memory.rs`, `throughput.rs`,
 //!   the durable rows on the SQLite journal in `durable.rs`, and many
 //!   tenants with passivation in `scale.rs`.
 //!
 //! Everything runs on a tokio runtime with 2 workers; the measuring loop is
 //! itself a task on it, as a service's request handler would be.
 
+mod cold;
 mod diff;
 mod durable;
 mod fixtures;
@@ -69,6 +70,7 @@ enum Row {
     Rollback,
     Read,
     Diff,
+    Cold,
     Memory,
     Throughput,
     Durable,
@@ -77,12 +79,13 @@ enum Row {
 }
 
 impl Row {
-    const ALL: [Row; 10] = [
+    const ALL: [Row; 11] = [
         Row::Transition,
         Row::Snapshot,
         Row::Rollback,
         Row::Read,
         Row::Diff,
+        Row::Cold,
         Row::Memory,
         Row::Throughput,
         Row::Durable,
@@ -97,6 +100,7 @@ impl Row {
             Row::Rollback => "rollback",
             Row::Read => "read",
             Row::Diff => "diff",
+            Row::Cold => "cold",
             Row::Memory => "memory",
             Row::Throughput => "throughput",
             Row::Durable => "durable",
@@ -252,6 +256,11 @@ async fn run_all(options: Options) -> anyhow::Result<Vec<(Row, Line)>> {
         progress(&format!("diff N={doc_n}"));
         let rows = diff::run(&ctx, doc_n).await?;
         lines.extend(rows.into_iter().map(|l| (Row::Diff, l)));
+    }
+    if options.runs(Row::Cold) {
+        progress("cold read");
+        let rows = cold::run(&ctx).await?;
+        lines.extend(rows.into_iter().map(|l| (Row::Cold, l)));
     }
     if options.runs(Row::Memory) {
         progress(&format!("memory N={doc_n}"));

@@ -31,6 +31,10 @@ pub const ROLLBACK_DURATION_SECONDS: &str = "rewind_rollback_duration_seconds";
 pub const TRANSACTIONS_TOTAL: &str = "rewind_transactions_total";
 /// Gauge of live tenants (active and passivated).
 pub const TENANTS: &str = "rewind_tenants";
+/// Gauge of the estimated bytes of history held (reverse deltas of cold
+/// states and the unshared nodes of hot ones) over all active tenants:
+/// the sum of their `Timeline::memory().history_bytes`.
+pub const HISTORY_BYTES: &str = "rewind_history_bytes";
 /// Gauge of active tenants: those whose timeline is in memory.
 pub const TENANTS_ACTIVE: &str = "rewind_tenants_active";
 /// Counter of passivated tenants made active again.
@@ -114,6 +118,11 @@ pub fn describe() {
     );
     describe_counter!(TRANSACTIONS_TOTAL, "Transactions by outcome");
     describe_gauge!(TENANTS, "Live tenants, active and passivated");
+    describe_gauge!(
+        HISTORY_BYTES,
+        Unit::Bytes,
+        "Estimated bytes of history held over all active tenants"
+    );
     describe_gauge!(TENANTS_ACTIVE, "Tenants whose timeline is in memory");
     describe_counter!(
         TENANT_ACTIVATIONS_TOTAL,
@@ -310,6 +319,28 @@ pub(crate) fn tenants(delta: f64) {
     gauge!(TENANTS).increment(delta);
 }
 
+pub(crate) fn history_bytes(delta: f64) {
+    if delta != 0.0 {
+        gauge!(HISTORY_BYTES).increment(delta);
+    }
+}
+
+/// What changed between two timelines one tenant published in a row:
+/// the history bytes it holds, and snapshots its history budget dropped.
+pub(crate) fn republished<M: rewind_core::Model>(
+    old: &rewind_core::Timeline<M>,
+    new: &rewind_core::Timeline<M>,
+) {
+    let delta = new.memory().history_bytes as f64 - old.memory().history_bytes as f64;
+    history_bytes(delta);
+    let (o, n) = (old.budget_pruned(), new.budget_pruned());
+    pruned(&Pruned {
+        auto: n.auto.saturating_sub(o.auto),
+        named: n.named.saturating_sub(o.named),
+        checkpoint: n.checkpoint.saturating_sub(o.checkpoint),
+    });
+}
+
 pub(crate) fn tenants_active(delta: f64) {
     gauge!(TENANTS_ACTIVE).increment(delta);
 }
@@ -364,6 +395,7 @@ pub(crate) fn register_series() {
     counter!(RECOVERED_ENTRIES_TOTAL).increment(0);
     gauge!(TENANTS).increment(0.0);
     gauge!(TENANTS_ACTIVE).increment(0.0);
+    gauge!(HISTORY_BYTES).increment(0.0);
     counter!(TENANT_ACTIVATIONS_TOTAL).increment(0);
     for reason in PassivationReason::ALL {
         counter!(TENANT_PASSIVATIONS_TOTAL, "reason" => reason.as_str()).increment(0);

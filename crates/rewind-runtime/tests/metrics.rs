@@ -12,11 +12,11 @@ use std::sync::OnceLock;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use rewind_core::{
-    Doc, Patch, Revision, RollbackPolicy, RollbackTarget, SnapshotKind, SnapshotName,
+    Doc, Patch, Revision, RollbackPolicy, RollbackTarget, SnapshotKind, SnapshotName, TenantId,
     TimelineConfig, Timestamp,
 };
 use rewind_runtime::metrics::{
-    ROLLBACKS_TOTAL, ROLLBACK_DURATION_SECONDS, SNAPSHOTS, SNAPSHOTS_CREATED_TOTAL,
+    HISTORY_BYTES, ROLLBACKS_TOTAL, ROLLBACK_DURATION_SECONDS, SNAPSHOTS, SNAPSHOTS_CREATED_TOTAL,
     SNAPSHOTS_PRUNED_TOTAL, TENANTS, TENANT_RESTARTS_TOTAL, TRANSACTIONS_TOTAL, TRANSITIONS_TOTAL,
     TRANSITION_DURATION_SECONDS,
 };
@@ -114,8 +114,15 @@ impl Recorded {
         self.value(TRANSACTIONS_TOTAL, &[("outcome", outcome)])
     }
 
-    /// The `rewind_snapshots` gauge equals what the live tenants hold.
+    /// The `rewind_snapshots` and `rewind_history_bytes` gauges equal what
+    /// the live tenants hold.
     fn assert_gauge_matches(&mut self, tenants: &[&Tenant<Doc>]) {
+        let history: usize = tenants.iter().map(|t| t.memory().history_bytes).sum();
+        assert_eq!(
+            self.value(HISTORY_BYTES, &[]),
+            history as f64,
+            "rewind_history_bytes"
+        );
         for kind in SnapshotKind::ALL {
             let held: usize = tenants
                 .iter()
@@ -460,6 +467,45 @@ async fn metrics_move_as_designed() {
     );
     m.assert_gauge_matches(&[&a, &b]);
     assert_eq!(m.value(TENANTS, &[]), 2.0);
+
+    // A history budget drops the oldest history; what it drops counts as
+    // pruned, and the gauges follow.
+    // Room for a few one-key deltas, not for the ten the auto ring pins.
+    let budget = 300;
+    let d = runtime
+        .create_tenant_with(
+            TenantId::new("d").unwrap(),
+            doc(json!({"n": 0, "pad": "x".repeat(200)})),
+            Some(TenantConfig {
+                timeline: TimelineConfig {
+                    history_budget: Some(budget),
+                    hot_revisions: 0,
+                    ..TimelineConfig::default()
+                },
+                auto_snapshot: AutoSnapshotPolicy::DISABLED,
+                ..TenantConfig::default()
+            }),
+        )
+        .await
+        .unwrap();
+    let pruned_before = m.pruned("auto");
+    for i in 1..=30 {
+        d.apply(set(i)).await.unwrap();
+        d.snapshot().await.unwrap();
+        assert!(d.memory().history_bytes <= budget, "{:?}", d.memory());
+    }
+    // Every auto snapshot taken and no longer held was pruned, by the ring
+    // or by the budget, and counted once.
+    let held = d.timeline().snapshot_counts().auto;
+    assert_eq!(m.pruned("auto") - pruned_before, (30 - held) as f64);
+    assert!(
+        d.timeline().budget_pruned().auto > 0,
+        "the budget pruned nothing: {:?}",
+        d.memory()
+    );
+    m.assert_gauge_matches(&[&a, &b, &d]);
+    runtime.delete_tenant("d").await.unwrap();
+    m.assert_gauge_matches(&[&a, &b]);
 
     assert!(m.samples(TRANSITION_DURATION_SECONDS) > 0);
     assert!(m.samples(ROLLBACK_DURATION_SECONDS) > 0);

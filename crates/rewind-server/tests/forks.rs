@@ -48,15 +48,29 @@ async fn fork_serve_and_promote_over_http() {
         )
         .await
         .assert_status(201);
-    let info = server.get("/v1/tenants/storefront.variant_b").await;
+    let mut info = server.get("/v1/tenants/storefront.variant_b").await;
     info.assert_status(200);
+    let memory = info.body.as_object_mut().unwrap().remove("memory").unwrap();
     assert_eq!(
         info.body,
         json!({"tenant": "storefront.variant_b", "revision": 0,
                "fork": {"parent": "storefront", "base_revision": 1}})
     );
-    let parent = server.get("/v1/tenants/storefront").await;
+    // A fresh fork has no history of its own: all of its state is its own
+    // to account (its base is shared with the parent, which counts it).
+    assert_eq!(memory["history_bytes"], 0, "{memory}");
+    assert_eq!(memory["shared_bytes"], 0, "{memory}");
+    assert!(memory["unique_bytes"].as_u64().unwrap() > 0, "{memory}");
+    let mut parent = server.get("/v1/tenants/storefront").await;
+    let memory = parent
+        .body
+        .as_object_mut()
+        .unwrap()
+        .remove("memory")
+        .unwrap();
     assert_eq!(parent.body, json!({"tenant": "storefront", "revision": 1}));
+    // Revision 0 is history now: its delta back from the head.
+    assert!(memory["history_bytes"].as_u64().unwrap() > 0, "{memory}");
     let history = server.get("/v1/tenants/storefront.variant_b/history").await;
     assert_eq!(
         history.body["revisions"][0]["cause"],

@@ -21,6 +21,7 @@ use super::shared::TenantShared;
 use crate::durability;
 use crate::error::Error;
 use crate::journal::{Durable, Journal, JournalError, JournalSeq};
+use crate::metrics;
 
 /// An answer waiting for its batch: called with the journal failure, if the
 /// batch failed, once every earlier batch is answered.
@@ -119,6 +120,9 @@ impl<M: Model> Publisher<M> {
     /// its new revisions.
     fn publish(&mut self, timeline: Timeline<M>) {
         let timeline = Arc::new(timeline);
+        if let Some(old) = self.shared.published() {
+            metrics::republished(&old, &timeline);
+        }
         self.shared.publish(Arc::clone(&timeline));
         let head = timeline.revision();
         if head <= self.last_published {

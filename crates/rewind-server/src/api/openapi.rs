@@ -1051,12 +1051,24 @@ fn schemas() -> Value {
         },
         "Tenant": {
             "type": "object",
-            "required": ["tenant", "revision"],
+            "required": ["tenant", "revision", "memory"],
             "additionalProperties": false,
             "properties": {
                 "tenant": {"$ref": "#/components/schemas/TenantId"},
                 "revision": {"$ref": "#/components/schemas/Revision"},
+                "memory": {"$ref": "#/components/schemas/MemoryUsage"},
                 "fork": {"$ref": "#/components/schemas/ForkInfo"},
+            },
+        },
+        "MemoryUsage": {
+            "type": "object",
+            "description": "Estimated heap bytes of the tenant's states: the current state's bytes shared with history and its own, and the bytes only history holds (what the history budget bounds).",
+            "required": ["shared_bytes", "unique_bytes", "history_bytes"],
+            "additionalProperties": false,
+            "properties": {
+                "shared_bytes": {"type": "integer", "minimum": 0},
+                "unique_bytes": {"type": "integer", "minimum": 0},
+                "history_bytes": {"type": "integer", "minimum": 0},
             },
         },
         "RollbackTarget": {"oneOf": [

@@ -202,10 +202,16 @@ impl Drop for Decrement<'_> {
     }
 }
 
-/// -> `{"tenant", "revision", "fork"?: {"parent", "base_revision"}}`: the
-/// tenant's head revision and, for a fork, where it came from.
+/// -> `{"tenant", "revision", "memory": {"shared_bytes", "unique_bytes",
+/// "history_bytes"}, "fork"?: {"parent", "base_revision"}}`: the tenant's
+/// head revision, what its states cost (estimated, see
+/// `Tenant::memory`) and, for a fork, where it came from.
 pub(super) async fn get(TenantAccess(tenant): TenantAccess) -> Json<Value> {
-    let mut body = json!({"tenant": tenant.id(), "revision": tenant.revision()});
+    let mut body = json!({
+        "tenant": tenant.id(),
+        "revision": tenant.revision(),
+        "memory": tenant.memory(),
+    });
     if let Some(fork) = tenant.fork_info() {
         body["fork"] = json!(fork);
     }
