@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::doc::{member_bytes, Doc, Key, Object};
+use crate::doc::{member_bytes, Doc, Key, Object, Patch, PatchOp};
 use imbl::ordmap::DiffItem;
 
 /// A reverse delta between two documents: applied to the newer one, it
@@ -41,10 +41,13 @@ pub struct StateDelta {
 enum Change {
     /// Equal on both sides (only ever the root of an empty delta).
     Same,
-    /// The older value.
-    Set(Doc),
-    /// Absent in the older document.
-    Remove,
+    /// The value on each side (`None`: absent there). Both are kept so a
+    /// delta can be applied either way: back from the newer state, or
+    /// forward from the older one.
+    Value {
+        older: Option<Doc>,
+        newer: Option<Doc>,
+    },
     /// Both sides are objects: the members that differ, sorted by key.
     Object(Box<[(Key, Change)]>),
 }
@@ -68,6 +71,189 @@ impl StateDelta {
             delta.root = root;
         }
         delta
+    }
+
+    /// The delta back from `newer`, which is `patch` applied to `older`,
+    /// made from the paths the patch touches instead of a diff: one lookup
+    /// per operation. A path is cut at the first array or absent member
+    /// on its way (that whole value is restored), and a path inside
+    /// another is covered by it. Equal to [`between`](Self::between) in
+    /// effect: applied to `newer`, it rebuilds `older`.
+    pub fn of_patch(older: &Doc, patch: &Patch, newer: &Doc) -> StateDelta {
+        if let [op] = patch.ops() {
+            if let Some(delta) = Self::of_member_op(older, op) {
+                return delta;
+            }
+        }
+        let mut touched: Vec<Vec<Key>> = Vec::with_capacity(patch.ops().len());
+        for op in patch.ops() {
+            let (first, second) = match op {
+                PatchOp::Add { path, .. }
+                | PatchOp::Remove { path }
+                | PatchOp::Replace { path, .. }
+                | PatchOp::Copy { path, .. } => (Some(path), None),
+                PatchOp::Move { from, path } => (Some(from), Some(path)),
+                PatchOp::Test { .. } => (None, None),
+            };
+            for path in [first, second].into_iter().flatten() {
+                touched.push(cut(older, path.tokens()));
+            }
+        }
+        if touched.len() > 1 {
+            touched.sort();
+            touched.dedup();
+            // A path inside another is covered by it (sorted: it follows).
+            let mut kept = 0;
+            for i in 0..touched.len() {
+                if kept == 0 || !touched[i].starts_with(&touched[kept - 1]) {
+                    touched.swap(kept, i);
+                    kept += 1;
+                }
+            }
+            touched.truncate(kept);
+        }
+        let paths: Vec<&[Key]> = touched.iter().map(Vec::as_slice).collect();
+        let mut delta = StateDelta {
+            root: Change::Same,
+            changes: 0,
+            bytes: 0,
+            tree_bytes: 0,
+            size_change: 0,
+        };
+        if let Some(root) = delta.build(&paths, Some(older), Some(newer)) {
+            delta.root = root;
+        }
+        delta
+    }
+
+    /// The common case of one `add`, `replace` or `remove` of an object
+    /// member reached through objects only: the older value is found on
+    /// the way down (one lookup per level) and the newer is the
+    /// operation's own value. `None` for anything else.
+    fn of_member_op(older: &Doc, op: &PatchOp) -> Option<StateDelta> {
+        let (path, value) = match op {
+            PatchOp::Add { path, value } | PatchOp::Replace { path, value } => (path, Some(value)),
+            PatchOp::Remove { path } => (path, None),
+            _ => return None,
+        };
+        let (last, parents) = path.tokens().split_last()?;
+        // Walk down, keeping each object and the key taken.
+        let mut levels: Vec<(&Object, Key)> = Vec::with_capacity(parents.len() + 1);
+        let mut node = older;
+        for token in parents {
+            let Doc::Object(map) = node else {
+                return None;
+            };
+            let (key, child) = map.get_key_value(token.as_str())?;
+            levels.push((map, key.clone()));
+            node = child;
+        }
+        let Doc::Object(map) = node else {
+            return None;
+        };
+        let old = map.get_key_value(last.as_str());
+        let key = old.map_or_else(|| Key::from(last.as_str()), |(k, _)| k.clone());
+        let mut delta = StateDelta {
+            root: Change::Same,
+            changes: 0,
+            bytes: 0,
+            tree_bytes: 0,
+            size_change: 0,
+        };
+        let leaf = match (old.map(|(_, v)| v), value) {
+            (Some(o), Some(n)) if o.ptr_eq(n) || o == n => return Some(delta),
+            (Some(o), Some(n)) => {
+                delta.grow(o.heap_bytes(), n.heap_bytes());
+                delta.value(Some(o), Some(n))
+            }
+            (Some(o), None) => {
+                delta.grow(member_bytes(&key, o), 0);
+                delta.value(Some(o), None)
+            }
+            (None, Some(n)) => {
+                delta.grow(0, member_bytes(&key, n));
+                delta.value(None, Some(n))
+            }
+            // Removing an absent member fails: the patch did not apply.
+            (None, None) => return None,
+        };
+        levels.push((map, key));
+        let mut change = leaf;
+        for (map, key) in levels.into_iter().rev() {
+            delta.tree_bytes += crate::doc::update_bytes(map.len(), 1);
+            delta.bytes += std::mem::size_of::<(Key, Change)>();
+            change = Change::Object(Box::new([(key, change)]));
+        }
+        delta.root = change;
+        Some(delta)
+    }
+
+    /// The change for `paths` (sorted, none inside another, all below the
+    /// current value), given the values here in both documents.
+    fn build(
+        &mut self,
+        paths: &[&[Key]],
+        older: Option<&Doc>,
+        newer: Option<&Doc>,
+    ) -> Option<Change> {
+        if paths.first()?.is_empty() {
+            return self.leaf(older, newer);
+        }
+        let (Some(Doc::Object(o)), Some(Doc::Object(n))) = (older, newer) else {
+            // Cut paths only go on through objects on both sides; restore
+            // the whole value otherwise.
+            return self.leaf(older, newer);
+        };
+        let mut members: Vec<(Key, Change)> = Vec::new();
+        let mut rest = paths;
+        while let Some(first) = rest.first() {
+            let key = &first[0];
+            let end = rest.iter().position(|p| &p[0] != key).unwrap_or(rest.len());
+            let (ov, nv) = (o.get(key.as_ref()), n.get(key.as_ref()));
+            let change = match (ov, nv) {
+                // A member added or removed: its slot and key count too.
+                (None, Some(nv)) => {
+                    self.grow(0, member_bytes(key, nv));
+                    Some(self.value(None, Some(nv)))
+                }
+                (Some(ov), None) => {
+                    self.grow(member_bytes(key, ov), 0);
+                    Some(self.value(Some(ov), None))
+                }
+                (None, None) => None,
+                (Some(_), Some(_)) if end == 1 && first.len() == 1 => self.leaf(ov, nv),
+                (Some(_), Some(_)) => {
+                    let below: Vec<&[Key]> = rest[..end].iter().map(|p| &p[1..]).collect();
+                    self.build(&below, ov, nv)
+                }
+            };
+            if let Some(change) = change {
+                members.push((key.clone(), change));
+            }
+            rest = &rest[end..];
+        }
+        if members.is_empty() {
+            return None;
+        }
+        self.tree_bytes += crate::doc::update_bytes(o.len(), members.len());
+        self.bytes += members.len() * std::mem::size_of::<(Key, Change)>();
+        Some(Change::Object(members.into_boxed_slice()))
+    }
+
+    /// Restores `older` (absent: removed) where `newer` is now.
+    fn leaf(&mut self, older: Option<&Doc>, newer: Option<&Doc>) -> Option<Change> {
+        match (older, newer) {
+            (Some(o), Some(n)) if o.ptr_eq(n) || o == n => None,
+            (None, None) => None,
+            (Some(o), n) => {
+                self.grow(o.heap_bytes(), n.map_or(0, Doc::heap_bytes));
+                Some(self.value(Some(o), n))
+            }
+            (None, Some(n)) => {
+                self.grow(0, n.heap_bytes());
+                Some(self.value(None, Some(n)))
+            }
+        }
     }
 
     /// Whether both documents were equal.
@@ -99,7 +285,16 @@ impl StateDelta {
     /// Rebuilds the older document from `newer` (taken by value, so nodes
     /// it owns alone are updated in place). Time: O(changes · log n).
     pub fn apply(&self, newer: Doc) -> Result<Doc, DeltaMismatch> {
-        match apply(&self.root, Some(newer))? {
+        match apply(&self.root, Some(newer), Way::Back)? {
+            Some(doc) => Ok(doc),
+            None => Err(DeltaMismatch),
+        }
+    }
+
+    /// Rebuilds the newer document from `older`: the delta applied the
+    /// other way. Time: O(changes · log n).
+    pub fn apply_forward(&self, older: Doc) -> Result<Doc, DeltaMismatch> {
+        match apply(&self.root, Some(older), Way::Forward)? {
             Some(doc) => Ok(doc),
             None => Err(DeltaMismatch),
         }
@@ -141,12 +336,11 @@ impl StateDelta {
                     match item {
                         DiffItem::Add(key, value) => {
                             self.grow(member_bytes(key, value), 0);
-                            members.push((key.clone(), self.set(value)));
+                            members.push((key.clone(), self.value(Some(value), None)));
                         }
                         DiffItem::Remove(key, value) => {
                             self.grow(0, member_bytes(key, value));
-                            self.changes += 1;
-                            members.push((key.clone(), Change::Remove));
+                            members.push((key.clone(), self.value(None, Some(value))));
                         }
                         DiffItem::Update {
                             old: (key, n),
@@ -168,7 +362,7 @@ impl StateDelta {
             _ if newer == older => None,
             _ => {
                 self.grow(older.heap_bytes(), newer.heap_bytes());
-                Some(self.set(older))
+                Some(self.value(Some(older), Some(newer)))
             }
         }
     }
@@ -178,41 +372,89 @@ impl StateDelta {
         self.size_change = self.size_change.saturating_add(by);
     }
 
-    fn set(&mut self, older: &Doc) -> Change {
+    fn value(&mut self, older: Option<&Doc>, newer: Option<&Doc>) -> Change {
         self.changes += 1;
-        self.bytes += older.heap_bytes();
-        Change::Set(older.clone())
+        self.bytes += older.map_or(0, Doc::heap_bytes) + newer.map_or(0, Doc::heap_bytes);
+        Change::Value {
+            older: older.cloned(),
+            newer: newer.cloned(),
+        }
+    }
+}
+
+/// The prefix of `tokens` whose older value is restored whole: cut at the
+/// first array or scalar (that value), or at the first absent member.
+fn cut(older: &Doc, tokens: &[String]) -> Vec<Key> {
+    let mut path = Vec::with_capacity(tokens.len());
+    let mut node = older;
+    for token in tokens {
+        let Doc::Object(map) = node else {
+            break;
+        };
+        match map.get_key_value(token.as_str()) {
+            Some((key, child)) => {
+                path.push(key.clone());
+                node = child;
+            }
+            None => {
+                path.push(Key::from(token.as_str()));
+                break;
+            }
+        }
+    }
+    path
+}
+
+/// Which way a delta is applied.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// From the newer document to the older.
+    Back,
+    /// From the older document to the newer.
+    Forward,
+}
+
+/// The value a leaf leaves, applied `way`.
+fn side(older: &Option<Doc>, newer: &Option<Doc>, way: Way) -> Option<Doc> {
+    match way {
+        Way::Back => older.clone(),
+        Way::Forward => newer.clone(),
     }
 }
 
 /// Applies `change` to the value at its path (`None`: absent); `None` back
-/// means absent in the older document.
-fn apply(change: &Change, newer: Option<Doc>) -> Result<Option<Doc>, DeltaMismatch> {
+/// means absent on the other side.
+fn apply(change: &Change, value: Option<Doc>, way: Way) -> Result<Option<Doc>, DeltaMismatch> {
     match change {
-        Change::Same => Ok(newer),
-        Change::Set(value) => Ok(Some(value.clone())),
-        Change::Remove => Ok(None),
+        Change::Same => Ok(value),
+        Change::Value { older, newer } => Ok(side(older, newer, way)),
         Change::Object(members) => {
-            let Some(Doc::Object(mut map)) = newer else {
+            let Some(Doc::Object(mut map)) = value else {
                 return Err(DeltaMismatch);
             };
-            apply_members(&mut map, members)?;
+            apply_members(&mut map, members, way)?;
             Ok(Some(Doc::Object(map)))
         }
     }
 }
 
-fn apply_members(map: &mut Object, members: &[(Key, Change)]) -> Result<(), DeltaMismatch> {
+fn apply_members(
+    map: &mut Object,
+    members: &[(Key, Change)],
+    way: Way,
+) -> Result<(), DeltaMismatch> {
     for (key, change) in members {
         match change {
-            Change::Set(value) => {
-                map.insert(key.clone(), value.clone());
-            }
-            Change::Remove => {
-                map.remove(key);
-            }
+            Change::Value { older, newer } => match side(older, newer, way) {
+                Some(value) => {
+                    map.insert(key.clone(), value);
+                }
+                None => {
+                    map.remove(key);
+                }
+            },
             Change::Object(inner) => match map.get_mut(key) {
-                Some(Doc::Object(child)) => apply_members(child, inner)?,
+                Some(Doc::Object(child)) => apply_members(child, inner, way)?,
                 _ => return Err(DeltaMismatch),
             },
             Change::Same => {}
@@ -226,9 +468,11 @@ fn share(change: &mut Change, reference: Option<&Doc>) {
         return;
     };
     match change {
-        Change::Set(value) => {
-            if !value.ptr_eq(reference) && *value == *reference {
-                *value = reference.clone();
+        Change::Value { older, newer } => {
+            for value in [older, newer].into_iter().flatten() {
+                if !value.ptr_eq(reference) && *value == *reference {
+                    *value = reference.clone();
+                }
             }
         }
         Change::Object(members) => {
@@ -237,24 +481,48 @@ fn share(change: &mut Change, reference: Option<&Doc>) {
                 share(member, map.and_then(|m| m.get(key)));
             }
         }
-        Change::Same | Change::Remove => {}
+        Change::Same => {}
     }
 }
 
-/// `a` then `b`.
+/// A leaf, or nothing when both sides are equal (so a composed delta
+/// holds exactly what a diff of its two ends would).
+fn leaf(older: Option<Doc>, newer: Option<Doc>) -> Change {
+    match (&older, &newer) {
+        (None, None) => Change::Same,
+        (Some(o), Some(n)) if o.ptr_eq(n) || o == n => Change::Same,
+        _ => Change::Value { older, newer },
+    }
+}
+
+/// `a` then `b`: `a` turns A into B (back), `b` turns B into C.
 fn compose(a: Change, b: Change) -> Result<Change, DeltaMismatch> {
     Ok(match (a, b) {
         (a, Change::Same) => a,
         (Change::Same, b) => b,
-        (_, b @ (Change::Set(_) | Change::Remove)) => b,
-        (Change::Set(value), Change::Object(members)) => match value {
-            Doc::Object(mut map) => {
-                apply_members(&mut map, &members)?;
-                Change::Set(Doc::Object(map))
-            }
-            _ => return Err(DeltaMismatch),
-        },
-        (Change::Remove, Change::Object(_)) => return Err(DeltaMismatch),
+        (Change::Value { newer, .. }, Change::Value { older, .. }) => leaf(older, newer),
+        (
+            Change::Value {
+                older: middle,
+                newer,
+            },
+            Change::Object(members),
+        ) => {
+            // `b` changes inside the middle value, an object.
+            let older = apply(&Change::Object(members), middle, Way::Back)?;
+            leaf(older, newer)
+        }
+        (
+            Change::Object(members),
+            Change::Value {
+                older,
+                newer: middle,
+            },
+        ) => {
+            // The newest value is `a` applied forward to the middle one.
+            let newer = apply(&Change::Object(members), middle, Way::Forward)?;
+            leaf(older, newer)
+        }
         (Change::Object(a), Change::Object(b)) => {
             let mut merged = Vec::with_capacity(a.len().max(b.len()));
             let mut a = a.into_vec().into_iter().peekable();
@@ -266,17 +534,24 @@ fn compose(a: Change, b: Change) -> Result<Change, DeltaMismatch> {
                     (None, Some(_)) => std::cmp::Ordering::Greater,
                     (Some((ka, _)), Some((kb, _))) => ka.cmp(kb),
                 };
-                match order {
-                    std::cmp::Ordering::Less => merged.extend(a.next()),
-                    std::cmp::Ordering::Greater => merged.extend(b.next()),
+                let (key, change) = match order {
+                    std::cmp::Ordering::Less => a.next().ok_or(DeltaMismatch)?,
+                    std::cmp::Ordering::Greater => b.next().ok_or(DeltaMismatch)?,
                     std::cmp::Ordering::Equal => {
                         let (key, ca) = a.next().ok_or(DeltaMismatch)?;
                         let (_, cb) = b.next().ok_or(DeltaMismatch)?;
-                        merged.push((key, compose(ca, cb)?));
+                        (key, compose(ca, cb)?)
                     }
+                };
+                if !matches!(change, Change::Same) {
+                    merged.push((key, change));
                 }
             }
-            Change::Object(merged.into_boxed_slice())
+            if merged.is_empty() {
+                Change::Same
+            } else {
+                Change::Object(merged.into_boxed_slice())
+            }
         }
     })
 }
@@ -285,8 +560,10 @@ fn compose(a: Change, b: Change) -> Result<Change, DeltaMismatch> {
 fn measure(change: &Change) -> (usize, usize) {
     match change {
         Change::Same => (0, 0),
-        Change::Set(value) => (1, value.heap_bytes()),
-        Change::Remove => (1, 0),
+        Change::Value { older, newer } => (
+            1,
+            older.as_ref().map_or(0, Doc::heap_bytes) + newer.as_ref().map_or(0, Doc::heap_bytes),
+        ),
         Change::Object(members) => members.iter().fold(
             (0, members.len() * std::mem::size_of::<(Key, Change)>()),
             |(c, b), (_, m)| {
@@ -313,6 +590,7 @@ mod tests {
         let delta = StateDelta::between(&newer, &older);
         assert_eq!(delta.changes(), 5);
         assert_eq!(delta.apply(newer.clone()).unwrap(), older);
+        assert_eq!(delta.apply_forward(older.clone()).unwrap(), newer);
         assert!(StateDelta::between(&newer, &newer.clone()).is_empty());
         let same = StateDelta::between(&newer, &newer);
         assert_eq!(same.apply(newer.clone()).unwrap(), newer);
@@ -344,7 +622,56 @@ mod tests {
                     states[oldest],
                     "{oldest} from {newest}"
                 );
+                assert_eq!(
+                    delta.apply_forward(states[oldest].clone()).unwrap(),
+                    states[newest],
+                    "{newest} from {oldest}"
+                );
+                // Composed, it holds no more than a diff of its two ends.
+                let direct = StateDelta::between(&states[newest], &states[oldest]);
+                assert!(
+                    delta.changes() <= direct.changes().max(1),
+                    "{oldest}..{newest}"
+                );
+                assert_eq!(delta.is_empty(), direct.is_empty(), "{oldest}..{newest}");
             }
+        }
+    }
+
+    #[test]
+    fn a_delta_from_a_patch_rebuilds_the_older_document() {
+        let older = doc(json!({
+            "a": 1, "b": {"x": [1, 2, {"y": 3}], "y": "s"}, "c": {"d": {"e": 5}}, "s": 7
+        }));
+        let patches = [
+            json!([{"op": "replace", "path": "/a", "value": 2}]),
+            json!([{"op": "add", "path": "/new", "value": {"k": 1}}, {"op": "add", "path": "/new/j", "value": 2}]),
+            json!([{"op": "add", "path": "/tmp", "value": 1}, {"op": "remove", "path": "/tmp"}]),
+            json!([{"op": "replace", "path": "/b/x/2/y", "value": 4}]),
+            json!([{"op": "add", "path": "/b/x/-", "value": 9}, {"op": "remove", "path": "/b/y"}]),
+            json!([{"op": "move", "from": "/c/d", "path": "/moved"}]),
+            json!([{"op": "copy", "from": "/c", "path": "/b/c"}, {"op": "replace", "path": "/c/d/e", "value": 6}]),
+            json!([{"op": "replace", "path": "/s", "value": {"now": "an object"}}, {"op": "add", "path": "/s/more", "value": 1}]),
+            json!([{"op": "replace", "path": "/a", "value": 1}, {"op": "test", "path": "/s", "value": 7}]),
+            json!([{"op": "replace", "path": "", "value": [1, 2]}]),
+            json!([{"op": "remove", "path": "/c/d/e"}]),
+            json!([{"op": "add", "path": "/c/z", "value": {"q": [1]}}]),
+            json!([{"op": "replace", "path": "/c/d/e", "value": 5}]),
+            json!([{"op": "add", "path": "/b/y", "value": "t"}]),
+        ];
+        for patch in patches {
+            let patch = Patch::from_json(&patch).unwrap();
+            let newer = older.apply_patch_unlimited(&patch).unwrap();
+            let delta = StateDelta::of_patch(&older, &patch, &newer);
+            assert_eq!(delta.apply(newer.clone()).unwrap(), older, "{patch:?}");
+            assert_eq!(
+                delta.apply_forward(older.clone()).unwrap(),
+                newer,
+                "{patch:?}"
+            );
+            let diffed = StateDelta::between(&newer, &older);
+            assert_eq!(delta.changes(), diffed.changes(), "{patch:?}");
+            assert_eq!(delta.size_change(), diffed.size_change(), "{patch:?}");
         }
     }
 

@@ -204,11 +204,30 @@ pub trait Model: Clone + Debug + Send + Sync + Serialize + DeserializeOwned + 's
         None
     }
 
+    /// The reverse delta from `next` (which is `change` applied to `self`)
+    /// back to `self`: what [`history_delta`](Model::history_delta) on
+    /// `next` gives, which is the default; a model that knows where a
+    /// change writes can make it without a diff ([`Doc`] does, from the
+    /// patch's paths).
+    fn history_delta_of_change(&self, change: &Self::Change, next: &Self) -> Option<StateDelta> {
+        let _ = change;
+        next.history_delta(self)
+    }
+
     /// Rebuilds the older state from `self` and a delta made by
     /// [`history_delta`](Model::history_delta) on the same pair of
     /// states. Only called for models whose `history_delta` returns
     /// deltas.
     fn apply_history_delta(self, delta: &StateDelta) -> Result<Self, DeltaMismatch> {
+        let _ = delta;
+        Err(DeltaMismatch)
+    }
+
+    /// Rebuilds the newer state from `self` (the older one) and a delta
+    /// made by [`history_delta`](Model::history_delta) on that pair: the
+    /// delta applied the other way, for reads that walk forward from an
+    /// older state held whole or cached.
+    fn apply_history_delta_forward(self, delta: &StateDelta) -> Result<Self, DeltaMismatch> {
         let _ = delta;
         Err(DeltaMismatch)
     }
@@ -274,8 +293,16 @@ impl Model for Doc {
         Some(StateDelta::between(self, older))
     }
 
+    fn history_delta_of_change(&self, patch: &Patch, next: &Doc) -> Option<StateDelta> {
+        Some(StateDelta::of_patch(self, patch, next))
+    }
+
     fn apply_history_delta(self, delta: &StateDelta) -> Result<Doc, DeltaMismatch> {
         delta.apply(self)
+    }
+
+    fn apply_history_delta_forward(self, delta: &StateDelta) -> Result<Doc, DeltaMismatch> {
+        delta.apply_forward(self)
     }
 
     fn share_history_delta(&self, delta: &mut StateDelta) {

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use imbl::Vector;
 use serde::{Deserialize, Serialize};
 
+use crate::delta::StateDelta;
 use crate::diff::Diff;
 use crate::doc::Patch;
 use crate::error::{ChangeRejected, Error, InvalidInput, TimelineError};
@@ -510,7 +511,9 @@ impl<M: Model> Timeline<M> {
         meta: CommitMeta,
     ) -> Result<Commit, TimelineError> {
         let next = self.head().apply(change).map_err(reject)?;
-        Ok(self.push_revision(next, Cause::Change, meta))
+        let delta = self.head().history_delta_of_change(change, &next);
+        let at = self.stamp();
+        Ok(self.push_revision_with(next, delta, Cause::Change, meta, at))
     }
 
     /// Replaces the whole state as a new revision.
@@ -696,6 +699,12 @@ impl<M: Model> Timeline<M> {
     /// Rolls back to `target`: takes a `pre-rollback` auto snapshot of the
     /// head, then appends a revision holding the target's state. History is
     /// never rewritten, so the rollback itself can be rolled back.
+    ///
+    /// Time: O(1) to reach a hot target (the newest snapshot, the newest
+    /// [`hot_revisions`](TimelineConfig::hot_revisions) revisions); a cold
+    /// one is rebuilt first as in [`state_at`](Self::state_at) (`k` deltas
+    /// of `c` changes each: O(k · c · log n)). Then the diff from the head
+    /// (O(changes) for [`Doc`](crate::Doc)) and the new revision.
     pub fn rollback(&mut self, target: &RollbackTarget) -> Result<RollbackOutcome, Error> {
         self.rollback_with(target, CommitMeta::default())
     }
@@ -779,11 +788,13 @@ impl<M: Model> Timeline<M> {
     ) -> Result<Commit, TimelineError> {
         self.running(transaction)?;
         let next = self.head().apply(change).map_err(reject)?;
+        let delta = self.head().history_delta_of_change(change, &next);
         let cause = Cause::TransactionStep {
             transaction,
             step: step.clone(),
         };
-        Ok(self.push_revision(next, cause, meta))
+        let at = self.stamp();
+        Ok(self.push_revision_with(next, delta, cause, meta, at))
     }
 
     /// Records a checkpoint of the head in a running transaction. The name
@@ -898,8 +909,21 @@ impl<M: Model> Timeline<M> {
         meta: CommitMeta,
         at: Timestamp,
     ) -> Commit {
+        let delta = state.history_delta(self.head());
+        self.push_revision_with(state, delta, cause, meta, at)
+    }
+
+    /// Appends `state` as the head; `delta` turns it back into the old head.
+    fn push_revision_with(
+        &mut self,
+        state: M,
+        delta: Option<StateDelta>,
+        cause: Cause,
+        meta: CommitMeta,
+        at: Timestamp,
+    ) -> Commit {
         let revision = self.revision().next();
-        self.states.push(revision, state);
+        self.states.push_with(revision, state, delta);
         self.history.push_back(Arc::new(Entry {
             info: RevisionInfo {
                 revision,

@@ -24,7 +24,10 @@ pub struct TimelineConfig {
     /// rebuilt when read (see [`Timeline::state_at`](crate::Timeline::state_at)).
     pub hot_revisions: usize,
     /// Cold states rebuilt recently that are kept for the next read
-    /// (default 4; 0 keeps none).
+    /// (default 8; 0 keeps none). A rebuild also keeps some of the states
+    /// it passed through (1, 2, 4... entries above the one read), so a
+    /// sweep through history does not walk from the nearest whole state
+    /// for every read.
     pub rebuild_cache: usize,
     /// Bytes of history a timeline may hold beyond its current state
     /// ([`MemoryUsage::history_bytes`](crate::MemoryUsage)), or `None`
@@ -43,7 +46,7 @@ impl Default for TimelineConfig {
             named_limit: 50,
             finished_transactions_kept: 16,
             hot_revisions: 2,
-            rebuild_cache: 4,
+            rebuild_cache: 8,
             history_budget: None,
         }
     }

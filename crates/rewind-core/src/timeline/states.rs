@@ -175,8 +175,14 @@ impl<M: Model> States<M> {
     /// Appends a new head; the old head keeps its tree and gains the delta
     /// back from the new one. Time: one diff of what changed.
     pub(super) fn push(&mut self, revision: Revision, state: M) {
-        debug_assert!(revision > self.head_revision);
         let delta = state.history_delta(&self.head);
+        self.push_with(revision, state, delta);
+    }
+
+    /// [`push`](Self::push) with the delta back to the old head already
+    /// made (`None`: keep the old head whole, for a model without deltas).
+    pub(super) fn push_with(&mut self, revision: Revision, state: M, delta: Option<StateDelta>) {
+        debug_assert!(revision > self.head_revision);
         self.head_bytes = match &delta {
             Some(d) => self.head_bytes.saturating_add_signed(-d.size_change()),
             None => state.heap_bytes(),
@@ -262,7 +268,9 @@ impl<M: Model> States<M> {
     }
 
     /// The state of a held revision: O(1) for a tree or a cached rebuild,
-    /// else `k` deltas of `c` changes each applied, O(k · c · log n).
+    /// else rebuilt from the nearest whole or cached state, newer (its
+    /// deltas applied back) or older (applied forward): `k` deltas of `c`
+    /// changes each, O(k · c · log n).
     pub(super) fn get(&self, revision: Revision) -> Result<M, DeltaMismatch> {
         if revision == self.head_revision {
             return Ok(self.head.clone());
@@ -274,34 +282,90 @@ impl<M: Model> States<M> {
         if let Some(hit) = self.cached(revision) {
             return Ok(hit);
         }
-        // Walk up to a tree or a cached state, collecting the deltas.
-        let mut deltas = vec![entry.delta.as_ref().ok_or(DeltaMismatch)?];
-        let mut base = None;
-        for (r, e) in self.entries.range(revision..).skip(1) {
-            if let Some(tree) = &e.tree {
-                base = Some(tree.clone());
-                break;
+        let cached: Vec<Revision> = self
+            .cache
+            .try_lock()
+            .map(|c| c.iter().map(|(r, _)| *r).collect())
+            .unwrap_or_default();
+        // Walk both ways at once, one entry each, to the nearest whole or
+        // cached state: up (each delta then applied back) or down (each
+        // delta from there to the one below this applied forward). The
+        // head closes the way up.
+        let mut up_path = vec![(revision, entry.delta.as_ref().ok_or(DeltaMismatch)?)];
+        let mut down_path = Vec::new();
+        let mut ups = self.entries.range(revision..).skip(1);
+        let mut downs = self.entries.range(..revision).rev();
+        let (mut up_open, mut down_open) = (true, true);
+        let found = loop {
+            if up_open {
+                match ups.next() {
+                    None => break Found::Up(self.head.clone()),
+                    Some((r, e)) => {
+                        if let Some(tree) = &e.tree {
+                            break Found::Up(tree.clone());
+                        }
+                        // (Another reader may have evicted it: walk on.)
+                        if let Some(hit) = cached.contains(r).then(|| self.cached(*r)).flatten() {
+                            break Found::Up(hit);
+                        }
+                        match e.delta.as_ref() {
+                            Some(delta) => up_path.push((*r, delta)),
+                            None => up_open = false,
+                        }
+                    }
+                }
             }
-            if let Some(hit) = self.cached(*r) {
-                base = Some(hit);
-                break;
+            if down_open {
+                match downs.next() {
+                    Some((r, e)) if e.delta.is_some() => {
+                        down_path.push(e.delta.as_ref().ok_or(DeltaMismatch)?);
+                        if let Some(tree) = &e.tree {
+                            break Found::Down(tree.clone());
+                        }
+                        if let Some(hit) = cached.contains(r).then(|| self.cached(*r)).flatten() {
+                            break Found::Down(hit);
+                        }
+                    }
+                    _ => down_open = false,
+                }
             }
-            deltas.push(e.delta.as_ref().ok_or(DeltaMismatch)?);
-        }
-        let mut state = base.unwrap_or_else(|| self.head.clone());
-        for delta in deltas.into_iter().rev() {
-            state = state.apply_history_delta(delta)?;
-        }
+            if !up_open && !down_open {
+                return Err(DeltaMismatch);
+            }
+        };
+        let state = match found {
+            Found::Down(mut state) => {
+                for delta in down_path.into_iter().rev() {
+                    state = state.apply_history_delta_forward(delta)?;
+                }
+                state
+            }
+            Found::Up(mut state) => {
+                // On the way down, also remember the states 1, 2, 4...
+                // entries above the one read, with half the cache (the
+                // other half keeps what a sweep read last).
+                let below = 1usize << (self.cache_size / 2).min(16);
+                for (steps_left, (r, delta)) in up_path.into_iter().enumerate().rev() {
+                    state = state.apply_history_delta(delta)?;
+                    if steps_left > 0 && steps_left < below && steps_left.is_power_of_two() {
+                        self.remember(r, &state);
+                    }
+                }
+                state
+            }
+        };
         self.remember(revision, &state);
         Ok(state)
     }
 
+    /// A cached rebuild of `revision`, made the most recent on a hit.
     fn cached(&self, revision: Revision) -> Option<M> {
-        let cache = self.cache.try_lock().ok()?;
-        cache
-            .iter()
-            .find(|(r, _)| *r == revision)
-            .map(|(_, s)| s.clone())
+        let mut cache = self.cache.try_lock().ok()?;
+        let at = cache.iter().position(|(r, _)| *r == revision)?;
+        let hit = cache.remove(at);
+        let state = hit.1.clone();
+        cache.insert(0, hit);
+        Some(state)
     }
 
     fn remember(&self, revision: Revision, state: &M) {
@@ -318,6 +382,12 @@ impl<M: Model> States<M> {
 
 /// A head and the reverse deltas back from it, newest first.
 pub(super) type Chain<M> = (Revision, M, Vec<(Revision, StateDelta)>);
+
+/// Where a rebuild starts: a state above the one read, or below it.
+enum Found<M> {
+    Up(M),
+    Down(M),
+}
 
 fn unwrap_arc(delta: Arc<StateDelta>) -> StateDelta {
     Arc::try_unwrap(delta).unwrap_or_else(|shared| (*shared).clone())
