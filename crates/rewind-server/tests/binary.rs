@@ -340,3 +340,41 @@ fn sigterm_right_after_the_announcement_stops_gracefully() {
         std::fs::remove_dir_all(&dir).ok();
     }
 }
+
+#[test]
+fn a_history_budget_bounds_what_each_tenant_keeps() {
+    let data = temp_dir("history_budget");
+    let mut command = serve_on(&data);
+    command.args(["--history-budget", "600"]);
+    let server = Running::start(command);
+    assert_eq!(
+        server
+            .call(
+                "PUT",
+                "/v1/tenants/budgeted",
+                Some(json!({"state": {"n": 0}})),
+                None
+            )
+            .0,
+        201
+    );
+    for n in 1..=40 {
+        let patch = json!([{"op": "replace", "path": "/n", "value": n}]);
+        let answer = server.call("PATCH", "/v1/tenants/budgeted/state", Some(patch), None);
+        assert_eq!(answer.0, 200, "{answer:?}");
+    }
+    let (status, info) = server.call("GET", "/v1/tenants/budgeted", None, None);
+    assert_eq!(status, 200);
+    let history_bytes = info["memory"]["history_bytes"].as_u64().unwrap();
+    assert!(history_bytes <= 600, "{info}");
+    // The oldest revisions went to stay in the budget; the head did not.
+    let (_, history) = server.call("GET", "/v1/tenants/budgeted/history?limit=100", None, None);
+    let revisions = history["revisions"].as_array().unwrap();
+    assert!(revisions.len() < 41, "{} revisions kept", revisions.len());
+    assert_eq!(revisions[0]["revision"], 40);
+    assert_eq!(
+        server.call("GET", "/v1/tenants/budgeted/state", None, None),
+        (200, json!({"n": 40}))
+    );
+    server.stop();
+}

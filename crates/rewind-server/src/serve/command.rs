@@ -74,6 +74,13 @@ pub struct ServeArgs {
     /// Named snapshots kept per tenant; when all are protected, 429.
     #[arg(long, default_value_t = Limits::default().max_snapshots)]
     pub max_snapshots: usize,
+    /// Bytes of history (estimated: reverse deltas and unshared nodes) a
+    /// tenant may hold beyond its current state; past it the oldest
+    /// revisions and auto snapshots are dropped first, then unprotected
+    /// named ones, never protected ones. Default: no bound. Applies to
+    /// tenants created from now on.
+    #[arg(long, value_name = "BYTES")]
+    pub history_budget: Option<usize>,
     /// Most connections served at once; past it a connection gets 503 and
     /// is closed (GET /healthz is still answered). Default: 4096, or what
     /// fits the open-file limit when that is lower (720 of 1024; logged at
@@ -146,6 +153,16 @@ fn duration(text: &str) -> Result<Duration, String> {
 /// `--passivate-after`: a duration, or `never`.
 #[derive(Clone, Copy, Debug)]
 pub struct PassivateAfter(pub Option<Duration>);
+
+/// The defaults of new tenants the flags set.
+fn tenant_config(args: &ServeArgs) -> TenantConfig {
+    let mut tenant = TenantConfig {
+        passivate_after: args.passivate_after.0,
+        ..TenantConfig::default()
+    };
+    tenant.timeline.history_budget = args.history_budget;
+    tenant
+}
 
 fn passivate_after(text: &str) -> Result<PassivateAfter, String> {
     if text.trim() == "never" {
@@ -247,10 +264,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         })?;
         Some(Arc::new(journal))
     };
-    let tenant = TenantConfig {
-        passivate_after: args.passivate_after.0,
-        ..TenantConfig::default()
-    };
+    let tenant = tenant_config(&args);
     let mut builder = Runtime::<Doc>::builder()
         .tenant_defaults(tenant)
         .max_active(args.max_active)
@@ -341,10 +355,7 @@ async fn run_cluster(
         Some(id) => id.clone(),
         None => format!("{}-{}", host_name(), local.port()),
     };
-    let tenant = TenantConfig {
-        passivate_after: args.passivate_after.0,
-        ..TenantConfig::default()
-    };
+    let tenant = tenant_config(args);
     let cluster = crate::cluster::Cluster::join(crate::cluster::ClusterConfig {
         url,
         node_id: node_id.clone(),
