@@ -1,22 +1,24 @@
-//! [`StateDelta`]: what turns a newer document back into an older one.
+//! [`StateDelta`]: what changed between two documents, applicable both
+//! ways.
 //!
 //! A timeline keeps the states of its cold history (revisions and
-//! snapshots that are not recent) as a chain of these reverse deltas
-//! against a newer retained state instead of whole trees: a delta holds
-//! only the older values of what changed, so history costs what changed.
+//! snapshots that are not recent) as a chain of these deltas against a
+//! newer retained state instead of whole trees: a delta holds only the
+//! values of what changed, so history costs what changed.
 //!
 //! The form is a tree shaped like the documents: at each object where both
 //! sides are objects, the members that differ, sorted by key; elsewhere the
-//! older value whole ([`Doc`]'s clone shares its subtrees) or "absent".
-//! Keys are clones of the documents' own keys.
+//! value on each side whole ([`Doc`]'s clone shares its subtrees), or
+//! "absent". Keys are clones of the documents' own keys.
 
 use serde::{Deserialize, Serialize};
 
 use crate::doc::{member_bytes, Doc, Key, Object, Patch, PatchOp};
 use imbl::ordmap::DiffItem;
 
-/// A reverse delta between two documents: applied to the newer one, it
-/// rebuilds the older one, sharing every untouched subtree with the newer.
+/// A delta between two documents: applied back to the newer one it
+/// rebuilds the older one, applied forward to the older one it rebuilds the
+/// newer, sharing every untouched subtree with the one it starts from.
 ///
 /// Built by [`StateDelta::between`] in O(changes · depth · log n) (shared
 /// subtrees are skipped); applied in O(changes · log n); two consecutive

@@ -189,7 +189,7 @@ pub enum PatchErrorKind {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum TimelineError {
-    /// A cold state could not be rebuilt from its reverse deltas. This is
+    /// A cold state could not be rebuilt from its history deltas. This is
     /// a defect in rewind, not in the input: please report it.
     #[error("the state of revision {revision} could not be rebuilt from its history deltas")]
     HistoryCorrupt {

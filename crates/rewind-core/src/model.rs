@@ -194,9 +194,8 @@ pub trait Model: Clone + Debug + Send + Sync + Serialize + DeserializeOwned + 's
         0
     }
 
-    /// The reverse delta that turns `self` (a newer state) back into
-    /// `older`, so a timeline can keep cold history as deltas instead of
-    /// whole states. The default is `None`: every retained state stays a
+    /// The delta between `self` (a newer state) and `older`, so a timeline
+    /// can keep cold history as deltas instead of whole states. The default is `None`: every retained state stays a
     /// whole value (with whatever sharing the type has). [`Doc`] returns a
     /// [`StateDelta`] of what changed.
     fn history_delta(&self, older: &Self) -> Option<StateDelta> {
@@ -204,8 +203,8 @@ pub trait Model: Clone + Debug + Send + Sync + Serialize + DeserializeOwned + 's
         None
     }
 
-    /// The reverse delta from `next` (which is `change` applied to `self`)
-    /// back to `self`: what [`history_delta`](Model::history_delta) on
+    /// The delta between `next` (which is `change` applied to `self`) and
+    /// `self`: what [`history_delta`](Model::history_delta) on
     /// `next` gives, which is the default; a model that knows where a
     /// change writes can make it without a diff ([`Doc`] does, from the
     /// patch's paths).

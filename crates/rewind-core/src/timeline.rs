@@ -61,7 +61,7 @@ pub struct MemoryUsage {
     pub shared_bytes: usize,
     /// Bytes of the current state nothing else holds.
     pub unique_bytes: usize,
-    /// Bytes only history holds: reverse deltas of cold states and the
+    /// Bytes only history holds: deltas of cold states and the
     /// nodes hot states do not share with newer ones. This is what
     /// [`TimelineConfig::history_budget`] bounds.
     pub history_bytes: usize,
@@ -130,7 +130,7 @@ pub struct Timeline<M: Model> {
     /// clone shares it and the next append fills a slot in place.
     history: Log<Arc<Entry>>,
     /// The state of every retained revision: hot ones whole, cold ones as
-    /// reverse deltas (see `timeline/states.rs`).
+    /// deltas (see `timeline/states.rs`).
     states: States<M>,
     /// Auto snapshot ring, oldest first.
     auto: Vector<Snapshot>,
@@ -363,10 +363,11 @@ impl<M: Model> Timeline<M> {
     /// Time: O(1) for the head, the newest snapshot, the newest
     /// [`hot_revisions`](TimelineConfig::hot_revisions) revisions and the
     /// last few states rebuilt (plus the O(log n) lookup). Any other state
-    /// is cold: it is rebuilt from the nearest newer state held whole by
-    /// applying the reverse deltas in between, `k` deltas of `c` changes
-    /// each costing O(k · c · log n) for [`Doc`](crate::Doc), whatever the
-    /// state's size. A model without deltas holds every state whole.
+    /// is cold: it is rebuilt from the nearest state held whole or cached,
+    /// newer or older, by applying the deltas in between, `k` deltas of `c`
+    /// changes each costing O(k · c · log n) for [`Doc`](crate::Doc),
+    /// whatever the state's size. A model without deltas holds every state
+    /// whole.
     pub fn state_at(&self, reference: &StateRef) -> Result<M, TimelineError> {
         let revision = self.revision_at(reference)?;
         self.state_of(revision)
@@ -428,7 +429,7 @@ impl<M: Model> Timeline<M> {
     }
 
     /// Whether `revision`'s state is held whole (hot) rather than as a
-    /// reverse delta (cold); `false` for a revision not held. Time:
+    /// delta (cold); `false` for a revision not held. Time:
     /// O(log n).
     pub fn is_hot_state(&self, revision: Revision) -> bool {
         self.states.is_whole(revision)

@@ -31,7 +31,7 @@ pub const ROLLBACK_DURATION_SECONDS: &str = "rewind_rollback_duration_seconds";
 pub const TRANSACTIONS_TOTAL: &str = "rewind_transactions_total";
 /// Gauge of live tenants (active and passivated).
 pub const TENANTS: &str = "rewind_tenants";
-/// Gauge of the estimated bytes of history held (reverse deltas of cold
+/// Gauge of the estimated bytes of history held (deltas of cold
 /// states and the unshared nodes of hot ones) over all active tenants:
 /// the sum of their `Timeline::memory().history_bytes`.
 pub const HISTORY_BYTES: &str = "rewind_history_bytes";

@@ -20,7 +20,7 @@ pub struct TimelineConfig {
     pub finished_transactions_kept: usize,
     /// Revisions before the head whose states stay whole trees (default
     /// 2), with the head and the newest snapshot: the hot set, read and
-    /// rolled back to in O(1). Older states are kept as reverse deltas and
+    /// rolled back to in O(1). Older states are kept as deltas and
     /// rebuilt when read (see [`Timeline::state_at`](crate::Timeline::state_at)).
     pub hot_revisions: usize,
     /// Cold states rebuilt recently that are kept for the next read

@@ -1,18 +1,19 @@
 //! [`States`]: the states a timeline retains, hot ones as trees and cold
-//! ones as reverse deltas.
+//! ones as deltas.
 //!
 //! One entry per retained revision (in the window, or pinned by a snapshot
 //! or checkpoint), ordered by revision. The newest is the head, held apart
-//! (reading it is a field access) and always whole. Every older entry holds the reverse delta that
-//! turns the state of the next newer entry into its own, made when the next
-//! newer one was pushed (both were trees then, so it costs a diff of what
-//! changed). An entry in the hot set keeps its tree as well; demoting it
-//! drops the tree and keeps the delta, in O(log n).
+//! (reading it is a field access) and always whole. Every older entry holds
+//! the delta between the next newer entry's state and its own (the values
+//! of what changed, on both sides), made when the next newer one was
+//! pushed. An entry in the hot set keeps its tree as well; demoting it drops
+//! the tree and keeps the delta, in O(log n).
 //!
-//! Reading a cold entry walks up to the nearest entry with a tree (or a
-//! cached rebuild) and applies the deltas on the way back down: `k` deltas
-//! of `c` changes each cost O(k · c · log n), whatever the state's size.
-//! The last few rebuilds are cached.
+//! Reading a cold entry walks both ways at once to the nearest entry held
+//! whole or cached, and applies the deltas on the way back: backward from a
+//! newer state, forward from an older one. `k` deltas of `c` changes each
+//! cost O(k · c · log n), whatever the state's size. The last few rebuilds
+//! are cached, so reading history in order costs a delta or two per read.
 //!
 //! Removing an entry (it left the window and nothing pins it) composes its
 //! delta into its older neighbour's, so the chain stays exact.
@@ -380,7 +381,7 @@ impl<M: Model> States<M> {
     }
 }
 
-/// A head and the reverse deltas back from it, newest first.
+/// A head and the deltas back from it, newest first.
 pub(super) type Chain<M> = (Revision, M, Vec<(Revision, StateDelta)>);
 
 /// Where a rebuild starts: a state above the one read, or below it.
