@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::doc::{member_bytes, Doc, Key, Object, Patch, PatchOp};
+use crate::doc::{member_bytes, Doc, Key, Object, Patch, PatchOp, Pointer};
 use imbl::ordmap::DiffItem;
 
 /// A delta between two documents: applied back to the newer one it
@@ -87,8 +87,7 @@ impl StateDelta {
                 return delta;
             }
         }
-        let mut touched: Vec<Vec<Key>> = Vec::with_capacity(patch.ops().len());
-        for op in patch.ops() {
+        let paths = patch.ops().iter().flat_map(|op| {
             let (first, second) = match op {
                 PatchOp::Add { path, .. }
                 | PatchOp::Remove { path }
@@ -97,10 +96,24 @@ impl StateDelta {
                 PatchOp::Move { from, path } => (Some(from), Some(path)),
                 PatchOp::Test { .. } => (None, None),
             };
-            for path in [first, second].into_iter().flatten() {
-                touched.push(cut(older, path.tokens()));
-            }
-        }
+            [first, second].into_iter().flatten()
+        });
+        Self::of_paths(older, paths, newer)
+    }
+
+    /// The delta between `newer` and `older`, given every path where they
+    /// may differ (each cut as in [`of_patch`](Self::of_patch)): from a
+    /// patch's operations, or from a [`Diff`](crate::Diff)'s entries, so no
+    /// second diff is made. Time: O(paths · depth · log n).
+    pub fn of_paths<'p>(
+        older: &Doc,
+        paths: impl IntoIterator<Item = &'p Pointer>,
+        newer: &Doc,
+    ) -> StateDelta {
+        let mut touched: Vec<Vec<Key>> = paths
+            .into_iter()
+            .map(|path| cut(older, path.tokens()))
+            .collect();
         if touched.len() > 1 {
             touched.sort();
             touched.dedup();
@@ -668,6 +681,15 @@ mod tests {
             assert_eq!(delta.apply(newer.clone()).unwrap(), older, "{patch:?}");
             assert_eq!(
                 delta.apply_forward(older.clone()).unwrap(),
+                newer,
+                "{patch:?}"
+            );
+            let diff = crate::Diff::between(&older, &newer);
+            let of_diff =
+                StateDelta::of_paths(&older, diff.entries.iter().map(|e| &e.path), &newer);
+            assert_eq!(of_diff.apply(newer.clone()).unwrap(), older, "{patch:?}");
+            assert_eq!(
+                of_diff.apply_forward(older.clone()).unwrap(),
                 newer,
                 "{patch:?}"
             );

@@ -213,6 +213,15 @@ pub trait Model: Clone + Debug + Send + Sync + Serialize + DeserializeOwned + 's
         next.history_delta(self)
     }
 
+    /// The delta between `next` and `self`, given `diff`, the diff from
+    /// `self` to `next` already made (a rollback makes it for its
+    /// outcome). The default is [`history_delta`](Model::history_delta)
+    /// on `next`; [`Doc`] makes it from the diff's paths.
+    fn history_delta_of_diff(&self, diff: &Diff, next: &Self) -> Option<StateDelta> {
+        let _ = diff;
+        next.history_delta(self)
+    }
+
     /// Rebuilds the older state from `self` and a delta made by
     /// [`history_delta`](Model::history_delta) on the same pair of
     /// states. Only called for models whose `history_delta` returns
@@ -294,6 +303,14 @@ impl Model for Doc {
 
     fn history_delta_of_change(&self, patch: &Patch, next: &Doc) -> Option<StateDelta> {
         Some(StateDelta::of_patch(self, patch, next))
+    }
+
+    fn history_delta_of_diff(&self, diff: &Diff, next: &Doc) -> Option<StateDelta> {
+        Some(StateDelta::of_paths(
+            self,
+            diff.entries.iter().map(|e| &e.path),
+            next,
+        ))
     }
 
     fn apply_history_delta(self, delta: &StateDelta) -> Result<Doc, DeltaMismatch> {

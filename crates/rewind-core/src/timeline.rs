@@ -739,7 +739,8 @@ impl<M: Model> Timeline<M> {
             restored: restored.clone(),
             from,
         };
-        let commit = self.push_revision_at(state, cause, meta, at);
+        let delta = self.head().history_delta_of_diff(&diff, &state);
+        let commit = self.push_revision_with(state, delta, cause, meta, at);
         Ok(RollbackOutcome {
             revision: commit.revision,
             restored,

@@ -202,17 +202,18 @@ impl<M: Model> States<M> {
         if revision == self.head_revision {
             return;
         }
-        let Some(entry) = self.entries.get(&revision) else {
+        let Some(entry) = self.entries.get_mut(&revision) else {
             return;
         };
         if entry.tree.is_none() || entry.delta.is_none() {
             return;
         }
         let before = entry.cost();
-        let mut entry = entry.clone();
-        entry.tree = None;
-        self.history_bytes = self.history_bytes - before + entry.cost();
-        self.entries.insert(revision, entry);
+        let tree = entry.tree.take();
+        let after = entry.cost();
+        self.history_bytes = self.history_bytes - before + after;
+        // The tree is freed here, after the entry is settled.
+        drop(tree);
     }
 
     /// Keeps `revision`'s state whole again (rebuilding it if cold).
@@ -235,35 +236,47 @@ impl<M: Model> States<M> {
         if revision == self.head_revision {
             return Ok(());
         }
-        let Some(gone) = self.entries.get(&revision).cloned() else {
-            return Ok(());
-        };
         let older = self
             .entries
             .range(..revision)
             .next_back()
-            .map(|(r, e)| (*r, e.clone()));
-        if let Some((older_revision, mut older)) = older {
-            if let Some(older_delta) = older.delta.clone() {
-                let before = older.cost();
-                let composed = match &gone.delta {
-                    Some(d) => unwrap_arc(Arc::clone(d)).then(unwrap_arc(older_delta)),
-                    None => Err(DeltaMismatch),
-                };
-                match composed {
-                    Ok(delta) => older.delta = Some(Arc::new(delta)),
-                    Err(_) => {
-                        // Cannot happen for deltas this chain made; keep
-                        // the older state whole rather than lose it.
-                        older.tree = Some(self.get(older_revision)?);
-                        older.delta = None;
-                    }
-                }
-                self.history_bytes = self.history_bytes - before + older.cost();
-                self.entries.insert(older_revision, older);
+            .map(|(r, e)| (*r, e.delta.clone()));
+        let Some((older_revision, Some(older_delta))) = older else {
+            // The oldest entry (or an older one without a delta, which
+            // does not depend on it): nothing to compose.
+            if let Some(gone) = self.entries.remove(&revision) {
+                self.history_bytes -= gone.cost();
             }
+            return Ok(());
+        };
+        let Some(gone) = self.entries.get(&revision) else {
+            return Ok(());
+        };
+        let gone_cost = gone.cost();
+        let composed = match &gone.delta {
+            Some(d) => unwrap_arc(Arc::clone(d)).then(unwrap_arc(older_delta)),
+            None => Err(DeltaMismatch),
+        };
+        // Cannot fail for deltas this chain made; if it did, the older
+        // state is kept whole rather than lost (rebuilt while the chain
+        // still holds `revision`).
+        let fallback = match composed {
+            Ok(_) => None,
+            Err(_) => Some(self.get(older_revision)?),
+        };
+        if let Some(older) = self.entries.get_mut(&older_revision) {
+            let before = older.cost();
+            match (composed, fallback) {
+                (Ok(delta), _) => older.delta = Some(Arc::new(delta)),
+                (Err(_), tree) => {
+                    older.tree = tree;
+                    older.delta = None;
+                }
+            }
+            let after = older.cost();
+            self.history_bytes = self.history_bytes - before + after;
         }
-        self.history_bytes -= gone.cost();
+        self.history_bytes -= gone_cost;
         self.entries.remove(&revision);
         Ok(())
     }
