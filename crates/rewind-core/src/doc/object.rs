@@ -1,9 +1,10 @@
 //! [`Object`]: the persistent ordered map behind JSON objects.
 //!
-//! A B+tree of `Arc`-shared nodes. Entries live in the leaves, keys
+//! A B+tree of `Arc`-shared nodes. Entries live in the leaves (16 each), keys
 //! ([`Key`], inline when short) and values ([`Doc`]) in two fixed arrays
 //! per leaf; a branch holds the smallest key of each child next to the
-//! child's pointer. Every node is one allocation of [`NODE_BYTES`].
+//! child's pointer (24 children). Every node is one allocation of
+//! [`NODE_BYTES`] (800 bytes).
 //!
 //! - A clone is O(1) (one reference count).
 //! - An update copies the nodes on the path from the root to its leaf
@@ -20,13 +21,18 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
+use super::key::Probe;
 use super::{Doc, Key};
 
-/// Entries per leaf. Chosen by measurement (see `BENCHMARKS.md`): larger
-/// leaves shrink the tree but make every update copy more.
-pub(super) const LEAF_CAP: usize = 32;
-/// Children per branch: a branch is about the size of a leaf.
-pub(super) const BRANCH_CAP: usize = 48;
+/// Entries per leaf. Chosen by measurement (see `BENCHMARKS.md`): 32
+/// read about 15% faster but every update copies twice the bytes (the
+/// 1%-churn memory row grew from 59 to 87 MiB); 16 keeps one 100k-key
+/// state at 5.0 MiB.
+pub(super) const LEAF_CAP: usize = 16;
+/// Children per branch: a branch (24 B key + 8 B pointer per child) is
+/// then the size of a leaf (24 B key + 24 B value per entry), so the one
+/// node type wastes nothing.
+pub(super) const BRANCH_CAP: usize = 24;
 
 /// Heap bytes of one node: the `Arc`'s two counters and the node.
 pub const NODE_BYTES: usize = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<Node>();
@@ -85,13 +91,13 @@ impl<T: Default, const N: usize> Slots<T, N> {
 
     /// Where `key` is (`Ok`) or would go (`Err`).
     #[inline]
-    fn search(&self, key: &[u8]) -> Result<usize, usize> {
-        self.keys[..self.len].binary_search_by(|k| k.as_bytes().cmp(key))
+    fn search(&self, key: &Probe<'_>) -> Result<usize, usize> {
+        self.keys[..self.len].binary_search_by(|k| k.cmp_probe(key))
     }
 
     /// The child whose range holds `key` (branches).
     #[inline]
-    fn child_index(&self, key: &[u8]) -> usize {
+    fn child_index(&self, key: &Probe<'_>) -> usize {
         match self.search(key) {
             Ok(i) => i,
             Err(i) => i.saturating_sub(1),
@@ -230,7 +236,7 @@ type Split = Option<(Key, Arc<Node>)>;
 
 fn insert_rec(node: &mut Arc<Node>, key: Key, value: Doc) -> (Option<Doc>, Split) {
     match Arc::make_mut(node) {
-        Node::Leaf(leaf) => match leaf.search(key.as_bytes()) {
+        Node::Leaf(leaf) => match leaf.search(&Probe::of(&key)) {
             Ok(i) => (Some(std::mem::replace(&mut leaf.items[i], value)), None),
             Err(i) if !leaf.is_full() => {
                 leaf.insert_at(i, key, value);
@@ -256,7 +262,7 @@ fn insert_rec(node: &mut Arc<Node>, key: Key, value: Doc) -> (Option<Doc>, Split
             }
         },
         Node::Branch(branch) => {
-            let i = branch.child_index(key.as_bytes());
+            let i = branch.child_index(&Probe::of(&key));
             if key < branch.keys[i] {
                 // A new smallest key (only possible under the first child).
                 branch.keys[i] = key.clone();
@@ -289,7 +295,7 @@ fn insert_rec(node: &mut Arc<Node>, key: Key, value: Doc) -> (Option<Doc>, Split
 }
 
 /// Removes `key`, which is present under `node`.
-fn remove_rec(node: &mut Arc<Node>, key: &[u8]) -> (Key, Doc) {
+fn remove_rec(node: &mut Arc<Node>, key: &Probe<'_>) -> (Key, Doc) {
     match Arc::make_mut(node) {
         Node::Leaf(leaf) => {
             let i = leaf.search(key).expect("the key is present");
@@ -304,7 +310,7 @@ fn remove_rec(node: &mut Arc<Node>, key: &[u8]) -> (Key, Doc) {
             if child.len() == 0 {
                 branch.remove_at(i);
             } else {
-                if branch.keys[i].as_bytes() == key {
+                if branch.keys[i].cmp_probe(key).is_eq() {
                     branch.keys[i] = child.min_key().clone();
                 }
                 if child.is_underfull() {
@@ -424,7 +430,7 @@ impl Object {
 
     /// The stored key and value of `key`. Time: O(log n).
     pub fn get_key_value(&self, key: &str) -> Option<(&Key, &Doc)> {
-        let key = key.as_bytes();
+        let key = &Probe::new(key);
         let mut node = self.root.as_deref()?;
         loop {
             match node {
@@ -453,7 +459,7 @@ impl Object {
         if !self.contains_key(key) {
             return None;
         }
-        let key = key.as_bytes();
+        let key = &Probe::new(key);
         let mut node = Arc::make_mut(self.root.as_mut()?);
         loop {
             match node {
@@ -514,7 +520,7 @@ impl Object {
             return None;
         }
         let root = self.root.as_mut()?;
-        let removed = remove_rec(root, key.as_bytes());
+        let removed = remove_rec(root, &Probe::new(key));
         self.len -= 1;
         loop {
             let root = self.root.as_deref().expect("the root was just updated");
@@ -1109,12 +1115,16 @@ mod tests {
         built.check();
         inserted.check();
         let nodes = |o: &Object| o.heap_bytes() / NODE_BYTES;
-        let leaves = n.div_ceil(LEAF_CAP);
-        assert!(
-            nodes(&built) <= leaves + leaves.div_ceil(BRANCH_CAP) + 3,
-            "{}",
-            nodes(&built)
-        );
+        // Full nodes on every level.
+        let (mut level, mut full) = (n.div_ceil(LEAF_CAP), 0);
+        loop {
+            full += level;
+            if level == 1 {
+                break;
+            }
+            level = level.div_ceil(BRANCH_CAP);
+        }
+        assert_eq!(nodes(&built), full);
         assert!(
             nodes(&inserted) <= nodes(&built) + 3,
             "{}",
