@@ -1026,6 +1026,9 @@ mod tests {
                 }
                 Op::Keep => kept.push((object.clone(), model.clone())),
             }
+            if object.len() < 300 {
+                object.check();
+            }
             let k = key_name(0);
             assert_eq!(object.get(&k).and_then(Doc::as_i64), model.get(&k).copied());
         }
