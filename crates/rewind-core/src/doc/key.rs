@@ -125,7 +125,7 @@ impl Key {
         self.len() == 0
     }
 
-    /// Whether the key is stored inline (owns no heap memory).
+    /// Whether the key is stored inline (owns no heap memory). Time: O(1).
     pub fn is_inline(&self) -> bool {
         matches!(self.0, Repr::Inline { .. })
     }

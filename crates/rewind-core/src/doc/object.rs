@@ -8,7 +8,7 @@
 //!
 //! - A clone is O(1) (one reference count).
 //! - An update copies the nodes on the path from the root to its leaf
-//!   (`Arc::make_mut`: only nodes still shared with another version are
+//!   (copy on write, `make_mut`: only nodes still shared with another version are
 //!   copied), so every other node stays shared with the previous version.
 //!   [`update_bytes`] estimates what one update copies.
 //! - Built from sorted input ([`FromIterator`], the JSON parser,
@@ -33,6 +33,8 @@ pub(super) const LEAF_CAP: usize = 16;
 /// then the size of a leaf (24 B key + 24 B value per entry), so the one
 /// node type wastes nothing.
 pub(super) const BRANCH_CAP: usize = 24;
+// `Object::get_mut` remembers child indices in bytes.
+const _: () = assert!(BRANCH_CAP <= 256);
 
 /// Heap bytes of one node: the `Arc`'s two counters and the node.
 pub const NODE_BYTES: usize = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<Node>();
@@ -62,7 +64,6 @@ fn height_for(len: usize) -> usize {
 
 /// A node's entries: `len` keys and items in sorted key order; the slots
 /// past `len` hold defaults (an empty inline key, `null`, `None`).
-#[derive(Clone)]
 struct Slots<T, const N: usize> {
     len: usize,
     keys: [Key; N],
@@ -72,12 +73,62 @@ struct Slots<T, const N: usize> {
 type Leaf = Slots<Doc, LEAF_CAP>;
 type Branch = Slots<Option<Arc<Node>>, BRANCH_CAP>;
 
-#[derive(Clone)]
 enum Node {
     Leaf(Leaf),
     /// `keys[i]` is the smallest key under `items[i]`, which is never `None`
     /// below `len`.
     Branch(Branch),
+}
+
+impl<T: Clone, const N: usize> Clone for Slots<T, N> {
+    fn clone(&self) -> Self {
+        Slots {
+            len: self.len,
+            keys: self.keys.clone(),
+            items: self.items.clone(),
+        }
+    }
+
+    /// Element by element, in place (see [`make_mut`]).
+    fn clone_from(&mut self, source: &Self) {
+        self.len = source.len;
+        self.keys.clone_from(&source.keys);
+        self.items.clone_from(&source.items);
+    }
+}
+
+impl Clone for Node {
+    fn clone(&self) -> Self {
+        match self {
+            Node::Leaf(leaf) => Node::Leaf(leaf.clone()),
+            Node::Branch(branch) => Node::Branch(branch.clone()),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        match (self, source) {
+            (Node::Leaf(a), Node::Leaf(b)) => a.clone_from(b),
+            (Node::Branch(a), Node::Branch(b)) => a.clone_from(b),
+            (this, source) => *this = source.clone(),
+        }
+    }
+}
+
+/// `Arc::make_mut` for nodes: a shared node is copied into a fresh
+/// allocation element by element, rather than cloned on the stack and
+/// moved (an 800-byte copy that stalled on the clone's small stores).
+fn make_mut(node: &mut Arc<Node>) -> &mut Node {
+    if Arc::get_mut(node).is_none() {
+        let mut copy = Arc::new(match **node {
+            Node::Leaf(_) => Node::Leaf(Leaf::new()),
+            Node::Branch(_) => Node::Branch(Branch::new()),
+        });
+        Arc::get_mut(&mut copy)
+            .expect("a new Arc is unique")
+            .clone_from(node);
+        *node = copy;
+    }
+    Arc::get_mut(node).expect("unique after the copy")
 }
 
 impl<T: Default, const N: usize> Slots<T, N> {
@@ -235,7 +286,7 @@ fn child_mut(slot: &mut Option<Arc<Node>>) -> &mut Arc<Node> {
 type Split = Option<(Key, Arc<Node>)>;
 
 fn insert_rec(node: &mut Arc<Node>, key: Key, value: Doc) -> (Option<Doc>, Split) {
-    match Arc::make_mut(node) {
+    match make_mut(node) {
         Node::Leaf(leaf) => match leaf.search(&Probe::of(&key)) {
             Ok(i) => (Some(std::mem::replace(&mut leaf.items[i], value)), None),
             Err(i) if !leaf.is_full() => {
@@ -296,7 +347,7 @@ fn insert_rec(node: &mut Arc<Node>, key: Key, value: Doc) -> (Option<Doc>, Split
 
 /// Removes `key`, which is present under `node`.
 fn remove_rec(node: &mut Arc<Node>, key: &Probe<'_>) -> (Key, Doc) {
-    match Arc::make_mut(node) {
+    match make_mut(node) {
         Node::Leaf(leaf) => {
             let i = leaf.search(key).expect("the key is present");
             leaf.remove_at(i)
@@ -330,8 +381,8 @@ fn rebalance(branch: &mut Branch, i: usize) {
     }
     let left = if i + 1 < branch.len { i } else { i - 1 };
     let (head, tail) = branch.items.split_at_mut(left + 1);
-    let a = Arc::make_mut(child_mut(&mut head[left]));
-    let b = Arc::make_mut(child_mut(&mut tail[0]));
+    let a = make_mut(child_mut(&mut head[left]));
+    let b = make_mut(child_mut(&mut tail[0]));
     let merged = match (a, b) {
         (Node::Leaf(a), Node::Leaf(b)) => merge_or_balance(a, b),
         (Node::Branch(a), Node::Branch(b)) => merge_or_balance(a, b),
@@ -454,22 +505,43 @@ impl Object {
 
     /// The value of `key`, mutable: copies the path to it first where it is
     /// shared with another version (nothing is copied when `key` is absent).
+    /// Searches once: the way down is remembered, then followed copying.
     /// Time: O(log n).
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Doc> {
-        if !self.contains_key(key) {
-            return None;
-        }
-        let key = &Probe::new(key);
-        let mut node = Arc::make_mut(self.root.as_mut()?);
+        const MAX_DEPTH: usize = 32;
+        let probe = &Probe::new(key);
+        // Child indices on the way down (deeper trees search again on the
+        // way down; they do not occur with nodes this wide).
+        let mut way = [0u8; MAX_DEPTH];
+        let mut depth = 0;
+        let mut node = self.root.as_deref()?;
+        let slot = loop {
+            match node {
+                Node::Leaf(leaf) => break leaf.search(probe).ok()?,
+                Node::Branch(branch) => {
+                    let i = branch.child_index(probe);
+                    if let Some(step) = way.get_mut(depth) {
+                        *step = i as u8;
+                    }
+                    depth += 1;
+                    node = branch.items[i]
+                        .as_deref()
+                        .expect("a branch child below len");
+                }
+            }
+        };
+        let mut node = make_mut(self.root.as_mut()?);
+        let mut level = 0;
         loop {
             match node {
-                Node::Leaf(leaf) => {
-                    let i = leaf.search(key).ok()?;
-                    return Some(&mut leaf.items[i]);
-                }
+                Node::Leaf(leaf) => return Some(&mut leaf.items[slot]),
                 Node::Branch(branch) => {
-                    let i = branch.child_index(key);
-                    node = Arc::make_mut(child_mut(&mut branch.items[i]));
+                    let i = match way.get(level) {
+                        Some(&i) if depth <= MAX_DEPTH => usize::from(i),
+                        _ => branch.child_index(probe),
+                    };
+                    level += 1;
+                    node = make_mut(child_mut(&mut branch.items[i]));
                 }
             }
         }
