@@ -41,7 +41,7 @@ pub(crate) async fn run() -> Result<()> {
 
     println!("== State S0 ==");
     println!(
-        "persistent map (imbl::OrdMap) of {} keys: key_1 → {}, key_2 → {}, ..., key_100 → {}",
+        "persistent map (a B+tree of shared nodes) of {} keys: key_1 → {}, key_2 → {}, ..., key_100 → {}",
         tenant.current().as_object().map_or(0, |o| o.len()),
         tenant.current()["key_1"],
         tenant.current()["key_2"],

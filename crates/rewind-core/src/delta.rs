@@ -13,8 +13,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::doc::{member_bytes, Doc, Key, Object, Patch, PatchOp, Pointer};
-use imbl::ordmap::DiffItem;
+use crate::doc::{
+    member_bytes, update_bytes_of, DiffItem, Doc, Key, Object, Patch, PatchOp, Pointer,
+};
 
 /// A delta between two documents: applied back to the newer one it
 /// rebuilds the older one, applied forward to the older one it rebuilds the
@@ -195,7 +196,7 @@ impl StateDelta {
         levels.push((map, key));
         let mut change = leaf;
         for (map, key) in levels.into_iter().rev() {
-            delta.tree_bytes += crate::doc::update_bytes(map.len(), 1);
+            delta.tree_bytes += update_bytes_of(map.len(), 1);
             delta.bytes += std::mem::size_of::<(Key, Change)>();
             change = Change::Object(Box::new([(key, change)]));
         }
@@ -250,7 +251,7 @@ impl StateDelta {
         if members.is_empty() {
             return None;
         }
-        self.tree_bytes += crate::doc::update_bytes(o.len(), members.len());
+        self.tree_bytes += update_bytes_of(o.len(), members.len());
         self.bytes += members.len() * std::mem::size_of::<(Key, Change)>();
         Some(Change::Object(members.into_boxed_slice()))
     }
@@ -370,7 +371,7 @@ impl StateDelta {
                 if members.is_empty() {
                     return None;
                 }
-                self.tree_bytes += crate::doc::update_bytes(o.len(), members.len());
+                self.tree_bytes += update_bytes_of(o.len(), members.len());
                 self.bytes += members.len() * std::mem::size_of::<(Key, Change)>();
                 Some(Change::Object(members.into_boxed_slice()))
             }

@@ -3,11 +3,10 @@
 
 use std::fmt;
 
-use imbl::ordmap::DiffItem;
 use serde::{Deserialize, Serialize};
 use serde_json::Number;
 
-use crate::doc::{Doc, Patch, PatchOp, Pointer};
+use crate::doc::{DiffItem, Doc, Patch, PatchOp, Pointer};
 
 /// What happened at a path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1,10 +1,15 @@
 //! [`Doc`]: the built-in persistent JSON document.
 //!
-//! Objects are `imbl::OrdMap`s and arrays `imbl::Vector`s, so a clone is O(1)
-//! and an update copies only the path from the root to the change: every
-//! other subtree stays shared with the previous version. Strings and object
-//! keys are `Arc<str>`.
+//! Objects are [`Object`]s (a persistent B+tree of our own, see
+//! `doc/object.rs`) and arrays `imbl::Vector`s, so a clone is O(1) and an
+//! update copies only the path from the root to the change: every other
+//! subtree stays shared with the previous version. Object keys are
+//! [`Key`]s, stored inline up to [`Key::INLINE_CAP`] bytes; strings are
+//! `Arc<str>`; numbers and booleans are inline in the value. A `Doc` is 24
+//! bytes.
 
+mod key;
+mod object;
 mod patch;
 mod pointer;
 mod serde_impl;
@@ -12,52 +17,47 @@ mod serde_impl;
 use std::fmt;
 use std::sync::Arc;
 
-use imbl::{OrdMap, Vector};
+use imbl::Vector;
 use serde_json::{Number, Value};
 
 use crate::error::InvalidInput;
 
+pub use key::Key;
+pub use object::{update_bytes, DiffItem, DiffIter, Iter, Object, NODE_BYTES};
 pub use patch::{Patch, PatchOp};
 pub use pointer::{InvalidPointer, Pointer};
 
-/// Object key type: a shared string.
-pub type Key = Arc<str>;
-/// A persistent JSON object, ordered by key.
-pub type Object = OrdMap<Key, Doc>;
 /// A persistent JSON array.
 pub type Array = Vector<Doc>;
 
 /// Default limit on document nesting: containers inside containers.
 pub const DEFAULT_MAX_DEPTH: usize = 128;
 
-/// Reference counts of an `Arc` allocation.
-const ARC_HEADER: usize = 16;
-/// Bytes of tree node per object member: the (key, value) slot in a leaf of
-/// 16, leaves half full on average (ascending inserts split at the median),
-/// plus a share of the branches above.
-const OBJECT_ENTRY_BYTES: usize = 2 * (std::mem::size_of::<(Key, Doc)>() + 2);
-
-/// The estimated heap bytes one object member owns: its slot in the tree,
-/// its key and its value.
+/// The estimated heap bytes one object member owns: its share of a leaf,
+/// its key if spilled, and its value.
 pub(crate) fn member_bytes(key: &Key, value: &Doc) -> usize {
-    OBJECT_ENTRY_BYTES + ARC_HEADER + key.len() + value.heap_bytes()
+    NODE_BYTES / object::LEAF_CAP + key.heap_bytes() + value.heap_bytes()
 }
 
-/// The estimated heap bytes that updating `changed` members of an object
-/// of `len` members copies (leaves and their branch path), for costing a
-/// history of changes without walking trees.
-pub(crate) fn update_bytes(len: usize, changed: usize) -> usize {
-    const LEAF: usize = 16 * std::mem::size_of::<(Key, Doc)>() + 32;
-    const BRANCH: usize = 16 * std::mem::size_of::<Key>() + 17 * 8 + 32;
-    let leaves = len.div_ceil(8).max(1);
-    let mut depth = 0;
-    let mut nodes = leaves;
-    while nodes > 1 {
-        nodes = nodes.div_ceil(12);
-        depth += 1;
+/// The estimated heap bytes that updating `changed` members (spread over
+/// the keys) of an object of `len` members copies: at each level of its
+/// tree, the nodes the changes land in, `nodes · (1 - (1 - 1/nodes)^changed)`
+/// of them on average. One change: [`update_bytes`].
+pub(crate) fn update_bytes_of(len: usize, changed: usize) -> usize {
+    if changed <= 1 {
+        return changed * update_bytes(len);
     }
-    let touched = changed.min(leaves);
-    touched * LEAF + (touched * depth).min(leaves / 4 + depth) * BRANCH
+    let mut nodes = len.div_ceil(object::LEAF_CAP).max(1);
+    let mut touched = 0.0;
+    loop {
+        let n = nodes as f64;
+        touched += n * (1.0 - (1.0 - 1.0 / n).powf(changed as f64));
+        if nodes == 1 {
+            break;
+        }
+        nodes = nodes.div_ceil(object::BRANCH_CAP);
+    }
+    (touched * NODE_BYTES as f64).round() as usize
 }
 
 /// A persistent JSON value.
@@ -76,19 +76,19 @@ pub enum Doc {
     Number(Number),
     /// A shared string.
     String(Arc<str>),
-    /// An array. Boxed in an `Arc` to keep `Doc` at 32 bytes.
+    /// An array. Boxed in an `Arc` to keep `Doc` at 24 bytes.
     Array(Arc<Array>),
-    /// An object.
+    /// An object (16 bytes: its length and root pointer).
     Object(Object),
 }
 
 impl Doc {
-    /// An empty object, `{}`.
+    /// An empty object, `{}`. Time: O(1), no allocation.
     pub fn object() -> Doc {
         Doc::Object(Object::new())
     }
 
-    /// An empty array, `[]`.
+    /// An empty array, `[]`. Time: O(1).
     pub fn array() -> Doc {
         Doc::Array(Arc::new(Array::new()))
     }
@@ -101,7 +101,8 @@ impl Doc {
 
     /// Converts a `serde_json::Value`, refusing input nested deeper than
     /// `max_depth` containers. Recursion is bounded by `max_depth`, so hostile
-    /// input cannot overflow the stack.
+    /// input cannot overflow the stack. Objects are built with full nodes.
+    /// Time: O(size of the value).
     pub fn from_json_with_limit(value: &Value, max_depth: usize) -> Result<Doc, InvalidInput> {
         fn convert(value: &Value, depth_left: usize, limit: usize) -> Result<Doc, InvalidInput> {
             Ok(match value {
@@ -123,11 +124,11 @@ impl Doc {
                     let depth_left = depth_left
                         .checked_sub(1)
                         .ok_or(InvalidInput::TooDeep { limit })?;
-                    let mut object = Object::new();
-                    for (key, item) in map {
-                        object.insert(key.as_str().into(), convert(item, depth_left, limit)?);
-                    }
-                    Doc::Object(object)
+                    let entries = map
+                        .iter()
+                        .map(|(key, item)| Ok((Key::from(key), convert(item, depth_left, limit)?)))
+                        .collect::<Result<Vec<_>, InvalidInput>>()?;
+                    Doc::Object(Object::from_entries(entries))
                 }
             })
         }
@@ -135,6 +136,8 @@ impl Doc {
     }
 
     /// Parses JSON text into a document (depth limited to [`DEFAULT_MAX_DEPTH`]).
+    /// Objects are built with full nodes. Time: O(length of the text), plus
+    /// a sort of each object whose keys are out of order.
     pub fn parse(text: &str) -> Result<Doc, InvalidInput> {
         let mut de = serde_json::Deserializer::from_str(text);
         // `DocSeed` bounds the recursion itself, at the document limit.
@@ -164,7 +167,7 @@ impl Doc {
         }
     }
 
-    /// Pretty-printed JSON text.
+    /// Pretty-printed JSON text. Time: O(size).
     pub fn to_string_pretty(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|_| self.to_string())
     }
@@ -178,7 +181,7 @@ impl Doc {
     }
 
     /// The value at a pointer given as text (`"/features/new_ui"`); `None` if
-    /// the pointer is invalid or nothing is there.
+    /// the pointer is invalid or nothing is there. Time: O(depth · log n).
     pub fn pointer(&self, pointer: &str) -> Option<&Doc> {
         self.get(&Pointer::parse(pointer).ok()?)
     }
@@ -193,7 +196,7 @@ impl Doc {
         }
     }
 
-    /// The object's map, if this is an object.
+    /// The object's map, if this is an object. Time: O(1).
     pub fn as_object(&self) -> Option<&Object> {
         match self {
             Doc::Object(map) => Some(map),
@@ -201,7 +204,7 @@ impl Doc {
         }
     }
 
-    /// The array, if this is an array.
+    /// The array, if this is an array. Time: O(1).
     pub fn as_array(&self) -> Option<&Array> {
         match self {
             Doc::Array(items) => Some(items),
@@ -209,7 +212,7 @@ impl Doc {
         }
     }
 
-    /// The string, if this is a string.
+    /// The string, if this is a string. Time: O(1).
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Doc::String(s) => Some(s),
@@ -217,7 +220,7 @@ impl Doc {
         }
     }
 
-    /// The boolean, if this is one.
+    /// The boolean, if this is one. Time: O(1).
     pub fn as_bool(&self) -> Option<bool> {
         match self {
             Doc::Bool(b) => Some(*b),
@@ -225,7 +228,7 @@ impl Doc {
         }
     }
 
-    /// The number as `i64`, if it is an integer that fits.
+    /// The number as `i64`, if it is an integer that fits. Time: O(1).
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Doc::Number(n) => n.as_i64(),
@@ -233,7 +236,7 @@ impl Doc {
         }
     }
 
-    /// The number as `f64`, if this is a number.
+    /// The number as `f64`, if this is a number. Time: O(1).
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Doc::Number(n) => n.as_f64(),
@@ -241,7 +244,7 @@ impl Doc {
         }
     }
 
-    /// The number, if this is one.
+    /// The number, if this is one. Time: O(1).
     pub fn as_number(&self) -> Option<&Number> {
         match self {
             Doc::Number(n) => Some(n),
@@ -249,12 +252,13 @@ impl Doc {
         }
     }
 
-    /// Whether this is `null`.
+    /// Whether this is `null`. Time: O(1).
     pub fn is_null(&self) -> bool {
         matches!(self, Doc::Null)
     }
 
     /// JSON type name: `null`, `boolean`, `number`, `string`, `array`, `object`.
+    /// Time: O(1).
     pub fn type_name(&self) -> &'static str {
         match self {
             Doc::Null => "null",
@@ -263,22 +267,6 @@ impl Doc {
             Doc::String(_) => "string",
             Doc::Array(_) => "array",
             Doc::Object(_) => "object",
-        }
-    }
-
-    /// An estimate of the heap bytes this value owns: nodes, arrays,
-    /// strings and keys, whether or not another value shares them.
-    /// Time: O(size).
-    pub fn heap_bytes(&self) -> usize {
-        match self {
-            Doc::Null | Doc::Bool(_) | Doc::Number(_) => 0,
-            Doc::String(s) => ARC_HEADER + s.len(),
-            Doc::Array(items) => {
-                ARC_HEADER
-                    + items.len() * std::mem::size_of::<Doc>() * 5 / 4
-                    + items.iter().map(Doc::heap_bytes).sum::<usize>()
-            }
-            Doc::Object(map) => map.iter().map(|(k, v)| member_bytes(k, v)).sum(),
         }
     }
 
@@ -309,6 +297,8 @@ impl Doc {
 
     /// Applies an RFC 6902 patch atomically with the default depth limit.
     /// On error the document is unchanged (it is never modified in place).
+    /// Time: O(operations · depth · log n), plus the depth check of values
+    /// added below the root.
     pub fn apply_patch(&self, patch: &Patch) -> Result<Doc, crate::error::PatchError> {
         patch.apply_to(self, DEFAULT_MAX_DEPTH)
     }
@@ -320,6 +310,47 @@ impl Doc {
         patch: &Patch,
     ) -> Result<Doc, crate::error::PatchError> {
         patch.apply_to(self, usize::MAX)
+    }
+
+    /// Estimated heap bytes this value owns, walking all of it: object
+    /// nodes ([`NODE_BYTES`] each), keys longer than [`Key::INLINE_CAP`],
+    /// strings, arrays (the `Arc`, and the chunks of an `imbl::Vector`
+    /// that outgrew its inline storage) and everything nested. A subtree
+    /// reachable twice is counted twice; subtrees shared with other
+    /// versions are counted as if owned. Time: O(size).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Doc::Null | Doc::Bool(_) | Doc::Number(_) => 0,
+            Doc::String(s) => key::arc_str_bytes(s.len()),
+            Doc::Array(items) => {
+                ARC_ARRAY_BYTES
+                    + vector_chunk_bytes(items)
+                    + items.iter().map(Doc::heap_bytes).sum::<usize>()
+            }
+            Doc::Object(map) => map.heap_bytes(),
+        }
+    }
+}
+
+/// The allocation of `Arc<Array>`: two counters and the vector.
+const ARC_ARRAY_BYTES: usize = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<Array>();
+
+/// Estimated bytes of an `imbl::Vector`'s chunks (shared `Arc`s of 64
+/// elements, two indices and two counters), as measured on imbl 7: none
+/// while it is inline (up to 2 elements), one chunk up to 64, and past that
+/// at least its four edge chunks, about one chunk per 64 elements plus one,
+/// and a small middle node.
+fn vector_chunk_bytes(items: &Array) -> usize {
+    const CHUNK: usize = 64;
+    const CHUNK_BYTES: usize =
+        4 * std::mem::size_of::<usize>() + CHUNK * std::mem::size_of::<Doc>();
+    const MIDDLE_BYTES: usize = 40;
+    if items.is_inline() {
+        0
+    } else if items.len() <= CHUNK {
+        CHUNK_BYTES
+    } else {
+        (items.len().div_ceil(CHUNK) + 1).max(4) * CHUNK_BYTES + MIDDLE_BYTES
     }
 }
 
@@ -453,13 +484,16 @@ impl TryFrom<f64> for Doc {
 }
 
 impl<K: Into<Key>, V: Into<Doc>> FromIterator<(K, V)> for Doc {
-    /// Builds an object.
+    /// Builds an object with full nodes; of equal keys the last wins.
+    /// Time: O(n) for input sorted by key, else O(n log n).
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Doc {
-        Doc::Object(
-            iter.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
+        Doc::Object(iter.into_iter().collect())
+    }
+}
+
+impl From<Object> for Doc {
+    fn from(object: Object) -> Doc {
+        Doc::Object(object)
     }
 }
 
@@ -553,11 +587,9 @@ mod tests {
 
     #[test]
     fn size_stays_small() {
-        assert!(
-            std::mem::size_of::<Doc>() <= 32,
-            "{}",
-            std::mem::size_of::<Doc>()
-        );
+        assert_eq!(std::mem::size_of::<Doc>(), 24);
+        assert_eq!(std::mem::size_of::<Object>(), 16);
+        assert_eq!(std::mem::size_of::<Key>(), 24);
     }
 
     #[test]

@@ -48,8 +48,13 @@ mod timeline;
 pub use delta::{DeltaMismatch, StateDelta};
 pub use diff::{ChangeKind, Diff, DiffEntry, DiffSummary};
 pub use doc::{
-    Array, Doc, InvalidPointer, Key, Object, Patch, PatchOp, Pointer, DEFAULT_MAX_DEPTH,
+    update_bytes, Array, DiffItem, Doc, InvalidPointer, Key, Object, Patch, PatchOp, Pointer,
+    DEFAULT_MAX_DEPTH,
 };
+/// The persistent map behind JSON objects, its iterators and its costs.
+pub mod object {
+    pub use crate::doc::{update_bytes, DiffItem, DiffIter, Iter, Key, Object, NODE_BYTES};
+}
 pub use error::{ChangeRejected, Error, InvalidInput, PatchError, PatchErrorKind, TimelineError};
 pub use id::{Revision, TransactionId};
 pub use model::Model;
@@ -75,5 +80,5 @@ pub mod deploy {
     };
 }
 
-/// The persistent collections `Doc` is built on.
+/// The persistent collections `Doc`'s arrays and the timeline are built on.
 pub use imbl;

@@ -377,7 +377,7 @@ fn add(doc: &mut Doc, path: &Pointer, value: Doc) -> Result<(), PatchErrorKind> 
     };
     match lookup_mut(doc, parent, path)? {
         Doc::Object(map) => {
-            map.insert(last.into(), value);
+            map.insert(last, value);
             Ok(())
         }
         Doc::Array(items) => {

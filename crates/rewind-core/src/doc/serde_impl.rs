@@ -10,7 +10,7 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Number;
 
-use super::{Array, Doc, Object, DEFAULT_MAX_DEPTH};
+use super::{Array, Doc, Key, Object, DEFAULT_MAX_DEPTH};
 use crate::error::InvalidInput;
 
 impl Serialize for Doc {
@@ -30,7 +30,7 @@ impl Serialize for Doc {
             Doc::Object(map) => {
                 let mut out = serializer.serialize_map(Some(map.len()))?;
                 for (key, value) in map.iter() {
-                    out.serialize_entry(&**key, value)?;
+                    out.serialize_entry(key, value)?;
                 }
                 out.end()
             }
@@ -139,11 +139,11 @@ impl<'de> Visitor<'de> for DocSeed {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc, A::Error> {
         let inner = self.nested()?;
-        let mut object = Object::new();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
+        while let Some(key) = map.next_key::<Key>()? {
             let value = map.next_value_seed(inner)?;
-            object.insert(Arc::from(&*key), value);
+            entries.push((key, value));
         }
-        Ok(Doc::Object(object))
+        Ok(Doc::Object(Object::from_entries(entries)))
     }
 }
