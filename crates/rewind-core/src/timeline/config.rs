@@ -19,8 +19,10 @@ pub struct TimelineConfig {
     /// Finished transactions whose checkpoints are kept (default 16).
     pub finished_transactions_kept: usize,
     /// Revisions before the head whose states stay whole trees (default
-    /// 2), with the head and the newest snapshot: the hot set, read and
-    /// rolled back to in O(1). Older states are kept as deltas and
+    /// 0), with the head and the newest snapshot: the hot set, read and
+    /// rolled back to in O(1). Each costs the nodes its changes copied;
+    /// with none, reading the revision before the head applies one delta
+    /// (O(changes · log n)), and a rebuilt state is cached. Older states are kept as deltas and
     /// rebuilt when read (see [`Timeline::state_at`](crate::Timeline::state_at)).
     pub hot_revisions: usize,
     /// Cold states rebuilt recently that are kept for the next read
@@ -45,7 +47,7 @@ impl Default for TimelineConfig {
             auto_limit: 10,
             named_limit: 50,
             finished_transactions_kept: 16,
-            hot_revisions: 2,
+            hot_revisions: 0,
             rebuild_cache: 8,
             history_budget: None,
         }
