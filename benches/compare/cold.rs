@@ -21,6 +21,7 @@ use crate::fixtures::{self, replace_patch, Rng};
 use crate::measure::{compare, Batch, Kind, Variant};
 use crate::report::{size, timed_lines, Line};
 use crate::Ctx;
+use anyhow::Context as _;
 
 const ROW: &str = "cold read (50 snapshots back, 100 keys changed per snapshot)";
 const SNAPSHOTS: usize = 60;
@@ -76,14 +77,20 @@ pub(crate) async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Line>> {
         "named_{}",
         SNAPSHOTS - 1 - BACK
     ))?);
-    // A recent snapshot, among the hot revisions.
-    let newest = StateRef::Snapshot(SnapshotName::new(format!("named_{}", SNAPSHOTS - 2))?);
     let at_small = timeline(small, uncached)?;
+    // The newest snapshot, held whole.
+    let newest = StateRef::Snapshot(
+        at_small
+            .snapshots()
+            .last()
+            .map(|s| s.name.clone())
+            .context("the timeline has snapshots")?,
+    );
     let at_large = timeline(large, uncached)?;
     let cached = timeline(small, TimelineConfig::default())?;
     anyhow::ensure!(
         at_small.is_hot_state(at_small.revision_at(&newest)?),
-        "the recent snapshot is cold: the hot variant would measure a rebuild"
+        "the newest snapshot is cold: the hot variant would measure a rebuild"
     );
     anyhow::ensure!(
         !at_small.is_hot_state(at_small.revision_at(&back)?),
@@ -119,7 +126,7 @@ pub(crate) async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Line>> {
         Variant::sync(
             Kind::Direct,
             format!(
-                "Timeline::state_at, a recent snapshot (hot), at {}",
+                "Timeline::state_at, the newest snapshot (hot), at {}",
                 size(small)
             ),
             Batch::Lasting(Ctx::SMALL_BATCH),
