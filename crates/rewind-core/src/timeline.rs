@@ -925,7 +925,10 @@ impl<M: Model> Timeline<M> {
         at: Timestamp,
     ) -> Commit {
         let revision = self.revision().next();
-        self.states.push_with(revision, state, delta);
+        let old_head = self.revision();
+        let keep_whole =
+            self.config.hot_revisions > 0 || self.latest_snapshot_revision() == Some(old_head);
+        self.states.push_with(revision, state, delta, keep_whole);
         self.history.push_back(Arc::new(Entry {
             info: RevisionInfo {
                 revision,
@@ -937,12 +940,15 @@ impl<M: Model> Timeline<M> {
         while self.history.len() > self.config.history_limit {
             self.drop_oldest_revision();
         }
-        // The revision that just left the newest `hot_revisions`.
-        if let Some(cooled) = revision
-            .get()
-            .checked_sub(self.config.hot_revisions as u64 + 1)
-        {
-            self.cool(Some(Revision(cooled)));
+        // The revision that just left the newest `hot_revisions` (with
+        // none, the old head, settled above).
+        if self.config.hot_revisions > 0 {
+            if let Some(cooled) = revision
+                .get()
+                .checked_sub(self.config.hot_revisions as u64 + 1)
+            {
+                self.cool(Some(Revision(cooled)));
+            }
         }
         self.enforce_budget();
         Commit { revision, at }

@@ -177,24 +177,38 @@ impl<M: Model> States<M> {
     /// back from the new one. Time: one diff of what changed.
     pub(super) fn push(&mut self, revision: Revision, state: M) {
         let delta = state.history_delta(&self.head);
-        self.push_with(revision, state, delta);
+        self.push_with(revision, state, delta, true);
     }
 
     /// [`push`](Self::push) with the delta back to the old head already
     /// made (`None`: keep the old head whole, for a model without deltas).
-    pub(super) fn push_with(&mut self, revision: Revision, state: M, delta: Option<StateDelta>) {
+    ///
+    /// `keep_whole`: whether the old head stays in the hot set; if not, and
+    /// it has a delta, it goes in cold at once.
+    pub(super) fn push_with(
+        &mut self,
+        revision: Revision,
+        state: M,
+        delta: Option<StateDelta>,
+        keep_whole: bool,
+    ) {
         debug_assert!(revision > self.head_revision);
         self.head_bytes = match &delta {
             Some(d) => self.head_bytes.saturating_add_signed(-d.size_change()),
             None => state.heap_bytes(),
         };
+        let old_tree = std::mem::replace(&mut self.head, state);
+        let cold = !keep_whole && delta.is_some();
         let old = Stored {
-            tree: Some(std::mem::replace(&mut self.head, state)),
+            tree: (!cold).then(|| old_tree.clone()),
             delta: delta.map(Arc::new),
         };
         self.history_bytes += old.cost();
         let old_revision = std::mem::replace(&mut self.head_revision, revision);
         self.entries.insert(old_revision, old);
+        // A cold old head's nodes that the new head does not share are
+        // freed here.
+        drop(old_tree);
     }
 
     /// Drops the tree of an older entry that has a delta. Time: O(log n).
