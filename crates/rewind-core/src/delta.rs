@@ -102,6 +102,45 @@ impl StateDelta {
         Self::of_paths(older, paths, newer)
     }
 
+    /// The delta between `newer` and `older` from `diff`, the diff from
+    /// `older` to `newer`: its entries carry both values, so when they are
+    /// all members of the top object (the common case) no lookup is made;
+    /// otherwise as [`of_paths`](Self::of_paths) on its paths.
+    pub fn of_diff(older: &Doc, diff: &crate::Diff, newer: &Doc) -> StateDelta {
+        let flat = matches!((older, newer), (Doc::Object(_), Doc::Object(_)))
+            && diff.entries.iter().all(|e| e.path.tokens().len() == 1);
+        if !flat {
+            return Self::of_paths(older, diff.entries.iter().map(|e| &e.path), newer);
+        }
+        let mut delta = StateDelta {
+            root: Change::Same,
+            changes: 0,
+            bytes: 0,
+            tree_bytes: 0,
+            size_change: 0,
+        };
+        // Entries are in key order, one per member.
+        let mut members: Vec<(Key, Change)> = Vec::with_capacity(diff.entries.len());
+        for entry in &diff.entries {
+            let key = Key::from(entry.path.tokens()[0].as_str());
+            let (o, n) = (entry.old.as_ref(), entry.new.as_ref());
+            match (o, n) {
+                (Some(o), Some(n)) => delta.grow(o.heap_bytes(), n.heap_bytes()),
+                (Some(o), None) => delta.grow(member_bytes(&key, o), 0),
+                (None, Some(n)) => delta.grow(0, member_bytes(&key, n)),
+                (None, None) => continue,
+            }
+            let change = delta.value(o, n);
+            members.push((key, change));
+        }
+        if let (false, Doc::Object(o)) = (members.is_empty(), older) {
+            delta.tree_bytes += update_bytes_of(o.len(), members.len());
+            delta.bytes += members.len() * std::mem::size_of::<(Key, Change)>();
+            delta.root = Change::Object(members.into_boxed_slice());
+        }
+        delta
+    }
+
     /// The delta between `newer` and `older`, given every path where they
     /// may differ (each cut as in [`of_patch`](Self::of_patch)): from a
     /// patch's operations, or from a [`Diff`](crate::Diff)'s entries, so no

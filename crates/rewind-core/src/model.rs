@@ -306,11 +306,7 @@ impl Model for Doc {
     }
 
     fn history_delta_of_diff(&self, diff: &Diff, next: &Doc) -> Option<StateDelta> {
-        Some(StateDelta::of_paths(
-            self,
-            diff.entries.iter().map(|e| &e.path),
-            next,
-        ))
+        Some(StateDelta::of_diff(self, diff, next))
     }
 
     fn apply_history_delta(self, delta: &StateDelta) -> Result<Doc, DeltaMismatch> {
