@@ -428,6 +428,12 @@ impl<M: Model> Timeline<M> {
         self.budget_pruned
     }
 
+    /// [`memory`](Self::memory)`.history_bytes` alone: what the history
+    /// budget bounds. Time: O(1), a field read.
+    pub fn history_bytes(&self) -> usize {
+        self.states.history_bytes()
+    }
+
     /// Whether `revision`'s state is held whole (hot) rather than as a
     /// delta (cold); `false` for a revision not held. Time:
     /// O(log n).

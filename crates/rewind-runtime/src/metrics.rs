@@ -331,7 +331,7 @@ pub(crate) fn republished<M: rewind_core::Model>(
     old: &rewind_core::Timeline<M>,
     new: &rewind_core::Timeline<M>,
 ) {
-    let delta = new.memory().history_bytes as f64 - old.memory().history_bytes as f64;
+    let delta = new.history_bytes() as f64 - old.history_bytes() as f64;
     history_bytes(delta);
     let (o, n) = (old.budget_pruned(), new.budget_pruned());
     pruned(&Pruned {

@@ -655,8 +655,7 @@ impl<M: Model> SupervisorState<M> {
         let next_tick = interval.map_or(u64::MAX, |interval| {
             self.context.now_us().saturating_add(micros(interval))
         });
-        let (counts, history_bytes) =
-            shared.read(|t| (t.snapshot_counts(), t.memory().history_bytes));
+        let (counts, history_bytes) = shared.read(|t| (t.snapshot_counts(), t.history_bytes()));
         let lru_key = shared.last_used();
         let previous = self.active.insert(
             shared.id.clone(),
@@ -687,7 +686,7 @@ impl<M: Model> SupervisorState<M> {
         metrics::tenants_active(-1.0);
         if let Some(timeline) = active.shared.published() {
             metrics::snapshots_held(&timeline.snapshot_counts(), -1.0);
-            metrics::history_bytes(-(timeline.memory().history_bytes as f64));
+            metrics::history_bytes(-(timeline.history_bytes() as f64));
         }
         Some(active.shared)
     }
