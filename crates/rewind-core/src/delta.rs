@@ -61,15 +61,20 @@ enum Change {
 pub struct DeltaMismatch;
 
 impl StateDelta {
-    /// The delta that turns `newer` into `older`.
-    pub fn between(newer: &Doc, older: &Doc) -> StateDelta {
-        let mut delta = StateDelta {
+    /// No change: both documents equal.
+    fn empty() -> StateDelta {
+        StateDelta {
             root: Change::Same,
             changes: 0,
             bytes: 0,
             tree_bytes: 0,
             size_change: 0,
-        };
+        }
+    }
+
+    /// The delta that turns `newer` into `older`.
+    pub fn between(newer: &Doc, older: &Doc) -> StateDelta {
+        let mut delta = StateDelta::empty();
         if let Some(root) = delta.walk(newer, older) {
             delta.root = root;
         }
@@ -112,13 +117,7 @@ impl StateDelta {
         if !flat {
             return Self::of_paths(older, diff.entries.iter().map(|e| &e.path), newer);
         }
-        let mut delta = StateDelta {
-            root: Change::Same,
-            changes: 0,
-            bytes: 0,
-            tree_bytes: 0,
-            size_change: 0,
-        };
+        let mut delta = StateDelta::empty();
         // Entries are in key order, one per member.
         let mut members: Vec<(Key, Change)> = Vec::with_capacity(diff.entries.len());
         for entry in &diff.entries {
@@ -168,13 +167,7 @@ impl StateDelta {
             touched.truncate(kept);
         }
         let paths: Vec<&[Key]> = touched.iter().map(Vec::as_slice).collect();
-        let mut delta = StateDelta {
-            root: Change::Same,
-            changes: 0,
-            bytes: 0,
-            tree_bytes: 0,
-            size_change: 0,
-        };
+        let mut delta = StateDelta::empty();
         if let Some(root) = delta.build(&paths, Some(older), Some(newer)) {
             delta.root = root;
         }
@@ -208,13 +201,7 @@ impl StateDelta {
         };
         let old = map.get_key_value(last.as_str());
         let key = old.map_or_else(|| Key::from(last.as_str()), |(k, _)| k.clone());
-        let mut delta = StateDelta {
-            root: Change::Same,
-            changes: 0,
-            bytes: 0,
-            tree_bytes: 0,
-            size_change: 0,
-        };
+        let mut delta = StateDelta::empty();
         let leaf = match (old.map(|(_, v)| v), value) {
             (Some(o), Some(n)) if o.ptr_eq(n) || o == n => return Some(delta),
             (Some(o), Some(n)) => {
