@@ -63,11 +63,14 @@ pub(super) struct States<M> {
     /// Estimated bytes the older entries hold (their deltas, and the nodes
     /// their trees do not share with a newer one).
     history_bytes: usize,
-    /// Recent rebuilds of cold states, newest first. Shared by the
-    /// timeline's clones: a revision's state never changes, so an entry is
-    /// true for every clone. Readers only `try_lock` it and skip it when
-    /// busy, so a read never waits.
-    cache: Arc<Mutex<Vec<(Revision, M)>>>,
+    /// Recent rebuilds of cold states, newest first, each with the delta
+    /// its entry held: a hit needs the very same delta (`Arc::ptr_eq`), so
+    /// an entry remade since (a composed delta, or the same revision number
+    /// on another branch after a journal failure rewound the timeline)
+    /// never matches, and holding the `Arc` keeps its address from being
+    /// reused. Shared by the timeline's clones; readers only `try_lock` it
+    /// and skip it when busy, so a read never waits.
+    cache: Arc<Mutex<Vec<CacheEntry<M>>>>,
     cache_size: usize,
 }
 
@@ -307,19 +310,20 @@ impl<M: Model> States<M> {
         if let Some(tree) = &entry.tree {
             return Ok(tree.clone());
         }
-        if let Some(hit) = self.cached(revision) {
+        let own = entry.delta.as_ref().ok_or(DeltaMismatch)?;
+        if let Some(hit) = self.cached(revision, own) {
             return Ok(hit);
         }
         let cached: Vec<Revision> = self
             .cache
             .try_lock()
-            .map(|c| c.iter().map(|(r, _)| *r).collect())
+            .map(|c| c.iter().map(|(r, _, _)| *r).collect())
             .unwrap_or_default();
         // Walk both ways at once, one entry each, to the nearest whole or
         // cached state: up (each delta then applied back) or down (each
         // delta from there to the one below this applied forward). The
         // head closes the way up.
-        let mut up_path = vec![(revision, entry.delta.as_ref().ok_or(DeltaMismatch)?)];
+        let mut up_path = vec![(revision, own)];
         let mut down_path = Vec::new();
         let mut ups = self.entries.range(revision..).skip(1);
         let mut downs = self.entries.range(..revision).rev();
@@ -332,12 +336,15 @@ impl<M: Model> States<M> {
                         if let Some(tree) = &e.tree {
                             break Found::Up(tree.clone());
                         }
-                        // (Another reader may have evicted it: walk on.)
-                        if let Some(hit) = cached.contains(r).then(|| self.cached(*r)).flatten() {
-                            break Found::Up(hit);
-                        }
                         match e.delta.as_ref() {
-                            Some(delta) => up_path.push((*r, delta)),
+                            Some(delta) => {
+                                // (Another reader may have evicted it: walk on.)
+                                let hit = cached.contains(r).then(|| self.cached(*r, delta));
+                                if let Some(hit) = hit.flatten() {
+                                    break Found::Up(hit);
+                                }
+                                up_path.push((*r, delta));
+                            }
                             None => up_open = false,
                         }
                     }
@@ -346,11 +353,13 @@ impl<M: Model> States<M> {
             if down_open {
                 match downs.next() {
                     Some((r, e)) if e.delta.is_some() => {
-                        down_path.push(e.delta.as_ref().ok_or(DeltaMismatch)?);
+                        let delta = e.delta.as_ref().ok_or(DeltaMismatch)?;
+                        down_path.push(delta);
                         if let Some(tree) = &e.tree {
                             break Found::Down(tree.clone());
                         }
-                        if let Some(hit) = cached.contains(r).then(|| self.cached(*r)).flatten() {
+                        let hit = cached.contains(r).then(|| self.cached(*r, delta));
+                        if let Some(hit) = hit.flatten() {
                             break Found::Down(hit);
                         }
                     }
@@ -376,37 +385,43 @@ impl<M: Model> States<M> {
                 for (steps_left, (r, delta)) in up_path.into_iter().enumerate().rev() {
                     state = state.apply_history_delta(delta)?;
                     if steps_left > 0 && steps_left < below && steps_left.is_power_of_two() {
-                        self.remember(r, &state);
+                        self.remember(r, delta, &state);
                     }
                 }
                 state
             }
         };
-        self.remember(revision, &state);
+        self.remember(revision, own, &state);
         Ok(state)
     }
 
-    /// A cached rebuild of `revision`, made the most recent on a hit.
-    fn cached(&self, revision: Revision) -> Option<M> {
+    /// A cached rebuild of `revision` made while its entry held `delta`,
+    /// made the most recent on a hit.
+    fn cached(&self, revision: Revision, delta: &Arc<StateDelta>) -> Option<M> {
         let mut cache = self.cache.try_lock().ok()?;
-        let at = cache.iter().position(|(r, _)| *r == revision)?;
+        let at = cache
+            .iter()
+            .position(|(r, d, _)| *r == revision && Arc::ptr_eq(d, delta))?;
         let hit = cache.remove(at);
-        let state = hit.1.clone();
+        let state = hit.2.clone();
         cache.insert(0, hit);
         Some(state)
     }
 
-    fn remember(&self, revision: Revision, state: &M) {
+    fn remember(&self, revision: Revision, delta: &Arc<StateDelta>, state: &M) {
         if self.cache_size == 0 {
             return;
         }
         if let Ok(mut cache) = self.cache.try_lock() {
-            cache.retain(|(r, _)| *r != revision);
-            cache.insert(0, (revision, state.clone()));
+            cache.retain(|(r, _, _)| *r != revision);
+            cache.insert(0, (revision, Arc::clone(delta), state.clone()));
             cache.truncate(self.cache_size);
         }
     }
 }
+
+/// A cached rebuild: the revision, the delta its entry held, its state.
+type CacheEntry<M> = (Revision, Arc<StateDelta>, M);
 
 /// A head and the deltas back from it, newest first.
 pub(super) type Chain<M> = (Revision, M, Vec<(Revision, StateDelta)>);
@@ -419,4 +434,44 @@ enum Found<M> {
 
 fn unwrap_arc(delta: Arc<StateDelta>) -> StateDelta {
     Arc::try_unwrap(delta).unwrap_or_else(|shared| (*shared).clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use crate::{Doc, Patch, Revision, StateRef, SystemClock, Timeline, TimelineConfig};
+
+    fn set(n: i64) -> Patch {
+        Patch::from_json(&json!([{"op": "replace", "path": "/n", "value": n}])).unwrap()
+    }
+
+    /// After a journal failure the tenant actor goes back to its last
+    /// durable timeline and numbers the next revisions again. Its clones
+    /// share the rebuild cache, so a state rebuilt on the abandoned branch
+    /// must never answer for the same revision number on the new one.
+    #[test]
+    fn a_rebuild_cached_on_one_branch_is_not_read_on_another() {
+        let config = TimelineConfig {
+            hot_revisions: 0,
+            ..TimelineConfig::default()
+        };
+        let initial = Doc::from_json(&json!({"n": 0})).unwrap();
+        let mut durable = Timeline::new(initial, config, Arc::new(SystemClock)).unwrap();
+        let mut abandoned = durable.clone();
+        abandoned.apply(&set(1)).unwrap();
+        abandoned.apply(&set(2)).unwrap();
+        let one = StateRef::Revision(Revision(1));
+        assert!(!abandoned.is_hot_state(Revision(1)));
+        assert_eq!(abandoned.state_at(&one).unwrap()["n"], 1);
+
+        durable.apply(&set(10)).unwrap();
+        durable.apply(&set(20)).unwrap();
+        assert!(!durable.is_hot_state(Revision(1)));
+        assert_eq!(durable.state_at(&one).unwrap()["n"], 10);
+        // And the abandoned branch still reads its own.
+        assert_eq!(abandoned.state_at(&one).unwrap()["n"], 1);
+    }
 }
