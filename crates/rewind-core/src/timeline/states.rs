@@ -35,6 +35,18 @@ struct Stored<M> {
     /// Turns the next newer entry's state into this one's; `None` for the
     /// head, and for a model without deltas (which keeps `tree`).
     delta: Option<Arc<StateDelta>>,
+    /// This state's identity, unique in the process: kept when the delta
+    /// is recomposed (the state is the same), new for every state pushed,
+    /// so the same revision number on another branch never shares it.
+    id: StateId,
+}
+
+/// A state's identity for the rebuild cache.
+type StateId = u64;
+
+fn new_state_id() -> StateId {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl<M> Stored<M> {
@@ -56,6 +68,7 @@ impl<M> Stored<M> {
 pub(super) struct States<M> {
     head_revision: Revision,
     head: M,
+    head_id: StateId,
     /// Every other held revision.
     entries: OrdMap<Revision, Stored<M>>,
     /// Estimated heap bytes of the head state.
@@ -63,13 +76,11 @@ pub(super) struct States<M> {
     /// Estimated bytes the older entries hold (their deltas, and the nodes
     /// their trees do not share with a newer one).
     history_bytes: usize,
-    /// Recent rebuilds of cold states, newest first, each with the delta
-    /// its entry held: a hit needs the very same delta (`Arc::ptr_eq`), so
-    /// an entry remade since (a composed delta, or the same revision number
-    /// on another branch after a journal failure rewound the timeline)
-    /// never matches, and holding the `Arc` keeps its address from being
-    /// reused. Shared by the timeline's clones; readers only `try_lock` it
-    /// and skip it when busy, so a read never waits.
+    /// Recent rebuilds of cold states, newest first, keyed by the state's
+    /// identity (`Stored::id`): the same revision number on another branch
+    /// (after a journal failure rewound the timeline) is another state and
+    /// never matches. Shared by the timeline's clones; readers only
+    /// `try_lock` it and skip it when busy, so a read never waits.
     cache: Arc<Mutex<Vec<CacheEntry<M>>>>,
     cache_size: usize,
 }
@@ -80,6 +91,7 @@ impl<M: Model> States<M> {
         States {
             head_revision: revision,
             head: state,
+            head_id: new_state_id(),
             entries: OrdMap::new(),
             head_bytes,
             history_bytes: 0,
@@ -168,6 +180,7 @@ impl<M: Model> States<M> {
             let entry = Stored {
                 tree: Some(state.clone()),
                 delta: Some(Arc::new(delta)),
+                id: new_state_id(),
             };
             states.history_bytes += entry.cost();
             states.entries.insert(revision, entry);
@@ -205,6 +218,7 @@ impl<M: Model> States<M> {
         let old = Stored {
             tree: (!cold).then(|| old_tree.clone()),
             delta: delta.map(Arc::new),
+            id: std::mem::replace(&mut self.head_id, new_state_id()),
         };
         self.history_bytes += old.cost();
         let old_revision = std::mem::replace(&mut self.head_revision, revision);
@@ -311,19 +325,19 @@ impl<M: Model> States<M> {
             return Ok(tree.clone());
         }
         let own = entry.delta.as_ref().ok_or(DeltaMismatch)?;
-        if let Some(hit) = self.cached(revision, own) {
+        if let Some(hit) = self.cached(entry.id) {
             return Ok(hit);
         }
-        let cached: Vec<Revision> = self
+        let cached: Vec<StateId> = self
             .cache
             .try_lock()
-            .map(|c| c.iter().map(|(r, _, _)| *r).collect())
+            .map(|c| c.iter().map(|(id, _)| *id).collect())
             .unwrap_or_default();
         // Walk both ways at once, one entry each, to the nearest whole or
         // cached state: up (each delta then applied back) or down (each
         // delta from there to the one below this applied forward). The
         // head closes the way up.
-        let mut up_path = vec![(revision, own)];
+        let mut up_path = vec![(entry.id, own)];
         let mut down_path = Vec::new();
         let mut ups = self.entries.range(revision..).skip(1);
         let mut downs = self.entries.range(..revision).rev();
@@ -332,18 +346,18 @@ impl<M: Model> States<M> {
             if up_open {
                 match ups.next() {
                     None => break Found::Up(self.head.clone()),
-                    Some((r, e)) => {
+                    Some((_, e)) => {
                         if let Some(tree) = &e.tree {
                             break Found::Up(tree.clone());
                         }
                         match e.delta.as_ref() {
                             Some(delta) => {
                                 // (Another reader may have evicted it: walk on.)
-                                let hit = cached.contains(r).then(|| self.cached(*r, delta));
+                                let hit = cached.contains(&e.id).then(|| self.cached(e.id));
                                 if let Some(hit) = hit.flatten() {
                                     break Found::Up(hit);
                                 }
-                                up_path.push((*r, delta));
+                                up_path.push((e.id, delta));
                             }
                             None => up_open = false,
                         }
@@ -352,13 +366,13 @@ impl<M: Model> States<M> {
             }
             if down_open {
                 match downs.next() {
-                    Some((r, e)) if e.delta.is_some() => {
+                    Some((_, e)) if e.delta.is_some() => {
                         let delta = e.delta.as_ref().ok_or(DeltaMismatch)?;
                         down_path.push(delta);
                         if let Some(tree) = &e.tree {
                             break Found::Down(tree.clone());
                         }
-                        let hit = cached.contains(r).then(|| self.cached(*r, delta));
+                        let hit = cached.contains(&e.id).then(|| self.cached(e.id));
                         if let Some(hit) = hit.flatten() {
                             break Found::Down(hit);
                         }
@@ -382,46 +396,43 @@ impl<M: Model> States<M> {
                 // entries above the one read, with half the cache (the
                 // other half keeps what a sweep read last).
                 let below = 1usize << (self.cache_size / 2).min(16);
-                for (steps_left, (r, delta)) in up_path.into_iter().enumerate().rev() {
+                for (steps_left, (id, delta)) in up_path.into_iter().enumerate().rev() {
                     state = state.apply_history_delta(delta)?;
                     if steps_left > 0 && steps_left < below && steps_left.is_power_of_two() {
-                        self.remember(r, delta, &state);
+                        self.remember(id, &state);
                     }
                 }
                 state
             }
         };
-        self.remember(revision, own, &state);
+        self.remember(entry.id, &state);
         Ok(state)
     }
 
-    /// A cached rebuild of `revision` made while its entry held `delta`,
-    /// made the most recent on a hit.
-    fn cached(&self, revision: Revision, delta: &Arc<StateDelta>) -> Option<M> {
+    /// A cached rebuild of the state `id`, made the most recent on a hit.
+    fn cached(&self, id: StateId) -> Option<M> {
         let mut cache = self.cache.try_lock().ok()?;
-        let at = cache
-            .iter()
-            .position(|(r, d, _)| *r == revision && Arc::ptr_eq(d, delta))?;
+        let at = cache.iter().position(|(i, _)| *i == id)?;
         let hit = cache.remove(at);
-        let state = hit.2.clone();
+        let state = hit.1.clone();
         cache.insert(0, hit);
         Some(state)
     }
 
-    fn remember(&self, revision: Revision, delta: &Arc<StateDelta>, state: &M) {
+    fn remember(&self, id: StateId, state: &M) {
         if self.cache_size == 0 {
             return;
         }
         if let Ok(mut cache) = self.cache.try_lock() {
-            cache.retain(|(r, _, _)| *r != revision);
-            cache.insert(0, (revision, Arc::clone(delta), state.clone()));
+            cache.retain(|(i, _)| *i != id);
+            cache.insert(0, (id, state.clone()));
             cache.truncate(self.cache_size);
         }
     }
 }
 
-/// A cached rebuild: the revision, the delta its entry held, its state.
-type CacheEntry<M> = (Revision, Arc<StateDelta>, M);
+/// A cached rebuild: the state's identity and the state.
+type CacheEntry<M> = (StateId, M);
 
 /// A head and the deltas back from it, newest first.
 pub(super) type Chain<M> = (Revision, M, Vec<(Revision, StateDelta)>);
