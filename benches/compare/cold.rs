@@ -136,16 +136,7 @@ pub(crate) async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Line>> {
             Kind::Baseline,
             format!("HashMap deep clone at {}", size(small)),
             Batch::PerOp,
-            move |iters| {
-                let mut copies = Vec::with_capacity(iters as usize);
-                let started = Instant::now();
-                for _ in 0..iters {
-                    copies.push(map.clone());
-                }
-                let took = started.elapsed();
-                drop(copies);
-                took
-            },
+            fixtures::deep_clones(std::sync::Arc::new(map)),
         ),
     ];
     let stats = compare(&ctx.plan, &mut variants).await;

@@ -26,6 +26,22 @@ pub(crate) fn map(n: usize) -> Map {
     (0..n).map(|i| (key(i), i as i64)).collect()
 }
 
+/// The seed's baseline for taking or restoring a state: deep-clone the
+/// map, `iters` times. Freeing the copies is left out of the time:
+/// generous to the baseline.
+pub(crate) fn deep_clones(map: Arc<Map>) -> impl FnMut(u64) -> std::time::Duration + Send {
+    move |iters| {
+        let mut copies = Vec::with_capacity(iters as usize);
+        let started = std::time::Instant::now();
+        for _ in 0..iters {
+            copies.push((*map).clone());
+        }
+        let took = started.elapsed();
+        drop(copies);
+        took
+    }
+}
+
 /// One `replace` per key, setting `value`.
 pub(crate) fn replace_patch(keys: &[usize], value: i64) -> Patch {
     Patch::new(

@@ -76,17 +76,7 @@ pub(crate) async fn run(ctx: &Ctx, fx: &Fixture) -> anyhow::Result<Vec<Line>> {
             Kind::Baseline,
             "HashMap deep clone",
             Batch::PerOp,
-            move |iters| {
-                let mut copies = Vec::with_capacity(iters as usize);
-                let started = Instant::now();
-                for _ in 0..iters {
-                    copies.push((*map).clone());
-                }
-                let took = started.elapsed();
-                // Freeing the copies is left out: generous to the baseline.
-                drop(copies);
-                took
-            },
+            crate::fixtures::deep_clones(map),
         ),
     ];
     let stats = compare(&ctx.plan, &mut variants).await;
