@@ -176,10 +176,7 @@ impl Deployer {
                 tracing::warn!(tenant = %tenant, "the journal keeps no resume marks: a deployment in progress resumes after a restart only when its tenant is next read back");
                 Ok(())
             }
-            Err(source) => Err(Error::Journal {
-                tenant: tenant.clone(),
-                source,
-            }),
+            Err(source) => Err(Error::journal(tenant, source)),
         }
     }
 

@@ -10,7 +10,8 @@ use crate::journal::JournalError;
 /// A boxed error from user code (update closures, transaction effects).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Any error of the runtime. Nothing was changed when one is returned.
+/// Any error of the runtime. Nothing was changed when one is returned,
+/// except [`Error::OutcomeUnknown`], which says it cannot tell.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -103,6 +104,22 @@ pub enum Error {
         /// What the journal said.
         source: JournalError,
     },
+    /// The write was handed to the journal and its answer was lost: it may
+    /// or may not have been applied, and the journal could not tell within
+    /// the time it had. The tenant reads itself back from the journal
+    /// before it takes another write, so a read of its history (or a retry
+    /// with the same idempotency key) finds out.
+    #[error(
+        "the outcome of the write to tenant '{tenant}' is unknown: {reason}; read the \
+         tenant's history to see whether it was applied, or retry it with the same \
+         idempotency key"
+    )]
+    OutcomeUnknown {
+        /// The tenant.
+        tenant: TenantId,
+        /// What was lost.
+        reason: String,
+    },
     /// The tenant's journal could not be recovered at start; it serves
     /// nothing until the data is repaired.
     #[error("tenant '{tenant}' could not be recovered from the journal: {source}")]
@@ -123,6 +140,18 @@ pub enum Error {
     /// Input rejected at the edge (names, ids, configuration).
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
+    /// An idempotency key the tenant remembers was sent with a different
+    /// request than the one it was first used with; nothing was applied.
+    #[error(
+        "idempotency key '{key}' of tenant '{tenant}' was first used with a different \
+         request; use a new key for a new request"
+    )]
+    IdempotencyKeyReused {
+        /// The tenant.
+        tenant: TenantId,
+        /// The key.
+        key: String,
+    },
     /// A fork operation (promote) on a tenant that is not a fork.
     #[error("tenant '{0}' is not a fork: it has no parent to promote to")]
     NotAFork(TenantId),
@@ -148,6 +177,22 @@ impl From<std::convert::Infallible> for Error {
 }
 
 impl Error {
+    /// A failed append of `tenant`: [`Error::OutcomeUnknown`] when the
+    /// journal cannot tell whether it was stored, else [`Error::Journal`]
+    /// (nothing was stored).
+    pub(crate) fn journal(tenant: &TenantId, source: JournalError) -> Self {
+        match source {
+            JournalError::OutcomeUnknown(reason) => Error::OutcomeUnknown {
+                tenant: tenant.clone(),
+                reason,
+            },
+            source => Error::Journal {
+                tenant: tenant.clone(),
+                source,
+            },
+        }
+    }
+
     pub(crate) fn core(tenant: &TenantId, source: impl Into<rewind_core::Error>) -> Self {
         Error::Core {
             tenant: tenant.clone(),
@@ -212,8 +257,10 @@ impl Error {
             Error::Journal { .. } | Error::Unrecoverable { .. } | Error::Store(_) => {
                 ErrorKind::Journal
             }
+            Error::OutcomeUnknown { .. } => ErrorKind::OutcomeUnknown,
             Error::Invalid(_) => ErrorKind::Invalid,
             Error::NotAFork(_) => ErrorKind::Invalid,
+            Error::IdempotencyKeyReused { .. } => ErrorKind::Conflict,
             Error::MergeConflict { .. } => ErrorKind::Conflict,
         }
     }
@@ -300,6 +347,10 @@ pub enum ErrorKind {
     /// A defect in rewind (a cold state that does not rebuild); nothing
     /// was changed.
     Internal,
+    /// The write may or may not have been applied
+    /// ([`Error::OutcomeUnknown`]): read the history, or retry with the same
+    /// idempotency key.
+    OutcomeUnknown,
 }
 
 /// The text of a caught panic's payload.

@@ -243,6 +243,19 @@ pub enum JournalError {
     /// The journal was closed.
     #[error("the journal is closed")]
     Closed,
+    /// The journal cannot store anything now (its database is starting,
+    /// restarting or unreachable). Nothing of the write was stored; it may
+    /// be retried.
+    #[error("the journal is unavailable, nothing was stored: {0}")]
+    Unavailable(String),
+    /// The write was handed to the storage but its answer was lost (a
+    /// connection cut while `COMMIT` was under way, an I/O error after the
+    /// commit was written) and the journal could not tell afterwards
+    /// whether it was stored. The only failure after which the write may
+    /// be stored: every other [`JournalError`] of an append means nothing
+    /// of it was.
+    #[error("the journal cannot tell whether the write was stored: {0}")]
+    OutcomeUnknown(String),
     /// A write of a shard's tenant was refused because the writer no longer
     /// owns the shard at the epoch it writes with: another node took the
     /// shard over (its lease expired, say after a pause). Nothing of the
@@ -257,6 +270,15 @@ pub enum JournalError {
         /// The epoch the write carried.
         epoch: u64,
     },
+}
+
+impl JournalError {
+    /// Whether the write may have been stored after all
+    /// ([`OutcomeUnknown`](Self::OutcomeUnknown)). Every other error of an
+    /// append or image is definite: nothing of it was stored.
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, JournalError::OutcomeUnknown(_))
+    }
 }
 
 fn holder_text(holder: &Option<JournalHolder>) -> String {
@@ -329,6 +351,14 @@ impl Future for Durable {
 /// threads): they queue the work and return a [`Durable`]. Reads are used at
 /// recovery and by tools, and may block. A batch given to `append` is atomic:
 /// all its entries become durable, or none.
+///
+/// An append resolves to one of three outcomes: `Ok` (durable), an error
+/// that means nothing of the batch was stored, or
+/// [`JournalError::OutcomeUnknown`] when the storage took the batch and its
+/// answer was lost. An implementation resolves a lost answer itself where
+/// it can (reading back whether the batch is there) and answers unknown
+/// only when it cannot tell. After any failed append the runtime reads the
+/// tenant back from the journal before it writes again.
 pub trait Journal: Send + Sync + 'static {
     /// Queues entries (of any tenants) for one atomic append. Each tenant's
     /// entries must continue its sequence (`highest_seq + 1`, ...).

@@ -460,6 +460,12 @@ impl<M: Model> Runtime<M> {
 
     /// [`create_tenant_with`](Self::create_tenant_with), recording who
     /// created the tenant and why on its revision 0.
+    ///
+    /// With an idempotency key in `meta`, a retry of a creation that
+    /// happened (its answer lost, say) returns the tenant instead of
+    /// `TenantExists`, while its revision 0 is retained and the key is
+    /// younger than the tenant's [`IdempotencyWindow`](crate::IdempotencyWindow)
+    /// allows; the same key with another request is `IdempotencyKeyReused`.
     pub async fn create_tenant_with_meta(
         &self,
         id: TenantId,
@@ -467,14 +473,40 @@ impl<M: Model> Runtime<M> {
         config: Option<TenantConfig>,
         meta: CommitMeta,
     ) -> Result<Tenant<M>, Error> {
-        self.ask(|reply| SupervisorMsg::CreateTenant {
-            id,
-            initial,
-            config,
-            meta,
-            reply,
-        })
-        .await?
+        let key = meta.idempotency.clone();
+        let created = self
+            .ask(|reply| SupervisorMsg::CreateTenant {
+                id,
+                initial,
+                config,
+                meta,
+                reply,
+            })
+            .await?;
+        match (created, key) {
+            (Err(Error::TenantExists(id)), Some(key)) => {
+                let tenant = self.tenant(id.as_str()).await?;
+                let first = tenant.timeline().revision_info(Revision(0)).cloned();
+                let window = tenant.shared().config().idempotency;
+                let age = tenant.shared().context.clock.now().as_unix_micros()
+                    - first.as_ref().map_or(0, |info| info.at.as_unix_micros());
+                let fresh = u128::try_from(age).unwrap_or(0) <= window.max_age.as_micros();
+                match first.and_then(|info| info.meta.idempotency) {
+                    Some(recorded) if fresh && recorded.key == key.key => {
+                        if recorded.request == key.request {
+                            Ok(tenant)
+                        } else {
+                            Err(Error::IdempotencyKeyReused {
+                                tenant: id,
+                                key: key.key.to_string(),
+                            })
+                        }
+                    }
+                    _ => Err(Error::TenantExists(id)),
+                }
+            }
+            (created, _) => created,
+        }
     }
 
     /// The tenant with this id. Lock-free when it is active; a passivated

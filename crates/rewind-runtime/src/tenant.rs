@@ -7,6 +7,7 @@
 //! - `lane`: the request queue from handles and the supervisor to the actor.
 //! - `actor`: the ractor actor: wake-ups, batches, drains, restarts.
 //! - `dispatch`: one request as a typed op on the working timeline.
+//! - `idempotency`: retries of keyed writes answered, not applied again.
 //! - `lease`: the transaction write lease and the writes waiting for it.
 //! - `commit`: the open batch, sealing it, settling the pipeline.
 //! - `publish`: durable batches published and answered in order; images.
@@ -17,8 +18,9 @@ mod commit;
 mod dispatch;
 pub(crate) mod fork;
 pub(crate) mod handle;
+mod idempotency;
 pub(crate) mod lane;
 mod lease;
 pub(crate) mod messages;
-mod publish;
+pub(crate) mod publish;
 pub(crate) mod shared;

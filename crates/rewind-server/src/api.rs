@@ -288,21 +288,33 @@ async fn openapi_json() -> Json<serde_json::Value> {
     Json(openapi::document())
 }
 
-/// 503 `timeout` when a handler takes longer than `request_timeout`.
+/// 503 `timeout` when a handler takes longer than `request_timeout`
+/// (`outcome_unknown` for a write, which may still take effect).
 async fn time_limit(
     axum::extract::State(api): axum::extract::State<Api>,
     request: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
     let limit = api.shared.limits.request_timeout;
+    let write = !request.method().is_safe();
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
+        // A write given up on may still take effect: its outcome is unknown.
+        Err(_) if write => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "outcome_unknown",
+            format!(
+                "the write was not answered within the limit of {}; it may still take \
+                 effect: read the history, or retry with the same Idempotency-Key",
+                crate::limits::show_duration(limit)
+            ),
+        )
+        .into_response(),
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "timeout",
             format!(
-                "the request was not answered within the limit of {}; a write may still \
-                 take effect: check the history before retrying",
+                "the request was not answered within the limit of {}",
                 crate::limits::show_duration(limit)
             ),
         )

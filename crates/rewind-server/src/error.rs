@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rewind_core::{InvalidInput, PatchError, PatchErrorKind, TimelineError};
-use rewind_runtime::Error;
+use rewind_runtime::{Error, JournalError};
 use serde_json::json;
 
 /// An error answered to a client: a status, a stable machine-readable code
@@ -100,12 +100,15 @@ impl IntoResponse for ApiError {
         let body = json!({"error": {"code": self.code, "message": self.message}});
         let mut response = (self.status, Json(body)).into_response();
         if self.code == "not_owner" {
-            let headers = response.headers_mut();
-            headers.insert(
+            response.headers_mut().insert(
                 crate::cluster::forward::NOT_OWNER,
                 HeaderValue::from_static("1"),
             );
-            headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if retried_after(self.code) {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
@@ -115,6 +118,15 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The codes answered with `Retry-After`: the request may succeed if sent
+/// again shortly (for `outcome_unknown`, with the same idempotency key).
+pub(crate) fn retried_after(code: &str) -> bool {
+    matches!(
+        code,
+        "not_owner" | "unavailable" | "outcome_unknown" | "overloaded" | "timeout"
+    )
 }
 
 /// Whether a patch failed only because a value or the result nests too deep.
@@ -132,9 +144,12 @@ pub(crate) fn patch_too_deep(error: &PatchError) -> bool {
 /// protected snapshot), `conflict` (409, a merge promotion whose fork and
 /// parent changed the same paths) and `not_a_fork` (409, promoting a tenant
 /// that is not a fork), `unavailable` (503, a tenant that failed too often,
-/// is restarting or cannot be recovered, or a runtime shutting down) and
-/// `internal` (500, the journal failed or the model panicked; nothing was
-/// applied).
+/// is restarting or cannot be recovered, a runtime shutting down, or a
+/// journal that cannot store anything now; nothing was applied),
+/// `outcome_unknown` (503, the write's answer was lost between rewind and
+/// its journal and could not be found out: it may have been applied) and
+/// `internal` (500, a defect, or the model panicked; nothing was applied).
+/// Every 503 carries `Retry-After`.
 pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
     use StatusCode as S;
     match error {
@@ -164,6 +179,14 @@ pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
             source: rewind_runtime::JournalError::Fenced { .. },
             ..
         } => (S::SERVICE_UNAVAILABLE, "not_owner"),
+        // The journal could not store the write (its database is down,
+        // starting or unreachable): nothing was stored, a retry may succeed.
+        Error::Journal {
+            source: JournalError::Storage(_) | JournalError::Unavailable(_) | JournalError::Closed,
+            ..
+        } => (S::SERVICE_UNAVAILABLE, "unavailable"),
+        // The write may or may not have been stored.
+        Error::OutcomeUnknown { .. } => (S::SERVICE_UNAVAILABLE, "outcome_unknown"),
         Error::Journal { .. } | Error::Panicked { .. } => (S::INTERNAL_SERVER_ERROR, "internal"),
         _ => (S::INTERNAL_SERVER_ERROR, "internal"),
     }

@@ -34,6 +34,7 @@ use crate::metrics::{self, PassivationReason};
 use crate::tenant::actor::TenantActor;
 use crate::tenant::handle::Tenant;
 use crate::tenant::messages::Envelope;
+use crate::tenant::publish::RESYNC_WITHIN;
 use crate::tenant::shared::{Context, Journaling, Permit, Slot, TenantShared};
 
 /// Where a handle to a tenant is sent.
@@ -157,6 +158,7 @@ impl<M: Model> Actor for SupervisorActor<M> {
             myself.clone(),
             args.deployer,
             Arc::downgrade(&args.registry),
+            Arc::clone(&args.clock),
         ));
         let mut state = SupervisorState {
             registry: args.registry,
@@ -343,14 +345,13 @@ impl<M: Model> SupervisorState<M> {
         self.creating.insert(shared.id.clone());
         let myself = myself.clone();
         tokio::spawn(async move {
-            let result = journaling
-                .journal
-                .append(vec![entry])
-                .await
-                .map_err(|source| Error::Journal {
-                    tenant: shared.id.clone(),
-                    source,
-                });
+            let result = match journaling.journal.append(vec![entry.clone()]).await {
+                Err(source) if source.is_outcome_unknown() => {
+                    resolve_create(&journaling, &entry, source).await
+                }
+                other => other,
+            }
+            .map_err(|source| Error::journal(&shared.id, source));
             let created = InternalMsg::Created {
                 shared,
                 result,
@@ -443,6 +444,17 @@ impl<M: Model> SupervisorState<M> {
     ) {
         self.creating.remove(&shared.id);
         if let Err(e) = result {
+            if matches!(e, Error::OutcomeUnknown { .. }) && !self.shutting_down {
+                // The journal may hold the tenant: it is known as
+                // passivated, so its first request reads it back and the
+                // journal decides whether it exists.
+                let id = shared.id.clone();
+                let maybe =
+                    TenantShared::passive(id.clone(), shared.config(), Arc::clone(&self.context));
+                self.registry
+                    .rcu(|registry| registry.update(id.clone(), Arc::clone(&maybe)));
+                metrics::tenants(1.0);
+            }
             let _ = reply.send(Err(e));
             return;
         }
@@ -1001,10 +1013,7 @@ impl<M: Model> SupervisorState<M> {
                     Err(e) => Err(e),
                 };
                 if let Err(source) = appended {
-                    result = Err(Error::Journal {
-                        tenant: shared.id.clone(),
-                        source,
-                    });
+                    result = Err(Error::journal(&shared.id, source));
                 }
             }
             let _ = reply.send(result);
@@ -1089,6 +1098,41 @@ fn not_active(id: &TenantId) -> Error {
     Error::Unavailable {
         tenant: id.clone(),
         reason: "it was passivated again at once; retry".into(),
+    }
+}
+
+/// A `create` entry whose append has an unknown outcome: reads the
+/// tenant's journal (for up to [`RESYNC_WITHIN`]) to tell whether it holds
+/// this very entry. `Ok` when it does, a definite error when it does not,
+/// `source` again when the journal cannot be read.
+async fn resolve_create(
+    journaling: &Journaling,
+    entry: &crate::journal::Entry,
+    source: JournalError,
+) -> Result<(), JournalError> {
+    let deadline = tokio::time::Instant::now() + RESYNC_WITHIN;
+    loop {
+        let journal = Arc::clone(&journaling.journal);
+        let wanted = entry.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            journal.read(&wanted.tenant, wanted.seq, wanted.seq)
+        })
+        .await
+        .unwrap_or_else(|e| Err(JournalError::Storage(format!("reading stopped: {e}"))));
+        match read {
+            Ok(stored) => {
+                return match stored.first() {
+                    Some(stored) if stored == entry => Ok(()),
+                    _ => Err(JournalError::Unavailable(format!(
+                        "the creation was not stored ({source})"
+                    ))),
+                }
+            }
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(_) => return Err(source),
+        }
     }
 }
 

@@ -26,7 +26,7 @@ use tracing::warn;
 
 use super::commit::Batch;
 use super::lease::Waiting;
-use super::messages::Envelope;
+use super::messages::{Envelope, LeaseMsg};
 use super::publish::{Pipeline, Publisher};
 use super::shared::{Slot, TenantShared};
 use crate::error::panic_message;
@@ -72,6 +72,9 @@ pub(crate) struct TenantState<M: Model> {
     pub(super) drains: Vec<RpcReplyPort<()>>,
     /// Whether a change was checked to round-trip through JSON.
     pub(super) change_checked: bool,
+    /// The idempotency keys of the working timeline, built on the first
+    /// keyed write; `None` until then and after the timeline is replaced.
+    pub(super) keys: Option<super::idempotency::KeyIndex>,
 }
 
 /// User code panicked: the reply was sent, the actor must restart.
@@ -121,6 +124,7 @@ impl<M: Model> Actor for TenantActor<M> {
             expiry_scheduled: false,
             drains: Vec::new(),
             change_checked: false,
+            keys: None,
         })
     }
 
@@ -151,7 +155,10 @@ impl<M: Model> Actor for TenantActor<M> {
         envelope: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        state.rewind_if_failed();
+        if let Err(error) = state.resync_if_failed().await {
+            refuse(&myself, envelope, &error, state);
+            return Ok(());
+        }
         let result = match envelope {
             Envelope::Wake => {
                 let taken = state.shared.lane.take_all();
@@ -199,6 +206,52 @@ impl<M: Model> Actor for TenantActor<M> {
         Ok(())
     }
 }
+
+/// What a message gets while the tenant cannot be read back from the
+/// journal after a failed append: requests are refused (nothing of them
+/// was applied); an abandoned transaction's rollback is tried again later.
+fn refuse<M: Model>(
+    myself: &ActorRef<Envelope<M>>,
+    envelope: Envelope<M>,
+    error: &crate::Error,
+    state: &TenantState<M>,
+) {
+    let unavailable = || crate::Error::Unavailable {
+        tenant: state.shared.id.clone(),
+        reason: match error {
+            crate::Error::Unavailable { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        },
+    };
+    match envelope {
+        Envelope::Wake | Envelope::Drain(_) => {
+            let taken = state.shared.lane.take_all();
+            for queued in taken.queued {
+                queued.msg.fail(unavailable());
+            }
+            if let Envelope::Drain(reply) = envelope {
+                let _ = reply.send(());
+            }
+        }
+        Envelope::Lease(msg) => match msg {
+            LeaseMsg::Step { reply, .. } => drop(reply.send(Err(unavailable()))),
+            LeaseMsg::Finish { reply, .. } => drop(reply.send(Err(unavailable()))),
+            abandon @ LeaseMsg::Abandon { .. } => {
+                myself.send_after(RETRY_ABANDON, move || Envelope::Lease(abandon));
+            }
+        },
+        Envelope::Stop(reply) => {
+            if let Some(reply) = reply {
+                let _ = reply.send(false);
+            }
+        }
+        Envelope::ExpireWaiting => {}
+    }
+}
+
+/// How long an abandoned transaction waits to be rolled back again while
+/// the journal cannot be read.
+const RETRY_ABANDON: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl<M: Model> TenantState<M> {
     /// Runs `queued` in order as one batch, then seals it. Writes wait while

@@ -3,8 +3,8 @@
 //! publication ([`super::publish`]).
 //!
 //! The working timeline runs ahead of the published one while batches are
-//! being made durable. After a failed append the actor rewinds it to the
-//! last publication before running anything else.
+//! being made durable. After a failed append the actor takes the timeline
+//! read back from the journal before running anything else.
 
 use ractor::RpcReplyPort;
 use rewind_core::{Model, Op, Timeline};
@@ -93,6 +93,7 @@ impl<M: Model> TenantState<M> {
             seq: self.seq,
             changed: batch.changed,
             acks: batch.acks,
+            written: None,
         };
         match &mut self.committer {
             Committer::Inline(publisher) => publisher.complete(sealed, Ok(())),
@@ -102,25 +103,43 @@ impl<M: Model> TenantState<M> {
 
     /// Seals, then waits until everything sealed is durable, published and
     /// answered. Errors if an append of this generation failed; the working
-    /// timeline is then back at the last publication.
+    /// timeline is then what the journal holds (or, if the journal could not
+    /// be read back, the tenant stays failed until it can).
     pub(super) async fn settle(&mut self) -> Result<(), Error> {
         self.seal();
         let result = match &self.committer {
             Committer::Inline(_) => Ok(()),
             Committer::Pipelined(pipeline) => pipeline.barrier(self.generation).await,
         };
-        self.rewind_if_failed();
-        result
+        let resynced = self.resync_if_failed().await;
+        result.and(resynced)
     }
 
-    /// After a failed append: the working timeline goes back to the last
-    /// publication, which holds exactly the durable entries.
-    pub(super) fn rewind_if_failed(&mut self) {
+    /// After a failed append: waits until the publisher has read the tenant
+    /// back from the journal, then takes that timeline as the working one.
+    /// Err while the journal cannot be read: nothing may be run on the
+    /// working timeline, which may differ from the journal.
+    pub(super) async fn resync_if_failed(&mut self) -> Result<(), Error> {
         let failed = self.shared.failed_generation();
-        if failed >= self.generation {
-            self.timeline = self.shared.read(Timeline::clone);
-            self.seq = self.shared.durable_seq();
-            self.generation = failed + 1;
+        if failed < self.generation {
+            return Ok(());
         }
+        if let Committer::Pipelined(pipeline) = &self.committer {
+            pipeline
+                .resync()
+                .await
+                .map_err(|source| Error::Unavailable {
+                    tenant: self.shared.id.clone(),
+                    reason: format!(
+                        "a write failed and the tenant cannot be read back from the journal \
+                         yet, so nothing was applied: {source}"
+                    ),
+                })?;
+        }
+        self.timeline = self.shared.read(Timeline::clone);
+        self.seq = self.shared.durable_seq();
+        self.generation = failed + 1;
+        self.keys = None;
+        Ok(())
     }
 }

@@ -5,23 +5,55 @@
 //! a journal, the actor hands sealed batches to its publisher task and goes
 //! on applying the next ones; the task awaits each batch's append in order,
 //! then publishes the batch's timeline, tells watchers, answers its requests
-//! and stores an image when one is due. When an append fails, that batch
-//! and every later one the actor sealed before noticing (the same
-//! *generation*) are answered with the journal error, and nothing of them is
-//! published: the actor rewinds to the last publication.
+//! and stores an image when one is due.
+//!
+//! # After a failed append
+//!
+//! The journal is the truth. When an append fails (refused, or its outcome
+//! unknown), the batch and every later one the actor sealed before noticing
+//! (the same *generation*) are held, unanswered and unpublished. No append
+//! of that generation is sent after the failure is seen (the gate), and the
+//! ones already sent are awaited. Then the task *resyncs*: it reads the
+//! tenant back from the journal (as activation does), publishes what the
+//! journal holds, and answers each held batch by what the journal says of
+//! it: applied when its entries are there, refused when they are not, and
+//! outcome unknown only when the journal could not be read within
+//! [`RESYNC_WITHIN`]. The actor builds nothing on its working timeline
+//! until it has taken the resynced one ([`Pipeline::resync`]). So a write
+//! refused as "not applied" cannot be stored later, and no write is built
+//! on a state the journal does not hold.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rewind_core::{Model, Revision, TenantId, Timeline};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tracing::warn;
+use tokio::time::Instant;
+use tracing::{info, warn};
 
 use super::shared::TenantShared;
 use crate::durability;
 use crate::error::Error;
-use crate::journal::{Durable, Journal, JournalError, JournalSeq};
+use crate::journal::{Durable, Entry, Journal, JournalError, JournalSeq};
 use crate::metrics;
+
+/// How long a resync keeps trying to read the journal before it answers
+/// the held batches whose outcome it cannot tell as unknown. The actor asks
+/// again on its next request, so writes resume as soon as the journal
+/// answers.
+pub(crate) const RESYNC_WITHIN: Duration = Duration::from_secs(5);
+
+/// Waits between attempts to read the journal back: short first, so a
+/// journal that is back takes writes again within a fraction of a second.
+const RESYNC_DELAYS: [Duration; 6] = [
+    Duration::from_millis(20),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(300),
+    Duration::from_millis(500),
+];
 
 /// An answer waiting for its batch: called with the journal failure, if the
 /// batch failed, once every earlier batch is answered.
@@ -34,13 +66,57 @@ pub(crate) struct JournalFailure {
 }
 
 impl JournalFailure {
-    /// The error a request of the failed batch is answered with.
-    pub(crate) fn error(&self) -> Error {
-        Error::Journal {
-            tenant: self.tenant.clone(),
-            source: self.source.clone(),
+    fn new(tenant: &TenantId, source: JournalError) -> Self {
+        JournalFailure {
+            tenant: tenant.clone(),
+            source,
         }
     }
+
+    /// The error a request of the failed batch is answered with.
+    pub(crate) fn error(&self) -> Error {
+        Error::journal(&self.tenant, self.source.clone())
+    }
+}
+
+/// The journal entries of a sealed batch: seqs `first..=last`, and a
+/// fingerprint of them, by which a resync tells whether the journal holds
+/// this very batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Written {
+    first: u64,
+    last: u64,
+    fingerprint: u64,
+}
+
+impl Written {
+    /// Of `entries` (`None` if there are none).
+    pub(crate) fn of(entries: &[Entry]) -> Option<Self> {
+        Some(Written {
+            first: entries.first()?.seq.get(),
+            last: entries.last()?.seq.get(),
+            fingerprint: fingerprint(entries),
+        })
+    }
+}
+
+/// FNV-1a over each entry's seq, instant, kind and payload.
+fn fingerprint(entries: &[Entry]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &byte in bytes {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for entry in entries {
+        eat(&entry.seq.get().to_le_bytes());
+        eat(&entry.at.as_unix_micros().to_le_bytes());
+        eat(entry.kind.as_str().as_bytes());
+        eat(&(entry.payload.len() as u64).to_le_bytes());
+        eat(&entry.payload);
+    }
+    hash
 }
 
 /// A batch the actor has applied and closed.
@@ -53,6 +129,25 @@ pub(crate) struct Sealed<M: Model> {
     /// Whether the batch changed the timeline.
     pub(crate) changed: bool,
     pub(crate) acks: Vec<Ack>,
+    /// Its journal entries, if any (set as it is sent).
+    pub(crate) written: Option<Written>,
+}
+
+/// What became of a held batch.
+enum Verdict {
+    /// The journal holds it: answered as a success.
+    Applied,
+    /// The journal does not hold it, and never will.
+    NotApplied(JournalError),
+    /// Nobody can tell now.
+    Unknown(JournalError),
+}
+
+/// A batch of a failed generation waiting for the resync, with what its
+/// own append said.
+struct Held<M: Model> {
+    batch: Sealed<M>,
+    durable: Result<(), JournalError>,
 }
 
 /// Publishes completed batches of one tenant; see the module docs.
@@ -62,6 +157,11 @@ pub(crate) struct Publisher<M: Model> {
     last_published: Revision,
     /// The generation whose append failed, and why.
     failure: Option<(u64, JournalFailure)>,
+    /// The newest failed generation the published timeline was resynced
+    /// after (0: none).
+    synced: u64,
+    /// Batches of the failed generation, until the resync answers them.
+    held: Vec<Held<M>>,
     /// Storing the newest image and pruning what it covers.
     image_task: Option<JoinHandle<()>>,
 }
@@ -69,23 +169,20 @@ pub(crate) struct Publisher<M: Model> {
 impl<M: Model> Publisher<M> {
     pub(crate) fn new(shared: Arc<TenantShared<M>>) -> Self {
         let last_published = shared.read(|t| t.revision());
+        let synced = shared.failed_generation();
         Publisher {
             shared,
             last_published,
             failure: None,
+            synced,
+            held: Vec::new(),
             image_task: None,
         }
     }
 
-    /// Completes `batch`, whose append resolved with `durable`.
+    /// Completes `batch`, whose append resolved with `durable` (memory
+    /// mode, and journaled batches of a generation that has not failed).
     pub(crate) fn complete(&mut self, batch: Sealed<M>, durable: Result<(), JournalError>) {
-        if let Some((generation, failure)) = &self.failure {
-            if *generation == batch.generation {
-                // An earlier batch of this generation failed: this one built
-                // on it, and the journal refused it as out of sequence.
-                return answer(batch.acks, Some(failure));
-            }
-        }
         match durable {
             Ok(()) => {
                 if batch.changed {
@@ -96,16 +193,37 @@ impl<M: Model> Publisher<M> {
                 answer(batch.acks, None);
             }
             Err(source) => {
-                warn!(tenant = %self.shared.id, error = %source, "journal append failed; rewinding to the last durable state");
-                let failure = JournalFailure {
-                    tenant: self.shared.id.clone(),
-                    source,
-                };
-                self.shared.set_failed_generation(batch.generation);
+                // Only a journaled batch can fail, and those go through
+                // `receive`; kept total all the same.
+                let failure = JournalFailure::new(&self.shared.id, source);
                 answer(batch.acks, Some(&failure));
-                self.failure = Some((batch.generation, failure));
             }
         }
+    }
+
+    /// Takes a journaled batch whose append resolved with `durable`:
+    /// completes it, or holds it when its generation failed. Returns true
+    /// when this batch is the first failure of its generation.
+    fn receive(&mut self, batch: Sealed<M>, durable: Result<(), JournalError>) -> bool {
+        let failing = self
+            .failure
+            .as_ref()
+            .is_some_and(|(generation, _)| *generation == batch.generation);
+        if !failing && durable.is_ok() {
+            self.complete(batch, durable);
+            return false;
+        }
+        if let Err(source) = &durable {
+            if !failing {
+                warn!(tenant = %self.shared.id, error = %source, "journal append failed; reading the tenant back from the journal before it writes again");
+                self.failure = Some((
+                    batch.generation,
+                    JournalFailure::new(&self.shared.id, source.clone()),
+                ));
+            }
+        }
+        self.held.push(Held { batch, durable });
+        !failing
     }
 
     /// The failure of `generation` or a later one, if any.
@@ -114,6 +232,108 @@ impl<M: Model> Publisher<M> {
             .as_ref()
             .filter(|(failed, _)| *failed >= generation)
             .map(|(_, failure)| failure.error())
+    }
+
+    /// Whether the published timeline is what the journal holds: no
+    /// generation failed since the last resync.
+    fn in_sync(&self) -> bool {
+        self.failure
+            .as_ref()
+            .is_none_or(|(generation, _)| *generation <= self.synced)
+    }
+
+    /// Reads the tenant back from the journal, trying for up to `within`;
+    /// publishes it and answers the held batches by what the journal holds.
+    /// Err (the journal could not be read) leaves the tenant out of sync:
+    /// the held batches are answered from their own appends, as far as
+    /// those tell.
+    async fn resync(&mut self, within: Duration) -> Result<(), JournalError> {
+        let Some((generation, _)) = &self.failure else {
+            return Ok(());
+        };
+        let generation = *generation;
+        if generation <= self.synced {
+            return Ok(());
+        }
+        // An image being stored deletes the entries it covers: reading the
+        // journal meanwhile could miss them.
+        self.settle_images().await;
+        let Some(journaling) = self.shared.journaling().cloned() else {
+            return Ok(());
+        };
+        let written: Vec<Option<Written>> =
+            self.held.iter().map(|held| held.batch.written).collect();
+        let deadline = Instant::now() + within;
+        let mut delays = RESYNC_DELAYS
+            .iter()
+            .chain(std::iter::repeat(&RESYNC_DELAYS[5]));
+        let read = loop {
+            let (journal, tenant, clock) = (
+                Arc::clone(&journaling.journal),
+                self.shared.id.clone(),
+                Arc::clone(&self.shared.context.clock),
+            );
+            let written = written.clone();
+            let attempt = tokio::task::spawn_blocking(move || {
+                read_back_with_verdicts::<M>(&*journal, &tenant, &clock, &written)
+            })
+            .await
+            .unwrap_or_else(|e| Err(JournalError::Storage(format!("reading back stopped: {e}"))));
+            match attempt {
+                Ok(read) => break Ok(read),
+                Err(error) => {
+                    let delay = *delays.next().unwrap_or(&RESYNC_DELAYS[5]);
+                    if Instant::now() + delay >= deadline {
+                        break Err(error);
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        };
+        let held = std::mem::take(&mut self.held);
+        match read {
+            Ok((recovered, present)) => {
+                match recovered {
+                    Some(recovered) => {
+                        info!(tenant = %self.shared.id, seq = recovered.seq, "tenant read back from the journal after a failed append");
+                        self.shared.set_image_seq(recovered.image_seq.unwrap_or(0));
+                        self.shared.set_durable_seq(recovered.seq);
+                        self.publish(recovered.timeline);
+                    }
+                    None => {
+                        warn!(tenant = %self.shared.id, "the journal says the tenant was deleted; keeping the last published state");
+                    }
+                }
+                self.synced = generation;
+                answer_held(&self.shared.id, held, |index, held| {
+                    let stored = present[index];
+                    match (held.batch.written, stored) {
+                        (_, Some(true)) => Verdict::Applied,
+                        (Some(_), Some(false)) => Verdict::NotApplied(not_stored(&held.durable)),
+                        // No entries of its own: it stands or falls with
+                        // the batches before it (`answer_held`).
+                        (None, _) => Verdict::Applied,
+                        (Some(_), None) => Verdict::Unknown(JournalError::OutcomeUnknown(
+                            "the journal no longer holds the entries to compare".into(),
+                        )),
+                    }
+                });
+                Ok(())
+            }
+            Err(error) => {
+                warn!(tenant = %self.shared.id, %error, "the journal could not be read back; the tenant takes no write until it can");
+                answer_held(&self.shared.id, held, |_, held| match &held.durable {
+                    Err(e) if !e.is_outcome_unknown() => Verdict::NotApplied(e.clone()),
+                    _ if held.batch.written.is_none() => Verdict::NotApplied(
+                        JournalError::Unavailable("an earlier write failed".into()),
+                    ),
+                    _ => Verdict::Unknown(JournalError::OutcomeUnknown(format!(
+                        "the journal could not be read back to find out: {error}"
+                    ))),
+                });
+                Err(error)
+            }
+        }
     }
 
     /// Publishes the timeline for lock-free readers and tells watchers about
@@ -177,6 +397,84 @@ impl<M: Model> Publisher<M> {
     }
 }
 
+/// The error a batch the journal does not hold is answered with: its own
+/// append's, when that said nothing was stored.
+fn not_stored(durable: &Result<(), JournalError>) -> JournalError {
+    match durable {
+        Err(error) if !error.is_outcome_unknown() => error.clone(),
+        Err(error) => JournalError::Unavailable(format!(
+            "the journal does not hold the write after all ({error})"
+        )),
+        Ok(()) => JournalError::Unavailable("an earlier write of the tenant failed".into()),
+    }
+}
+
+/// Answers held batches in order by `verdict`. A batch after one that was
+/// not applied cannot have been (it built on it): it is refused too, and
+/// one after an unknown outcome is unknown unless the journal said.
+fn answer_held<M: Model>(
+    tenant: &TenantId,
+    held: Vec<Held<M>>,
+    verdict: impl Fn(usize, &Held<M>) -> Verdict,
+) {
+    let mut broken: Option<Verdict> = None;
+    for (index, held) in held.into_iter().enumerate() {
+        let mut decided = verdict(index, &held);
+        if matches!(decided, Verdict::Applied) && held.batch.written.is_none() {
+            // A read or a refusal computed on the working timeline stands
+            // only if everything before it was applied.
+            decided = match &broken {
+                None => Verdict::Applied,
+                Some(_) => Verdict::NotApplied(JournalError::Unavailable(
+                    "an earlier write of the tenant failed".into(),
+                )),
+            };
+        }
+        let failure = match &decided {
+            Verdict::Applied => None,
+            Verdict::NotApplied(error) | Verdict::Unknown(error) => Some(error.clone()),
+        };
+        if !matches!(decided, Verdict::Applied) {
+            broken.get_or_insert(decided);
+        }
+        let failure = failure.map(|source| JournalFailure::new(tenant, source));
+        answer(held.batch.acks, failure.as_ref());
+    }
+}
+
+/// Reads `tenant` back (as activation does, without closing a running
+/// transaction: its actor still runs it) and says, for each batch written
+/// (`None`: no entries), whether the journal holds it (`None`: the entries
+/// are no longer there to compare).
+#[allow(clippy::type_complexity)]
+fn read_back_with_verdicts<M: Model>(
+    journal: &dyn Journal,
+    tenant: &TenantId,
+    clock: &Arc<dyn rewind_core::Clock>,
+    written: &[Option<Written>],
+) -> Result<(Option<durability::Recovered<M>>, Vec<Option<bool>>), JournalError> {
+    let recovered = durability::recover::<M>(journal, tenant, clock)?;
+    let highest = recovered.as_ref().map_or(0, |r| r.seq);
+    let mut present = Vec::with_capacity(written.len());
+    for written in written {
+        let verdict = match written {
+            None => Some(true),
+            Some(written) if written.last > highest => Some(false),
+            Some(written) => {
+                let entries = journal.read(
+                    tenant,
+                    JournalSeq::new(written.first),
+                    JournalSeq::new(written.last),
+                )?;
+                let complete = entries.len() as u64 == written.last - written.first + 1;
+                complete.then(|| fingerprint(&entries) == written.fingerprint)
+            }
+        };
+        present.push(verdict);
+    }
+    Ok((recovered, present))
+}
+
 fn answer(acks: Vec<Ack>, failure: Option<&JournalFailure>) {
     for ack in acks {
         ack(failure);
@@ -220,18 +518,39 @@ async fn store_image<M: Model>(
 
 enum Stage<M: Model> {
     /// A sealed batch and its append (`None`: nothing to make durable).
-    Batch(Box<Sealed<M>>, Option<Durable>),
+    Batch(Box<Sealed<M>>, Append),
     /// Answered once every earlier batch is completed and any image stored:
     /// the failure of `generation` or later, if any.
     Barrier {
         generation: u64,
         done: oneshot::Sender<Result<(), Error>>,
     },
+    /// Answered once the published timeline is what the journal holds
+    /// (after a resync, if a generation failed); Err if the journal could
+    /// not be read.
+    Resync {
+        done: oneshot::Sender<Result<(), JournalError>>,
+    },
+}
+
+/// What became of a batch's entries.
+enum Append {
+    /// None to make durable.
+    Nothing,
+    /// Handed to the journal.
+    Sent(Durable),
+    /// Not sent: its generation had failed already (see the gate).
+    Withheld,
 }
 
 /// The publisher task of a journaled tenant and the way to it.
 pub(crate) struct Pipeline<M: Model> {
     journal: Arc<dyn Journal>,
+    shared: Arc<TenantShared<M>>,
+    /// Held while an append is sent and queued, and while the task marks a
+    /// generation failed: once the mark is set, every append of the
+    /// generation that was sent is in the queue, and no other is sent.
+    gate: Arc<Mutex<()>>,
     /// `None` once closed.
     stages: Option<mpsc::UnboundedSender<Stage<M>>>,
     task: Option<JoinHandle<()>>,
@@ -240,28 +559,15 @@ pub(crate) struct Pipeline<M: Model> {
 impl<M: Model> Pipeline<M> {
     /// Starts the task; it ends when the pipeline is dropped and every
     /// batch sent is completed.
-    pub(crate) fn start(journal: Arc<dyn Journal>, mut publisher: Publisher<M>) -> Self {
-        let (stages, mut queue) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            while let Some(stage) = queue.recv().await {
-                match stage {
-                    Stage::Batch(batch, durable) => {
-                        let result = match durable {
-                            Some(durable) => durable.await,
-                            None => Ok(()),
-                        };
-                        publisher.complete(*batch, result);
-                    }
-                    Stage::Barrier { generation, done } => {
-                        publisher.settle_images().await;
-                        let _ = done.send(publisher.failure_since(generation).map_or(Ok(()), Err));
-                    }
-                }
-            }
-            publisher.settle_images().await;
-        });
+    pub(crate) fn start(journal: Arc<dyn Journal>, publisher: Publisher<M>) -> Self {
+        let (stages, queue) = mpsc::unbounded_channel();
+        let gate = Arc::new(Mutex::new(()));
+        let shared = Arc::clone(&publisher.shared);
+        let task = tokio::spawn(run(publisher, queue, Arc::clone(&gate)));
         Pipeline {
             journal,
+            shared,
+            gate,
             stages: Some(stages),
             task: Some(task),
         }
@@ -277,14 +583,25 @@ impl<M: Model> Pipeline<M> {
     }
 
     /// Appends the batch's entries (one atomic append) and queues the batch
-    /// for completion once they are durable.
-    pub(crate) fn send(&self, batch: Sealed<M>, entries: Vec<crate::journal::Entry>) {
-        let durable = (!entries.is_empty()).then(|| self.journal.append(entries));
+    /// for completion once they are durable. A batch of a generation that
+    /// failed is not appended: it is answered as refused.
+    pub(crate) fn send(&self, mut batch: Sealed<M>, entries: Vec<Entry>) {
+        let Some(stages) = &self.stages else {
+            return;
+        };
+        batch.written = Written::of(&entries);
+        let gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+        let append = if entries.is_empty() {
+            Append::Nothing
+        } else if self.shared.failed_generation() >= batch.generation {
+            Append::Withheld
+        } else {
+            Append::Sent(self.journal.append(entries))
+        };
         // The task outlives every sender; a send fails only if it panicked
         // (or after `close`, which only a stopped actor calls).
-        if let Some(stages) = &self.stages {
-            let _ = stages.send(Stage::Batch(Box::new(batch), durable));
-        }
+        let _ = stages.send(Stage::Batch(Box::new(batch), append));
+        drop(gate);
     }
 
     /// Waits until every batch sent so far is completed; the failure of
@@ -298,5 +615,102 @@ impl<M: Model> Pipeline<M> {
             return Ok(());
         }
         wait.await.unwrap_or(Ok(()))
+    }
+
+    /// Waits until the published timeline is what the journal holds: after
+    /// a failed append, the task reads the tenant back (trying for up to
+    /// [`RESYNC_WITHIN`]). Err when the journal could not be read.
+    pub(crate) async fn resync(&self) -> Result<(), JournalError> {
+        let (done, wait) = oneshot::channel();
+        let Some(stages) = &self.stages else {
+            return Err(JournalError::Closed);
+        };
+        if stages.send(Stage::Resync { done }).is_err() {
+            return Err(JournalError::Closed);
+        }
+        wait.await.unwrap_or(Err(JournalError::Closed))
+    }
+}
+
+/// The publisher task: completes each stage in order.
+async fn run<M: Model>(
+    mut publisher: Publisher<M>,
+    mut queue: mpsc::UnboundedReceiver<Stage<M>>,
+    gate: Arc<Mutex<()>>,
+) {
+    while let Some(stage) = queue.recv().await {
+        let first_failure = match stage {
+            Stage::Batch(batch, append) => receive(&mut publisher, *batch, append).await,
+            Stage::Barrier { generation, done } => {
+                publisher.settle_images().await;
+                let _ = done.send(publisher.failure_since(generation).map_or(Ok(()), Err));
+                false
+            }
+            Stage::Resync { done } => {
+                let result = if publisher.in_sync() {
+                    Ok(())
+                } else {
+                    publisher.resync(RESYNC_WITHIN).await
+                };
+                let _ = done.send(result);
+                false
+            }
+        };
+        if first_failure {
+            fail_over(&mut publisher, &mut queue, &gate).await;
+        }
+    }
+    publisher.settle_images().await;
+}
+
+/// Awaits a batch's append and hands it to the publisher; true when it is
+/// the first failure of its generation.
+async fn receive<M: Model>(publisher: &mut Publisher<M>, batch: Sealed<M>, append: Append) -> bool {
+    let durable = match append {
+        Append::Nothing => Ok(()),
+        Append::Sent(durable) => durable.await,
+        Append::Withheld => Err(JournalError::Unavailable(
+            "an earlier write of the tenant failed and it is being read back from the journal"
+                .into(),
+        )),
+    };
+    publisher.receive(batch, durable)
+}
+
+/// After the first failed append of a generation: closes the gate on it,
+/// awaits every append of it already sent, then resyncs, so the held
+/// batches are answered even if the actor sends nothing more. Barriers and
+/// resyncs queued meanwhile are answered after the resync.
+async fn fail_over<M: Model>(
+    publisher: &mut Publisher<M>,
+    queue: &mut mpsc::UnboundedReceiver<Stage<M>>,
+    gate: &Mutex<()>,
+) {
+    if let Some((generation, _)) = &publisher.failure {
+        let _gate = gate.lock().unwrap_or_else(|e| e.into_inner());
+        publisher.shared.set_failed_generation(*generation);
+    }
+    let mut deferred = Vec::new();
+    while let Ok(stage) = queue.try_recv() {
+        match stage {
+            Stage::Batch(batch, append) => {
+                receive(publisher, *batch, append).await;
+            }
+            other => deferred.push(other),
+        }
+    }
+    let result = publisher.resync(RESYNC_WITHIN).await;
+    for stage in deferred {
+        match stage {
+            Stage::Barrier { generation, done } => {
+                let _ = done.send(publisher.failure_since(generation).map_or(Ok(()), Err));
+            }
+            Stage::Resync { done } => {
+                let _ = done.send(result.clone());
+            }
+            Stage::Batch(batch, append) => {
+                receive(publisher, *batch, append).await;
+            }
+        }
     }
 }

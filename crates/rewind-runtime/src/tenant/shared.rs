@@ -91,6 +91,9 @@ pub(crate) struct Context<M: Model> {
     pub(crate) registry: std::sync::Weak<ArcSwap<crate::supervisor::actor::Registry<M>>>,
     /// The origin of [`Context::now_us`].
     epoch: Instant,
+    /// The runtime's clock: of timelines read back from the journal, and
+    /// the age of idempotency keys.
+    pub(crate) clock: Arc<dyn rewind_core::Clock>,
 }
 
 impl<M: Model> Context<M> {
@@ -99,6 +102,7 @@ impl<M: Model> Context<M> {
         supervisor: ActorRef<SupervisorMsg<M>>,
         deployer: Arc<crate::deploy::Deployer>,
         registry: std::sync::Weak<ArcSwap<crate::supervisor::actor::Registry<M>>>,
+        clock: Arc<dyn rewind_core::Clock>,
     ) -> Self {
         Context {
             journaling,
@@ -106,6 +110,7 @@ impl<M: Model> Context<M> {
             deployer,
             registry,
             epoch: Instant::now(),
+            clock,
         }
     }
 

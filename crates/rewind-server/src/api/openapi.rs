@@ -826,7 +826,11 @@ fn error_responses() -> Value {
             &["patch_failed", "invalid_transaction"],
         ),
         (429, "Quota exceeded", &["quota_exceeded"]),
-        (500, "Internal error; nothing was applied", &["internal"]),
+        (
+            500,
+            "Internal error (a defect, or the model panicked); nothing was applied",
+            &["internal"],
+        ),
         (
             501,
             "Not available on this server (forks in cluster mode)",
@@ -834,9 +838,18 @@ fn error_responses() -> Value {
         ),
         (
             503,
-            "Overloaded, unavailable, or the request took too long; in cluster mode \
-             `not_owner` when the tenant's shard is moving (retry after `Retry-After`)",
-            &["overloaded", "unavailable", "timeout", "not_owner"],
+            "Overloaded, unavailable (nothing was applied), or the request took too long; \
+             in cluster mode `not_owner` when the tenant's shard is moving. \
+             `outcome_unknown`: the write's answer was lost on its way from the journal \
+             and it may have been applied: read the history, or retry with the same \
+             `Idempotency-Key`. Every 503 carries `Retry-After`",
+            &[
+                "overloaded",
+                "unavailable",
+                "timeout",
+                "not_owner",
+                "outcome_unknown",
+            ],
         ),
     ];
     let mut responses = Map::new();

@@ -65,6 +65,28 @@ pub(crate) fn not_owner(tenant: &TenantId) -> Response {
     ApiError::not_owner(tenant).into_response()
 }
 
+/// 503 for a forwarded request whose answer was lost: `outcome_unknown`
+/// for a write (it may have taken effect), `unavailable` for a read.
+fn lost(method: &axum::http::Method, what: String) -> Response {
+    if method.is_safe() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("{what}; retry"),
+        )
+        .into_response();
+    }
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "outcome_unknown",
+        format!(
+            "{what}; the write may have taken effect: read the history, or retry with the \
+             same Idempotency-Key"
+        ),
+    )
+    .into_response()
+}
+
 /// 503 while the tenant's shard has no owner.
 fn unavailable(tenant: &TenantId) -> Response {
     retry_after(
@@ -193,17 +215,14 @@ async fn forward(
             }
             Attempt::Lost(reason) => {
                 count("lost");
-                return ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
+                return lost(
+                    &parts.method,
                     format!(
                         "the request was forwarded to node '{}', whose answer was lost \
-                         ({reason}); a write may still take effect: check the history \
-                         before retrying",
+                         ({reason})",
                         owner.node
                     ),
-                )
-                .into_response();
+                );
             }
             Attempt::NotDone if attempt == 0 => match cluster.look_up(tenant).await {
                 Route::Remote(moved) => owner = moved,
@@ -237,10 +256,10 @@ async fn relay(
             count("lost");
             return ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                "outcome_unknown",
                 format!(
-                    "node '{}' answered, then its answer was cut short; a write may still \
-                     take effect: check the history before retrying",
+                    "node '{}' answered, then its answer was cut short; a write may have \
+                     taken effect: read the history, or retry with the same Idempotency-Key",
                     owner.node
                 ),
             )

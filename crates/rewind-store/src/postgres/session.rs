@@ -23,6 +23,9 @@ pub(super) struct Session {
 /// one commit, well below a shard lease.
 pub(super) const IDLE_IN_TRANSACTION: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The longest one statement may run before the server ends it.
+pub(super) const STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Parameters of a statement.
 pub(super) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
@@ -42,10 +45,16 @@ impl Session {
         // ends such a session instead; the paused writer finds its
         // connection gone when it wakes, and its write is fenced on the new
         // one.
+        //
+        // A statement that takes longer than `STATEMENT_TIMEOUT` (locks
+        // held by a stuck session, an overloaded server) is ended by the
+        // server, so a write fails (and is answered) instead of hanging
+        // past the request's own limit.
         client
             .batch_execute(&format!(
-                "SET idle_in_transaction_session_timeout = {}",
-                IDLE_IN_TRANSACTION.as_millis()
+                "SET idle_in_transaction_session_timeout = {}; SET statement_timeout = {}",
+                IDLE_IN_TRANSACTION.as_millis(),
+                STATEMENT_TIMEOUT.as_millis()
             ))
             .map_err(|e| {
                 JournalError::Storage(format!(
@@ -96,6 +105,32 @@ impl Session {
     pub(super) fn batch(&mut self, sql: &str) -> Result<(), postgres::Error> {
         let result = self.client.batch_execute(sql);
         self.note(result)
+    }
+
+    /// Opens a transaction and returns its id (`txid_current()`), in one
+    /// round trip: after a `COMMIT` whose answer was lost,
+    /// `txid_status(id)` tells whether it committed. `None` if the server
+    /// did not say (the transaction is open all the same).
+    pub(super) fn begin(&mut self) -> Result<Option<i64>, postgres::Error> {
+        let result = self
+            .client
+            .simple_query("BEGIN; SELECT txid_current()")
+            .map(|messages| {
+                messages.iter().find_map(|message| match message {
+                    postgres::SimpleQueryMessage::Row(row) => {
+                        row.get(0).and_then(|id| id.parse::<i64>().ok())
+                    }
+                    _ => None,
+                })
+            });
+        self.note(result)
+    }
+
+    /// What became of transaction `id`: `committed`, `aborted`,
+    /// `in progress`, or `None` when it is too old to tell.
+    pub(super) fn status_of(&mut self, id: i64) -> Result<Option<String>, postgres::Error> {
+        let rows = self.query("SELECT txid_status($1)", &[&id])?;
+        Ok(rows.first().and_then(|row| row.get::<_, Option<String>>(0)))
     }
 
     fn prepared(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {

@@ -14,7 +14,20 @@
 //! A connection found lost is opened again before the next transaction
 //! (with a bounded backoff). A transaction the connection was lost in
 //! before `COMMIT` was sent stored nothing: it runs once more on the new
-//! connection. One whose `COMMIT` failed fails its writes.
+//! connection.
+//!
+//! # A `COMMIT` without answer
+//!
+//! Once `COMMIT` is sent, a lost connection (a server restarted, a network
+//! cut) leaves the transaction committed or not, and only the server knows.
+//! Each transaction learns its id as it begins (`txid_current()`, in the
+//! same round trip as `BEGIN`); after a `COMMIT` without answer the writer
+//! connects again and asks `txid_status(id)`, for up to [`RESOLVE_WITHIN`]:
+//! committed, the writes succeeded; aborted, nothing was stored and the
+//! transaction runs again; in progress, it asks again. Only when the server
+//! cannot be asked in that time does a write fail with
+//! [`JournalError::OutcomeUnknown`]; every other failure means nothing of it
+//! was stored.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -43,6 +56,13 @@ const RECONNECT_DELAYS: [Duration; 6] = [
     Duration::from_secs(1),
     Duration::from_secs(2),
 ];
+
+/// How long the writer tries to find out whether a `COMMIT` without answer
+/// committed, before it answers that the outcome is unknown.
+pub(super) const RESOLVE_WITHIN: Duration = Duration::from_secs(5);
+
+/// Runs of one group's transaction after it was lost or aborted, at most.
+const RERUNS: u32 = 2;
 
 /// A request to the writer, in queue order.
 pub(super) enum Command {
@@ -124,12 +144,18 @@ enum Failure {
     /// transaction runs again with each write in its own savepoint, so the
     /// one at fault fails alone.
     Apart(JournalError),
+    /// `COMMIT` was sent and its answer lost: transaction `id` may have
+    /// committed.
+    Unanswered { id: i64, error: JournalError },
 }
 
 impl Failure {
     fn into_error(self) -> JournalError {
         match self {
-            Failure::Lost(error) | Failure::Failed(error) | Failure::Apart(error) => error,
+            Failure::Lost(error)
+            | Failure::Failed(error)
+            | Failure::Apart(error)
+            | Failure::Unanswered { error, .. } => error,
         }
     }
 }
@@ -157,6 +183,13 @@ pub(super) struct Writer {
     max_batch: usize,
     /// Shared with the store for `PgStore::commits`.
     commits: Arc<AtomicU64>,
+}
+
+/// What became of a transaction whose `COMMIT` had no answer.
+enum Resolved {
+    Committed,
+    Aborted,
+    Unknown(String),
 }
 
 /// Whether the writer keeps running after a commit.
@@ -217,17 +250,40 @@ impl Writer {
         if group.iter().any(Command::writes) {
             let records: usize = group.iter().map(Command::records).sum();
             let started = Instant::now();
-            let mut result = self.attempt(&group, &mut outcomes, Path::Together);
-            if let Err(Failure::Lost(error)) = &result {
-                tracing::warn!(url = %self.url, %error, "the PostgreSQL transaction was lost (connection gone, or rolled back by the server) before its commit; running it again");
+            let mut path = Path::Together;
+            let mut reruns = 0;
+            let result = loop {
+                match self.attempt(&group, &mut outcomes, path) {
+                    Err(Failure::Lost(error)) if reruns < RERUNS => {
+                        tracing::warn!(url = %self.url, %error, "the PostgreSQL transaction was lost (connection gone, or rolled back by the server) before its commit; running it again");
+                        reruns += 1;
+                    }
+                    Err(Failure::Apart(error)) if path == Path::Together => {
+                        tracing::debug!(url = %self.url, %error, "the appends of a commit failed together; running them one by one");
+                        path = Path::Apart;
+                    }
+                    Err(Failure::Unanswered { id, error }) => match self.resolve(id) {
+                        Resolved::Committed => {
+                            tracing::warn!(url = %self.url, %error, "a COMMIT without answer had committed");
+                            break Ok(());
+                        }
+                        Resolved::Aborted if reruns < RERUNS => {
+                            tracing::warn!(url = %self.url, %error, "a COMMIT without answer had not committed; running it again");
+                            reruns += 1;
+                        }
+                        Resolved::Aborted => break Err(Failure::Failed(error)),
+                        Resolved::Unknown(why) => {
+                            break Err(Failure::Failed(JournalError::OutcomeUnknown(format!(
+                                "PostgreSQL at {}: the answer to COMMIT was lost ({error}) and \
+                                 whether it committed could not be found out within {:?} ({why})",
+                                self.url, RESOLVE_WITHIN
+                            ))))
+                        }
+                    },
+                    other => break other,
+                }
                 outcomes.fill(Ok(()));
-                result = self.attempt(&group, &mut outcomes, Path::Together);
-            }
-            if let Err(Failure::Apart(error)) = &result {
-                tracing::debug!(url = %self.url, %error, "the appends of a commit failed together; running them one by one");
-                outcomes.fill(Ok(()));
-                result = self.attempt(&group, &mut outcomes, Path::Apart);
-            }
+            };
             match result {
                 Ok(()) => self.committed(records, group.len(), started.elapsed()),
                 Err(failure) => {
@@ -263,6 +319,36 @@ impl Writer {
             self.session = None;
         }
         result
+    }
+
+    /// Asks the server, on a new connection if need be, whether transaction
+    /// `id` committed; tries for up to [`RESOLVE_WITHIN`].
+    fn resolve(&mut self, id: i64) -> Resolved {
+        let deadline = Instant::now() + RESOLVE_WITHIN;
+        let mut last = String::from("no answer");
+        loop {
+            if !self.session.as_ref().is_some_and(Session::usable) {
+                self.session = Session::connect(&self.config, &self.url).ok();
+            }
+            if let Some(session) = self.session.as_mut() {
+                match session.status_of(id) {
+                    Ok(Some(status)) if status == "committed" => return Resolved::Committed,
+                    Ok(Some(status)) if status == "aborted" => return Resolved::Aborted,
+                    Ok(Some(status)) => last = format!("transaction {id} is {status}"),
+                    Ok(None) => return Resolved::Unknown(format!("transaction {id} is too old")),
+                    Err(error) => {
+                        last = super::session::describe(&error);
+                        if !session.usable() {
+                            self.session = None;
+                        }
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Resolved::Unknown(last);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Opens the connection again if it was lost, with a bounded backoff.
@@ -324,9 +410,14 @@ fn transact(
             Failure::Lost(error)
         }
     };
-    session
-        .batch("BEGIN")
-        .map_err(|e| failed(session, "beginning a commit", e))?;
+    let id = session
+        .begin()
+        .map_err(|e| failed(session, "beginning a commit", e))?
+        .ok_or_else(|| {
+            Failure::Failed(JournalError::Storage(format!(
+                "PostgreSQL at {url}: beginning a commit: no transaction id"
+            )))
+        })?;
     // The fences first, once per shard and fence, before any write, in
     // one statement.
     let mut scopes: Vec<&Scope> = group
@@ -424,11 +515,17 @@ fn transact(
             }
         }
     }
-    // Once `COMMIT` is sent, a lost connection leaves the outcome unknown:
-    // never run again.
-    session
-        .batch("COMMIT")
-        .map_err(|e| Failure::Failed(storage(url, "committing", &e)))
+    // Once `COMMIT` is sent, a lost connection leaves the outcome to find
+    // out (`Writer::resolve`). An error the server answered (a constraint
+    // checked at commit) means it rolled back.
+    session.batch("COMMIT").map_err(|e| {
+        let error = storage(url, "committing", &e);
+        if e.as_db_error().is_some() && session.usable() {
+            Failure::Failed(error)
+        } else {
+            Failure::Unanswered { id, error }
+        }
+    })
 }
 
 /// Completes each caller of a committed (or failed) group.

@@ -483,9 +483,13 @@ impl Writer {
                 Command::Flush { .. } | Command::Close { .. } => Ok(()),
             };
         }
+        // An error from `COMMIT` itself (an I/O error or a failed sync as
+        // the WAL is written) leaves the transaction possibly stored: the
+        // caller cannot be told it was not. The runtime reads the tenant
+        // back to find out.
         transaction
             .commit()
-            .map_err(|e| storage(name, "committing", e))
+            .map_err(|e| JournalError::OutcomeUnknown(format!("journal {name}: committing: {e}")))
     }
 
     /// Completes each caller of a committed (or failed) group.
