@@ -190,10 +190,7 @@ pub(crate) async fn run() -> Result<()> {
                 {"op": "replace", "path": "/metrics/memory_usage_pct", "value": 95}
             ]))?,
             WriteOptions {
-                meta: CommitMeta {
-                    author: Some("deploy-bot".into()),
-                    message: Some("deploy v2.0.0".into()),
-                },
+                meta: CommitMeta::by("deploy-bot", "deploy v2.0.0"),
                 expected_revision: Some(service.revision()),
             },
         )

@@ -63,12 +63,12 @@ pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 /// Typed timeline mutations ([`Op`]) and their journal form.
 pub use timeline::op as ops;
 pub use timeline::{
-    merge, Aborted, AutoTrigger, Cause, Commit, CommitMeta, ForkInfo, ForkRecord, MemoryUsage,
-    MergeConflict, MergeError, NamedOptions, Op, PolicyCheck, PromoteStrategy, Promotion, Pruned,
-    Restored, RestoredKind, RevisionInfo, RevisionMismatch, RollbackOutcome, RollbackPolicy,
-    RollbackPreview, RollbackTarget, SnapshotCounts, SnapshotInfo, SnapshotKind, SnapshotTaken,
-    StateRef, TargetKind, Timeline, TimelineConfig, TimelineImage, TimelineOp, TransactionInfo,
-    TransactionOutcome, START_CHECKPOINT,
+    merge, Aborted, AutoTrigger, Cause, Commit, CommitMeta, ForkInfo, ForkRecord, IdempotencyKey,
+    MemoryUsage, MergeConflict, MergeError, NamedOptions, Op, PolicyCheck, PromoteStrategy,
+    Promotion, Pruned, Restored, RestoredKind, RevisionInfo, RevisionMismatch, RollbackOutcome,
+    RollbackPolicy, RollbackPreview, RollbackTarget, SnapshotCounts, SnapshotInfo, SnapshotKind,
+    SnapshotTaken, StateRef, TargetKind, Timeline, TimelineConfig, TimelineImage, TimelineOp,
+    TransactionInfo, TransactionOutcome, START_CHECKPOINT,
 };
 /// Guarded deployments as a timeline records them.
 pub mod deploy {

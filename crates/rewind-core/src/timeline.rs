@@ -47,9 +47,9 @@ pub use image::TimelineImage;
 pub use op::{Op, TimelineOp};
 pub use policy::{Aborted, PolicyCheck, RevisionMismatch};
 pub use record::{
-    AutoTrigger, Cause, Commit, CommitMeta, Pruned, Restored, RestoredKind, RevisionInfo,
-    RollbackOutcome, RollbackPreview, SnapshotCounts, SnapshotInfo, SnapshotKind, SnapshotTaken,
-    TransactionInfo, TransactionOutcome,
+    AutoTrigger, Cause, Commit, CommitMeta, IdempotencyKey, Pruned, Restored, RestoredKind,
+    RevisionInfo, RollbackOutcome, RollbackPreview, SnapshotCounts, SnapshotInfo, SnapshotKind,
+    SnapshotTaken, TransactionInfo, TransactionOutcome,
 };
 pub use reference::{RollbackTarget, StateRef, TargetKind};
 

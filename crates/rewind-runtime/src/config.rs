@@ -55,6 +55,33 @@ pub struct TenantConfig {
     /// never for being idle; the runtime's `max_active` still applies).
     /// Without a journal nothing is passivated.
     pub passivate_after: Option<Duration>,
+    /// How many idempotency keys, and for how long, the tenant remembers.
+    pub idempotency: IdempotencyWindow,
+}
+
+/// How long a tenant remembers the idempotency key of a write: a retry
+/// with the key is answered with the original revision while the key is
+/// among the newest `keys` keyed writes, younger than `max_age`, and its
+/// revision is still in the retained history (`timeline.history_limit`).
+/// The key is recorded with the revision, in the same journal entry as the
+/// change, so it survives restarts, passivation and (in cluster mode)
+/// takeovers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IdempotencyWindow {
+    /// Keys remembered at most (default 1,000).
+    pub keys: usize,
+    /// Age after which a key is forgotten (default 24 h).
+    pub max_age: Duration,
+}
+
+impl Default for IdempotencyWindow {
+    fn default() -> Self {
+        IdempotencyWindow {
+            keys: 1000,
+            max_age: Duration::from_secs(24 * 60 * 60),
+        }
+    }
 }
 
 /// Default of [`TenantConfig::passivate_after`].
@@ -69,6 +96,7 @@ impl Default for TenantConfig {
             lease_timeout: Duration::from_secs(30),
             step_timeout: Duration::from_secs(30),
             passivate_after: Some(DEFAULT_PASSIVATE_AFTER),
+            idempotency: IdempotencyWindow::default(),
         }
     }
 }

@@ -95,7 +95,9 @@ mod transaction;
 /// them by messages (`ActorRef`, `RpcReplyPort`, ...).
 pub use ractor;
 
-pub use config::{AutoSnapshotPolicy, RestartIntensity, TenantConfig, DEFAULT_PASSIVATE_AFTER};
+pub use config::{
+    AutoSnapshotPolicy, IdempotencyWindow, RestartIntensity, TenantConfig, DEFAULT_PASSIVATE_AFTER,
+};
 pub use door::{ask, ask_raw, TenantRef};
 pub use error::{BoxError, Error, ErrorKind};
 pub use journal::{

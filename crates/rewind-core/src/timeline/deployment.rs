@@ -588,10 +588,7 @@ impl<M: Model> Timeline<M> {
             DeployChange::State(state) => (state.clone(), Cause::Replace),
         };
         let meta = if meta == CommitMeta::default() {
-            CommitMeta {
-                author: Some(DEPLOYMENT_AUTHOR.into()),
-                message: Some(format!("deploy {}", spec.name).into()),
-            }
+            CommitMeta::by(DEPLOYMENT_AUTHOR, format!("deploy {}", spec.name))
         } else {
             meta
         };
@@ -699,21 +696,18 @@ impl<M: Model> Timeline<M> {
     ) -> Result<DeploymentEnded, Error> {
         let mut deployment = self.deployments[index].clone();
         if status != DeploymentStatus::Promoted {
-            let meta = CommitMeta {
-                author: Some(DEPLOYMENT_AUTHOR.into()),
-                message: Some(
-                    format!(
-                        "deployment '{}' ({}) {}: {reason}",
-                        deployment.spec.name,
-                        deployment.id,
-                        match status {
-                            DeploymentStatus::Aborted => "aborted",
-                            _ => "rolled back",
-                        }
-                    )
-                    .into(),
+            let meta = CommitMeta::by(
+                DEPLOYMENT_AUTHOR,
+                format!(
+                    "deployment '{}' ({}) {}: {reason}",
+                    deployment.spec.name,
+                    deployment.id,
+                    match status {
+                        DeploymentStatus::Aborted => "aborted",
+                        _ => "rolled back",
+                    }
                 ),
-            };
+            );
             let target = RollbackTarget::Named(deployment.pre_snapshot.clone());
             deployment.rollback = Some(self.rollback_at(&target, meta, at)?);
         }

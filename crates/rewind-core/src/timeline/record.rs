@@ -22,15 +22,69 @@ pub struct CommitMeta {
     /// Why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<Arc<str>>,
+    /// The caller's key for this write: recorded with the revision (so in
+    /// the same journal entry as the change), by which a retry of the same
+    /// request is answered with this revision instead of being applied
+    /// again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency: Option<IdempotencyKey>,
 }
 
 impl CommitMeta {
     /// Metadata with only a message.
     pub fn message(message: impl Into<Arc<str>>) -> Self {
         CommitMeta {
-            author: None,
             message: Some(message.into()),
+            ..CommitMeta::default()
         }
+    }
+
+    /// Metadata with an author and a message.
+    pub fn by(author: impl Into<Arc<str>>, message: impl Into<Arc<str>>) -> Self {
+        CommitMeta {
+            author: Some(author.into()),
+            message: Some(message.into()),
+            ..CommitMeta::default()
+        }
+    }
+
+    /// The same, carrying `key`.
+    pub fn with_idempotency(mut self, key: IdempotencyKey) -> Self {
+        self.idempotency = Some(key);
+        self
+    }
+}
+
+/// A caller's key for one write (HTTP `Idempotency-Key`), with a
+/// fingerprint of the request it was first sent with. A retry with the same
+/// key and request is the same write; the same key with another request is
+/// a mistake the tenant refuses.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IdempotencyKey {
+    /// The key: 1 to [`IdempotencyKey::MAX_LEN`] visible ASCII characters.
+    pub key: Arc<str>,
+    /// Fingerprint of the request (its method, target and body, as the
+    /// caller computes it).
+    pub request: u64,
+}
+
+impl IdempotencyKey {
+    /// The longest key.
+    pub const MAX_LEN: usize = 255;
+
+    /// A key for a request with fingerprint `request`. Time: O(key length).
+    pub fn new(key: &str, request: u64) -> Result<Self, crate::InvalidInput> {
+        if key.is_empty() || key.len() > Self::MAX_LEN || !key.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(crate::InvalidInput::Config(format!(
+                "an idempotency key is 1 to {} visible ASCII characters (no spaces)",
+                Self::MAX_LEN
+            )));
+        }
+        Ok(IdempotencyKey {
+            key: Arc::from(key),
+            request,
+        })
     }
 }
 

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use tracing::debug_span;
 
 use super::actor::{guarded, Panicked, TenantState};
+use super::idempotency::{KeyIndex, Seen};
 use super::lane::Queued;
 use super::lease::StartTransaction;
 use super::messages::{TenantMsg, WriteOptions};
@@ -305,6 +306,25 @@ impl<M: Model> TenantState<M> {
         let span =
             debug_span!("rewind.apply", tenant = %self.shared.id, revision = tracing::field::Empty);
         let started = Instant::now();
+        match self.seen(&options.meta) {
+            Seen::New => {}
+            Seen::Replay(info) => {
+                // The first attempt's answer, once what it is in is durable.
+                let commit = Commit {
+                    revision: info.revision,
+                    at: info.at,
+                };
+                self.answer_later(reply, permit, Ok(commit), |_| {});
+                return Ok(());
+            }
+            Seen::Reused => {
+                let error = self.key_reused(&options.meta);
+                metrics::transition(Outcome::Rejected, started.elapsed());
+                self.answer_later(reply, permit, Err(error), |_| {});
+                return Ok(());
+            }
+        }
+        let key = options.meta.idempotency.clone();
         if let Err(e) = self.check_expected(&options) {
             metrics::transition(Outcome::Rejected, started.elapsed());
             self.answer_later(reply, permit, Err(e), |_| {});
@@ -331,6 +351,9 @@ impl<M: Model> TenantState<M> {
         match result {
             Ok(commit) => {
                 span.record("revision", commit.revision.get());
+                if let (Some(key), Some(keys)) = (&key, &mut self.keys) {
+                    keys.record(key, commit.revision, &self.shared.config().idempotency);
+                }
                 self.policy_snapshot_after_commit();
                 self.answer_later(reply, permit, Ok(commit), move |ok| {
                     let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
@@ -350,6 +373,31 @@ impl<M: Model> TenantState<M> {
             }
         }
         Ok(())
+    }
+
+    /// What a write's idempotency key finds in the working timeline
+    /// ([`Seen::New`] without a key).
+    fn seen(&mut self, meta: &CommitMeta) -> Seen {
+        let Some(key) = &meta.idempotency else {
+            return Seen::New;
+        };
+        let window = self.shared.config().idempotency;
+        let now = self.shared.context.clock.now();
+        let timeline = &self.timeline;
+        self.keys
+            .get_or_insert_with(|| KeyIndex::build(timeline, &window, now))
+            .look_up(timeline, key, &window, now)
+    }
+
+    fn key_reused(&self, meta: &CommitMeta) -> Error {
+        Error::IdempotencyKeyReused {
+            tenant: self.shared.id.clone(),
+            key: meta
+                .idempotency
+                .as_ref()
+                .map(|key| key.key.to_string())
+                .unwrap_or_default(),
+        }
     }
 
     /// Runs a rollback (the model's diff, guarded); metrics once durable.

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
-use rewind_core::{CommitMeta, Doc, TenantId};
+use rewind_core::{CommitMeta, Doc, IdempotencyKey, TenantId};
 use rewind_runtime::Tenant;
 
+use super::input::Digest;
 use super::Api;
 use crate::error::ApiError;
 
@@ -83,7 +84,14 @@ const MAX_REASON: usize = 1024;
 pub(crate) struct Audit {
     identity: Arc<str>,
     header_reason: Option<String>,
+    /// `Idempotency-Key`, if sent, and the fingerprint of what identifies
+    /// the request besides its body (method, path, query, the headers a
+    /// write reads).
+    idempotency: Option<(String, Digest)>,
 }
+
+/// The header carrying a write's idempotency key.
+pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 impl FromRequestParts<Api> for Audit {
     type Rejection = ApiError;
@@ -99,9 +107,33 @@ impl FromRequestParts<Api> for Audit {
                     .to_owned(),
             ),
         };
+        let idempotency = match parts.headers.get(IDEMPOTENCY_KEY) {
+            None => None,
+            Some(value) => {
+                let key = value.to_str().map_err(|_| {
+                    ApiError::invalid("Idempotency-Key must be visible ASCII characters")
+                })?;
+                let header = |name: &str| {
+                    parts
+                        .headers
+                        .get(name)
+                        .map_or(&b""[..], |value| value.as_bytes())
+                };
+                let request = Digest::of([
+                    parts.method.as_str().as_bytes(),
+                    parts.uri.path().as_bytes(),
+                    parts.uri.query().unwrap_or("").as_bytes(),
+                    header("content-type"),
+                    header("if-match"),
+                    header(REASON_HEADER),
+                ]);
+                Some((key.trim().to_owned(), request))
+            }
+        };
         Ok(Audit {
             identity: caller.identity,
             header_reason,
+            idempotency,
         })
     }
 }
@@ -110,7 +142,38 @@ impl Audit {
     /// The meta of a write: the caller as author, and as message the
     /// body's `reason` if it has one, else the header's. 400 when the
     /// reason is longer than 1024 characters.
+    /// 400 if the request carries `Idempotency-Key`: this route does not
+    /// honour it, and a retry would be applied again.
     pub(crate) fn meta(&self, body_reason: Option<String>) -> Result<CommitMeta, ApiError> {
+        if self.idempotency.is_some() {
+            return Err(ApiError::invalid(
+                "this route does not take Idempotency-Key (it is honoured by PUT \
+                 /v1/tenants/{t}, PUT and PATCH /v1/tenants/{t}/state); send the request \
+                 without it",
+            ));
+        }
+        self.reasoned(body_reason)
+    }
+
+    /// [`meta`](Self::meta) for a route that honours `Idempotency-Key`: the
+    /// key, with the fingerprint of the request and its `body`, is recorded
+    /// with the revision the write makes. 400 for a malformed key.
+    pub(crate) fn meta_keyed(
+        &self,
+        body_reason: Option<String>,
+        body: Digest,
+    ) -> Result<CommitMeta, ApiError> {
+        let mut meta = self.reasoned(body_reason)?;
+        if let Some((key, request)) = &self.idempotency {
+            let request = Digest::of([&request.0.to_le_bytes()[..], &body.0.to_le_bytes()[..]]);
+            let key = IdempotencyKey::new(key, request.0)
+                .map_err(|e| ApiError::invalid(format!("Idempotency-Key: {e}")))?;
+            meta.idempotency = Some(key);
+        }
+        Ok(meta)
+    }
+
+    fn reasoned(&self, body_reason: Option<String>) -> Result<CommitMeta, ApiError> {
         let given = |reason: Option<String>| reason.filter(|r| !r.trim().is_empty());
         let (body, header) = (given(body_reason), given(self.header_reason.clone()));
         for reason in [&body, &header].into_iter().flatten() {
@@ -123,6 +186,7 @@ impl Audit {
         Ok(CommitMeta {
             author: Some(Arc::clone(&self.identity)),
             message: body.or(header).map(Arc::from),
+            idempotency: None,
         })
     }
 

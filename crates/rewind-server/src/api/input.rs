@@ -17,7 +17,28 @@ use crate::error::ApiError;
 use crate::limits::{show_duration, Limits};
 
 /// A JSON request body; `None` when the body is empty.
-pub(crate) struct JsonBody(pub(crate) Option<Value>);
+pub(crate) struct JsonBody(pub(crate) Option<Value>, pub(crate) Digest);
+
+/// A fingerprint of bytes (FNV-1a, 64 bits): of a request, so a retry with
+/// an idempotency key can be told from another request with the same key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Digest(pub(crate) u64);
+
+impl Digest {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+    /// Of `parts`, each ended by a separator so parts cannot run together.
+    pub(crate) fn of<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Digest {
+        let mut hash = Digest::OFFSET;
+        for part in parts {
+            for &byte in part.iter().chain(&[0xff]) {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        Digest(hash)
+    }
+}
 
 impl FromRequest<Api> for JsonBody {
     type Rejection = ApiError;
@@ -60,11 +81,12 @@ impl FromRequest<Api> for JsonBody {
                 ))
             }
         };
+        let digest = Digest::of([&bytes[..]]);
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(JsonBody(None));
+            return Ok(JsonBody(None, digest));
         }
         serde_json::from_slice(&bytes)
-            .map(|value| JsonBody(Some(value)))
+            .map(|value| JsonBody(Some(value), digest))
             .map_err(|e| {
                 // serde_json refuses nesting past 128 levels on its own,
                 // before any document is built: that is a size limit too.
@@ -78,6 +100,11 @@ impl FromRequest<Api> for JsonBody {
 }
 
 impl JsonBody {
+    /// The fingerprint of the body as it was sent.
+    pub(crate) fn digest(&self) -> Digest {
+        self.1
+    }
+
     /// The body as `T`; an empty body gives `T::default()`.
     pub(crate) fn parse_or_default<T: DeserializeOwned + Default>(self) -> Result<T, ApiError> {
         match self.0 {

@@ -78,7 +78,7 @@ pub(super) async fn replace(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let expected_revision = if_match(&headers)?;
-    let meta = audit.meta(None)?;
+    let meta = audit.meta_keyed(None, body.digest())?;
     let doc = document(&body.required()?, &api.shared.limits)?;
     let options = WriteOptions {
         expected_revision,
@@ -102,7 +102,7 @@ pub(super) async fn patch(
 ) -> Result<Response, ApiError> {
     let limits = &api.shared.limits;
     let expected_revision = if_match(&headers)?;
-    let meta = audit.meta(None)?;
+    let meta = audit.meta_keyed(None, body.digest())?;
     let merging = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

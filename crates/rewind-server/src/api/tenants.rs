@@ -148,8 +148,9 @@ pub(super) async fn create(
     audit: Audit,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let digest = body.digest();
     let request: CreateTenant = body.parse_or_default()?;
-    let meta = audit.meta(request.reason)?;
+    let meta = audit.meta_keyed(request.reason, digest)?;
     let initial = match &request.state {
         Some(state) => document(state, &api.shared.limits)?,
         None => Doc::object(),
@@ -162,7 +163,9 @@ pub(super) async fn create(
     audit.log("create tenant", tenant.id().as_str(), &meta);
     Ok((
         StatusCode::CREATED,
-        Json(json!({"tenant": tenant.id(), "revision": tenant.revision()})),
+        // A creation makes revision 0 (a retry with its idempotency key is
+        // answered the same, whatever came after).
+        Json(json!({"tenant": tenant.id(), "revision": 0})),
     ))
 }
 
