@@ -488,7 +488,10 @@ impl Session<'_> {
                     None => json!({}),
                 };
                 let path = tenant_path(&tenant, "");
-                let reply = self.call(Method::PUT, &path, Some(&body)).await?;
+                let reply = self
+                    .client
+                    .send_write(Method::PUT, &path, Some(&body), None, "application/json")
+                    .await?;
                 self.print(&reply.body, render::created)
             }
             ClientCommand::Get { tenant, at } => {
@@ -530,7 +533,7 @@ impl Session<'_> {
                 let path = tenant_path(&tenant, "/state");
                 let reply = self
                     .client
-                    .send_as(Method::PATCH, &path, Some(&patch), if_match, content_type)
+                    .send_write(Method::PATCH, &path, Some(&patch), if_match, content_type)
                     .await?;
                 self.print(&reply.body, |body| render::committed(&tenant, body))
             }

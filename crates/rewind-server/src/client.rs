@@ -57,6 +57,29 @@ pub enum ClientError {
     },
 }
 
+/// Tries of [`Client::send_write`] at most.
+pub(crate) const WRITE_TRIES: usize = 5;
+
+/// A fresh idempotency key: 128 bits from the process's hash seeds, the
+/// time and a counter, as hex.
+fn new_key() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let half = || {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        hasher.write_u32(std::process::id());
+        hasher.finish()
+    };
+    format!("{:016x}{:016x}", half(), half())
+}
+
 /// A successful answer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reply {
@@ -183,7 +206,26 @@ impl Client {
         if_match: Option<u64>,
         content_type: &'static str,
     ) -> Result<Reply, ClientError> {
+        self.send_keyed(method, path, body, if_match, content_type, None)
+            .await
+    }
+
+    async fn send_keyed(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<u64>,
+        content_type: &'static str,
+        key: Option<&str>,
+    ) -> Result<Reply, ClientError> {
         let mut request = self.request(method, path, body, content_type)?;
+        if let Some(key) = key {
+            request.headers_mut().insert(
+                "idempotency-key",
+                HeaderValue::from_str(key).expect("hex digits"),
+            );
+        }
         if let Some(revision) = if_match {
             request.headers_mut().insert(
                 hyper::header::IF_MATCH,
@@ -222,6 +264,48 @@ impl Client {
             etag,
             body,
         })
+    }
+
+    /// A write that is safe to retry: sent with a new `Idempotency-Key`,
+    /// and sent again with the same key while its outcome is unknown (503
+    /// `outcome_unknown`, or the connection lost after the request went
+    /// out) or it was refused for now (503 `unavailable`), waiting a second
+    /// between tries, up to [`WRITE_TRIES`] tries. For the routes that
+    /// honour the key: `PUT /v1/tenants/{t}`, `PUT` and `PATCH .../state`.
+    pub async fn send_write(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<u64>,
+        content_type: &'static str,
+    ) -> Result<Reply, ClientError> {
+        let key = new_key();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let result = self
+                .send_keyed(
+                    method.clone(),
+                    path,
+                    body,
+                    if_match,
+                    content_type,
+                    Some(&key),
+                )
+                .await;
+            let again = match &result {
+                Err(ClientError::Api {
+                    status: 503, code, ..
+                }) => code == "outcome_unknown" || code == "unavailable",
+                Err(ClientError::Protocol { .. }) => true,
+                _ => false,
+            };
+            if !again || tries >= WRITE_TRIES {
+                return result;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
     }
 
     /// `GET` of a server-sent event stream: the events as they come; with

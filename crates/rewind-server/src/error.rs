@@ -167,6 +167,7 @@ pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         | Error::ShuttingDown => (S::SERVICE_UNAVAILABLE, "unavailable"),
         Error::Invalid(input) => input_status(input),
         Error::UpdateRefused { .. } => (S::UNPROCESSABLE_ENTITY, "patch_failed"),
+        Error::IdempotencyKeyReused { .. } => (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
         Error::Core { source, .. } => match source {
             rewind_core::Error::Input(input) => input_status(input),
             rewind_core::Error::Patch(patch) => rejected_patch_status(patch),

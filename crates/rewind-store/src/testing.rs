@@ -4,7 +4,12 @@
 //! the PostgreSQL journal's tests need nothing but the server's binaries
 //! installed (`apt-get install postgresql`). Without them, tests skip with a
 //! loud line ([`SKIPPED`]); with `REWIND_REQUIRE_POSTGRES=1` they fail
-//! instead.
+//! instead. [`FaultyJournal`] wraps a journal to fail appends before or
+//! after they are stored.
+
+mod faults;
+
+pub use faults::{Fault, FaultyJournal};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -177,7 +177,7 @@ fn paths() -> Value {
             "put": with_links(operation(
                 "createTenant",
                 "Create a tenant at revision 0 (admin)",
-                &[param("t"), param("reason")],
+                &[param("t"), param("reason"), param("idempotency_key")],
                 Some(body(false, json!({
                     "type": "object",
                     "additionalProperties": false,
@@ -194,7 +194,7 @@ fn paths() -> Value {
                         "revision": {"const": 0},
                     },
                 })))],
-                &[400, 401, 403, 408, 409, 413, 429],
+                &[400, 401, 403, 408, 409, 413, 422, 429],
             ), "201", tenant_links()),
             "delete": operation(
                 "deleteTenant",
@@ -227,16 +227,16 @@ fn paths() -> Value {
             "put": operation(
                 "replaceState",
                 "Replace the document as a new revision",
-                &[param("t"), param("if_match"), param("reason")],
+                &[param("t"), param("if_match"), param("reason"), param("idempotency_key")],
                 Some(body(true, json!({"description": "The new document (any JSON value)"}))),
                 &[("200", committed())],
-                &[400, 401, 403, 404, 408, 412, 413],
+                &[400, 401, 403, 404, 408, 412, 413, 422],
             ),
             "patch": operation(
                 "patchState",
                 "Apply an RFC 6902 JSON Patch, or an RFC 7396 JSON Merge Patch, as a new \
                  revision; a patch that cannot be applied is 422 and changes nothing",
-                &[param("t"), param("if_match"), param("reason")],
+                &[param("t"), param("if_match"), param("reason"), param("idempotency_key")],
                 Some(json!({
                     "required": true,
                     "content": {
@@ -822,8 +822,13 @@ fn error_responses() -> Value {
         (413, "Too large or too deep", &["payload_too_large"]),
         (
             422,
-            "The patch cannot be applied, or the transaction cannot run",
-            &["patch_failed", "invalid_transaction"],
+            "The patch cannot be applied, the transaction cannot run, or the idempotency \
+             key was first used with another request",
+            &[
+                "patch_failed",
+                "invalid_transaction",
+                "idempotency_key_reused",
+            ],
         ),
         (429, "Quota exceeded", &["quota_exceeded"]),
         (
@@ -924,6 +929,18 @@ fn parameters() -> Value {
             "description": "Apply only if the head is this revision: \"<revision>\" (also \
                 W/\"<revision>\" or a bare number; * is any revision)",
             "schema": {"type": "string", "pattern": "^[ \\t]*(\\*|(W/)?\"[0-9]{1,19}\"|[0-9]{1,19})[ \\t]*$"},
+        },
+        "idempotency_key": {
+            "name": "Idempotency-Key", "in": "header",
+            "description": "A key of the caller's for this write (1 to 255 visible ASCII \
+                characters). It is recorded with the revision the write makes, in the same \
+                journal entry as the change; a retry with the same key and the same request \
+                (method, path, query, body byte for byte, If-Match, X-Rewind-Reason) is answered \
+                with that revision and applies nothing, for the tenant's newest 1,000 keyed \
+                writes within 24 hours while their revisions are retained. The same key with \
+                another request is 422 `idempotency_key_reused`. Retry every \
+                `outcome_unknown` answer with the same key.",
+            "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
         },
         "reason": {
             "name": "X-Rewind-Reason", "in": "header",
@@ -1051,6 +1068,16 @@ fn schemas() -> Value {
                 },
                 "author": {"type": "string", "description": "Who: a token's label, admin, tenant:<id> or anonymous"},
                 "message": {"type": "string", "description": "Why"},
+                "idempotency": {
+                    "type": "object",
+                    "description": "The Idempotency-Key the write was made with, and the \
+                        fingerprint of its request",
+                    "required": ["key", "request"],
+                    "properties": {
+                        "key": {"type": "string"},
+                        "request": {"type": "integer", "minimum": 0},
+                    },
+                },
             },
         },
         "ForkInfo": {
