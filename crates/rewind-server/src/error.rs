@@ -310,12 +310,46 @@ mod tests {
                 413,
                 "payload_too_large",
             ),
+            // A journal that cannot store now: refused, nothing applied.
+            (
+                Error::Journal {
+                    tenant: tenant(),
+                    source: JournalError::Storage(
+                        "the database system is starting up (57P03)".into(),
+                    ),
+                },
+                503,
+                "unavailable",
+            ),
+            // A lost answer to COMMIT that could not be resolved.
+            (
+                Error::OutcomeUnknown {
+                    tenant: tenant(),
+                    reason: "connection closed".into(),
+                },
+                503,
+                "outcome_unknown",
+            ),
+            (
+                Error::IdempotencyKeyReused {
+                    tenant: tenant(),
+                    key: "k".into(),
+                },
+                422,
+                "idempotency_key_reused",
+            ),
         ];
         for (error, status, code) in cases {
             assert_eq!(
                 status_and_code(&error),
                 (StatusCode::from_u16(status).unwrap(), code),
                 "{error}"
+            );
+            let response = ApiError::from(error).into_response();
+            assert_eq!(
+                response.headers().contains_key(RETRY_AFTER),
+                status == 503,
+                "every 503, and only a 503, says when to retry: {code}"
             );
         }
     }

@@ -699,3 +699,94 @@ async fn overloaded() {
         .await
         .assert_status(200);
 }
+
+/// `Idempotency-Key`: a retry of a keyed write is answered with the first
+/// answer and applies nothing; the same key with another request is 422;
+/// a route that does not honour the key refuses it instead of ignoring it.
+#[tokio::test]
+async fn idempotency_keys_make_retries_safe() {
+    let server = Server::new().await;
+    let key = [("idempotency-key", "create-retry-1")];
+    let created = server
+        .send(
+            "PUT",
+            "/v1/tenants/keyed",
+            Some(&json!({"state": {"items": []}})),
+            &key,
+        )
+        .await;
+    created.assert_status(201);
+    // The creation retried: the same answer, not 409.
+    let again = server
+        .send(
+            "PUT",
+            "/v1/tenants/keyed",
+            Some(&json!({"state": {"items": []}})),
+            &key,
+        )
+        .await;
+    again.assert_status(201);
+    assert_eq!(again.body, created.body);
+
+    let add = json!([{"op": "add", "path": "/items/-", "value": 1}]);
+    let key = [("idempotency-key", "append-1")];
+    let first = server
+        .send("PATCH", "/v1/tenants/keyed/state", Some(&add), &key)
+        .await;
+    first.assert_status(200);
+    for _ in 0..3 {
+        let retried = server
+            .send("PATCH", "/v1/tenants/keyed/state", Some(&add), &key)
+            .await;
+        retried.assert_status(200);
+        assert_eq!(retried.body, first.body, "the first answer again");
+    }
+    let state = server.get("/v1/tenants/keyed/state").await;
+    assert_eq!(state.body, json!({"items": [1]}), "applied once");
+    // The key is in the history, with the revision it made.
+    let history = server.get("/v1/tenants/keyed/history").await;
+    let keyed: Vec<_> = history.body["revisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["idempotency"]["key"] == "append-1")
+        .collect();
+    assert_eq!(keyed.len(), 1, "{}", history.text);
+    assert_eq!(keyed[0]["revision"], first.body["revision"]);
+
+    // The same key with another body: refused, nothing applied.
+    let other = json!([{"op": "add", "path": "/items/-", "value": 2}]);
+    let reused = server
+        .send("PATCH", "/v1/tenants/keyed/state", Some(&other), &key)
+        .await;
+    reused.assert_status(422);
+    assert_eq!(reused.body["error"]["code"], "idempotency_key_reused");
+    let state = server.get("/v1/tenants/keyed/state").await;
+    assert_eq!(state.body, json!({"items": [1]}));
+
+    // A malformed key, and a route that does not honour keys: 400.
+    let bad = server
+        .send(
+            "PATCH",
+            "/v1/tenants/keyed/state",
+            Some(&other),
+            &[("idempotency-key", "has space")],
+        )
+        .await;
+    bad.assert_status(400);
+    let snapshot = server
+        .send(
+            "POST",
+            "/v1/tenants/keyed/snapshots",
+            Some(&json!({"name": "s1"})),
+            &[("idempotency-key", "snap-1")],
+        )
+        .await;
+    snapshot.assert_status(400);
+    assert!(snapshot.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("does not take Idempotency-Key"));
+    let state = server.get("/v1/tenants/keyed/state").await;
+    assert_eq!(state.body, json!({"items": [1]}));
+}
