@@ -200,9 +200,10 @@ pub mod prelude {
         TimelineError, Timestamp, TransactionOutcome,
     };
     pub use rewind_runtime::{
-        ask, AutoSnapshotPolicy, Error, ErrorKind, FailureReason, Journal, JournalError,
-        JournalHolder, PromoteOptions, Promoted, RestartIntensity, Runtime, SupervisorMsg, Tenant,
-        TenantConfig, TenantMsg, TenantRef, TransactionPlan, TransactionReport, WriteOptions,
+        ask, AutoSnapshotPolicy, DeleteOptions, Detached, Error, ErrorKind, FailureReason,
+        ForkStatus, Journal, JournalError, JournalHolder, PromoteOptions, Promoted,
+        RestartIntensity, Runtime, SupervisorMsg, Tenant, TenantConfig, TenantMsg, TenantRef,
+        TransactionPlan, TransactionReport, WriteOptions,
     };
     pub use rewind_store::{MemoryJournal, SqliteJournal, SqliteOptions, SyncMode};
 }

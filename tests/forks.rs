@@ -383,3 +383,125 @@ async fn restart_with(image_every: u64) -> Result<()> {
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+/// The story of the bug, through the library: `p1` forked into `p1.f`, the
+/// fork changed, `p1` deleted, an unrelated `p1` created. Promoting the
+/// fork used to overwrite the new `p1` (`replace`) or report a conflict
+/// with it (`merge`). The fork's link names the incarnation of its parent,
+/// so both are refused as detached and nothing is written, before and
+/// after a restart on SQLite.
+#[tokio::test]
+async fn a_detached_fork_never_writes_the_next_tenant_of_its_parents_name() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("rewind-detached-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("journal.db");
+    let start = || async {
+        let journal = SqliteJournal::open(&path, SqliteOptions::default())?;
+        let runtime = Runtime::<Doc>::builder()
+            .journal(Arc::new(journal))
+            .start()
+            .await?;
+        anyhow::Ok(runtime)
+    };
+    let runtime = start().await?;
+    let p1 = runtime
+        .create_tenant("p1", doc(json!({"price": 10})))
+        .await?;
+    let fork = p1.fork("p1.f", StateRef::Head).await?;
+    fork.apply(patch(
+        json!([{"op": "replace", "path": "/price", "value": 99}]),
+    ))
+    .await?;
+    drop(p1);
+    // Refused while the fork is attached: nothing deleted.
+    assert!(runtime.delete_tenant("p1").await.is_err());
+    assert!(runtime.tenant_exists(&TenantId::new("p1")?));
+    runtime
+        .delete_tenant_with("p1", DeleteOptions::default().detach_forks())
+        .await?;
+    let new_p1 = runtime
+        .create_tenant("p1", doc(json!({"price": 1, "new": true})))
+        .await?;
+    assert_detached(&fork, &new_p1).await;
+    drop((fork, new_p1));
+    runtime.shutdown().await?;
+    drop(runtime);
+
+    let runtime = start().await?;
+    let fork = runtime.tenant("p1.f").await?;
+    let new_p1 = runtime.tenant("p1").await?;
+    assert_detached(&fork, &new_p1).await;
+    assert_eq!(fork.current().to_json(), json!({"price": 99}));
+    drop((fork, new_p1));
+    runtime.shutdown().await?;
+    drop(runtime);
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+async fn assert_detached(fork: &Tenant<Doc>, new_p1: &Tenant<Doc>) {
+    for strategy in [PromoteStrategy::Replace, PromoteStrategy::Merge] {
+        let refused = fork.promote(strategy).await.unwrap_err();
+        assert!(
+            matches!(&refused, Error::ForkDetached { fork: f, parent, .. }
+                if f.as_str() == "p1.f" && parent.as_str() == "p1"),
+            "{strategy}: {refused:?}"
+        );
+        let message = refused.to_string();
+        assert!(message.contains("detached"), "{message}");
+    }
+    assert_eq!(new_p1.revision(), Revision::ZERO);
+    assert_eq!(new_p1.current().to_json(), json!({"price": 1, "new": true}));
+    assert!(new_p1.forks().is_empty());
+    assert!(new_p1.attached_forks().await.unwrap().is_empty());
+    let status = fork.fork_status().await.unwrap().unwrap();
+    assert_eq!(status.info.parent.as_str(), "p1");
+    assert!(status.detached.is_some(), "{status:?}");
+    // A new tenant of the old name is not the parent: the fork's record
+    // names the deleted one's incarnation, which differs.
+    assert_eq!(status.detached, Some(Detached::ParentReplaced));
+    assert!(status.info.parent_incarnation.is_some());
+    assert_ne!(status.info.parent_incarnation, new_p1.incarnation());
+}
+
+/// Deleting a parent with attached forks is refused, naming them; a
+/// deleted fork does not count; `detach_forks` deletes the parent and the
+/// forks live on, detached.
+#[tokio::test]
+async fn deleting_a_parent_needs_its_forks_detached() -> Result<()> {
+    let runtime = Runtime::<Doc>::start().await?;
+    let shop = runtime
+        .create_tenant("shop", doc(json!({"price": 10})))
+        .await?;
+    let a = shop.fork("shop.a", StateRef::Head).await?;
+    shop.fork("shop.gone", StateRef::Head).await?;
+    runtime.delete_tenant("shop.gone").await?;
+    drop(shop);
+    let refused = runtime.delete_tenant("shop").await.unwrap_err();
+    let Error::DeleteRefused(refusal) = &refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(refusal.forks, vec![TenantId::new("shop.a")?]);
+    assert!(refusal.protected_snapshots.is_empty());
+    assert!(refused.to_string().contains("'shop.a'"), "{refused}");
+    assert_eq!(refused.kind(), ErrorKind::Conflict);
+    // Force alone overrides protection, not forks.
+    assert!(runtime
+        .delete_tenant_with("shop", DeleteOptions::default().force())
+        .await
+        .is_err());
+    runtime
+        .delete_tenant_with("shop", DeleteOptions::default().detach_forks())
+        .await?;
+    assert!(matches!(
+        a.fork_status().await?.unwrap().detached,
+        Some(Detached::ParentDeleted)
+    ));
+    assert!(matches!(
+        a.promote(PromoteStrategy::Replace).await,
+        Err(Error::ForkDetached { .. })
+    ));
+    runtime.shutdown().await?;
+    Ok(())
+}

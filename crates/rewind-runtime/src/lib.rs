@@ -105,8 +105,9 @@ pub use runtime::{
     RecoveryReport, Runtime, RuntimeBuilder, DEFAULT_IMAGE_EVERY, DEFAULT_MAX_ACTIVE,
     DEFAULT_STOP_IDLE_AFTER, DEFAULT_TIMER_PERIOD,
 };
+pub use supervisor::links::{DeleteOptions, DeleteRefusal, Detached, OpenDeployment};
 pub use supervisor::messages::SupervisorMsg;
-pub use tenant::fork::{PromoteOptions, Promoted};
+pub use tenant::fork::{ForkStatus, PromoteOptions, Promoted};
 pub use tenant::handle::Tenant;
 pub use tenant::messages::{TenantMsg, UpdateFn, WriteOptions};
 pub use transaction::{
