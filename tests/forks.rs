@@ -505,3 +505,107 @@ async fn deleting_a_parent_needs_its_forks_detached() -> Result<()> {
     runtime.shutdown().await?;
     Ok(())
 }
+
+/// Journals written before incarnations were recorded still read: the
+/// same entries with every incarnation taken out (as older versions wrote
+/// them) give each tenant a legacy incarnation derived from its `create`
+/// entry (the same at every replay); the legacy fork is attached to its
+/// parent by the parent's record of it, so it promotes, keeps the parent
+/// from being deleted, and is detached once a new tenant takes the name.
+#[tokio::test]
+async fn journals_without_incarnations_still_link_forks() -> Result<()> {
+    use rewind::runtime::Journal;
+
+    let written = Arc::new(MemoryJournal::new());
+    let runtime = Runtime::<Doc>::builder()
+        .journal(written.clone())
+        .start()
+        .await?;
+    let shop = runtime
+        .create_tenant("shop", doc(json!({"price": 10})))
+        .await?;
+    let fork = shop.fork("shop.b", StateRef::Head).await?;
+    fork.apply(patch(
+        json!([{"op": "add", "path": "/hero", "value": "bold"}]),
+    ))
+    .await?;
+    drop((shop, fork));
+    runtime.shutdown().await?;
+    drop(runtime);
+
+    // The same entries, as a version without incarnations wrote them.
+    let legacy = Arc::new(MemoryJournal::new());
+    for id in written.tenants()? {
+        let highest = written.highest_seq(&id)?;
+        let mut entries = written.read(&id, 1.into(), highest)?;
+        for entry in &mut entries {
+            let mut record: serde_json::Value = serde_json::from_slice(&entry.payload)?;
+            if let Some(record) = record.as_object_mut() {
+                record.remove("incarnation");
+                record.remove("fork_incarnation");
+                if let Some(fork) = record.get_mut("fork").and_then(|f| f.as_object_mut()) {
+                    fork.remove("parent_incarnation");
+                }
+            }
+            let text = serde_json::to_string(&record)?;
+            assert!(!text.contains("incarnation"), "{text}");
+            entry.payload = text.into_bytes();
+        }
+        legacy.append(entries).await?;
+    }
+    let start = || async {
+        let runtime = Runtime::<Doc>::builder()
+            .journal(legacy.clone())
+            .start()
+            .await?;
+        anyhow::Ok(runtime)
+    };
+
+    let runtime = start().await?;
+    let shop = runtime.tenant("shop").await?;
+    let fork = runtime.tenant("shop.b").await?;
+    let legacy_incarnation = shop.incarnation().expect("derived from the create entry");
+    assert_eq!(fork.fork_info().unwrap().parent_incarnation, None);
+    assert_eq!(fork.fork_status().await?.unwrap().detached, None);
+    assert_eq!(shop.attached_forks().await?.len(), 1);
+    let Error::DeleteRefused(refusal) = runtime.delete_tenant("shop").await.unwrap_err() else {
+        panic!("the legacy fork keeps its parent")
+    };
+    assert_eq!(refusal.forks, vec![TenantId::new("shop.b")?]);
+    fork.promote(PromoteStrategy::Replace).await?;
+    assert_eq!(
+        shop.current().to_json(),
+        json!({"price": 10, "hero": "bold"})
+    );
+    drop((shop, fork));
+    runtime.shutdown().await?;
+    drop(runtime);
+
+    // The same legacy incarnation at the next replay; then a new tenant
+    // of the parent's name is not the parent.
+    let runtime = start().await?;
+    assert_eq!(
+        runtime.tenant("shop").await?.incarnation(),
+        Some(legacy_incarnation)
+    );
+    runtime
+        .delete_tenant_with("shop", DeleteOptions::default().detach_forks())
+        .await?;
+    let new_shop = runtime
+        .create_tenant("shop", doc(json!({"new": true})))
+        .await?;
+    let fork = runtime.tenant("shop.b").await?;
+    assert_eq!(
+        fork.fork_status().await?.unwrap().detached,
+        Some(Detached::ParentReplaced)
+    );
+    assert!(matches!(
+        fork.promote(PromoteStrategy::Replace).await,
+        Err(Error::ForkDetached { .. })
+    ));
+    assert_eq!(new_shop.current().to_json(), json!({"new": true}));
+    assert!(new_shop.attached_forks().await?.is_empty());
+    drop((new_shop, fork));
+    runtime.shutdown().await?;
+    Ok(())
+}

@@ -25,7 +25,9 @@
 //!     actor and supervisor share.
 //! - `supervisor/`: registry, routing ([`SupervisorMsg`]), restarts with an
 //!   intensity limit, starting idle tenants' actors, activation and
-//!   passivation, and the runtime's one timer.
+//!   passivation, and the runtime's one timer; `links.rs`: links between
+//!   tenants by [`Incarnation`](rewind_core::Incarnation) (a fork's parent)
+//!   and what refuses a deletion ([`DeleteOptions`], [`DeleteRefusal`]).
 //! - `transaction/`: [`TransactionPlan`] / [`TransactionBuilder`], the
 //!   transaction actor holding the tenant's write lease, and the
 //!   [`TransactionReport`].

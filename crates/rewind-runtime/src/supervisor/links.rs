@@ -4,10 +4,10 @@
 //! deleted (attached forks, protected snapshots, a deployment in progress)
 //! unless [`DeleteOptions`] say to.
 //!
-//! Records written before incarnations were (no incarnation on either
-//! side) are linked only when the parent itself records the fork, at the
-//! same base revision: a later tenant of the parent's name never recorded
-//! it.
+//! A fork recorded before incarnations were (no parent incarnation) is
+//! linked only while the tenant of its parent's name records that fork at
+//! the same base revision: a later tenant of the parent's name never
+//! recorded it.
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -189,16 +189,21 @@ pub(crate) fn detached<M: Model>(
     };
     let linked = match (info.parent_incarnation, parent.incarnation()) {
         (Some(recorded), Some(now)) => recorded == now,
-        // Neither side knows its incarnation: the parent's own record of
-        // this fork is the proof.
-        (None, None) => parent.forks().iter().any(|record| {
+        // Made of a parent that had no incarnation then: one read back
+        // from an image written before incarnations were (it still has
+        // none), or from such a `create` entry (it has the legacy one
+        // derived since). A tenant created since has never recorded this
+        // fork: the parent's own record of it is the proof.
+        (None, _) => parent.forks().iter().any(|record| {
             &record.fork == fork
                 && record.base_revision == info.base_revision
                 && record
                     .fork_incarnation
                     .is_none_or(|i| Some(i) == fork_incarnation)
         }),
-        _ => false,
+        // Made of a tenant with an incarnation; the one of this name now
+        // has none, so it was created before that one: not the parent.
+        (Some(_), None) => false,
     };
     (!linked).then_some(Detached::ParentReplaced)
 }
