@@ -609,3 +609,44 @@ async fn journals_without_incarnations_still_link_forks() -> Result<()> {
     runtime.shutdown().await?;
     Ok(())
 }
+
+/// A fork its parent has no record of (made through the supervisor's door,
+/// which does not tell the parent — as when recording fails) still keeps
+/// the parent from being deleted, and the checked listing shows it: the
+/// fork names the parent's incarnation, and that is what counts.
+#[tokio::test]
+async fn an_unrecorded_fork_still_holds_its_parent() -> Result<()> {
+    let runtime = Runtime::<Doc>::start().await?;
+    let shop = runtime
+        .create_tenant("shop", doc(json!({"price": 10})))
+        .await?;
+    let info = ForkInfo::new(shop.id().clone(), Revision::ZERO, shop.incarnation());
+    let fork: Tenant<Doc> = ask(&runtime.supervisor(), |reply| SupervisorMsg::CreateFork {
+        id: TenantId::new("shop.quiet").unwrap(),
+        initial: shop.current(),
+        fork: info,
+        config: None,
+        meta: Default::default(),
+        reply,
+    })
+    .await?;
+    assert!(shop.forks().is_empty(), "not recorded");
+    let listed = shop.attached_forks().await?;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].fork, *fork.id());
+    assert_eq!(listed[0].fork_incarnation, fork.incarnation());
+    let Error::DeleteRefused(refusal) = runtime.delete_tenant("shop").await.unwrap_err() else {
+        panic!("an attached fork refuses the deletion")
+    };
+    assert_eq!(refusal.forks, vec![fork.id().clone()]);
+    // Promoting it works: it is the parent it names.
+    fork.apply(patch(
+        json!([{"op": "replace", "path": "/price", "value": 7}]),
+    ))
+    .await?;
+    fork.promote(PromoteStrategy::Replace).await?;
+    assert_eq!(shop.current()["price"], 7);
+    drop((shop, fork));
+    runtime.shutdown().await?;
+    Ok(())
+}

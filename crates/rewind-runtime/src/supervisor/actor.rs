@@ -1039,10 +1039,11 @@ impl<M: Model> SupervisorState<M> {
                 return;
             }
             if let Some(timeline) = shared.published() {
-                let mut forks: Vec<TenantId> = links::attached_forks(&id, &timeline, &registry)
-                    .into_iter()
-                    .map(|record| record.fork)
-                    .collect();
+                let mut forks: Vec<TenantId> =
+                    links::attached_forks(&id, &timeline, &registry, true)
+                        .into_iter()
+                        .map(|record| record.fork)
+                        .collect();
                 // Forks of it whose creation is being made durable.
                 for (fork, info) in &self.creating {
                     let linked = info.as_ref().is_some_and(|info| {

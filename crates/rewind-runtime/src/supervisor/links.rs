@@ -209,15 +209,16 @@ pub(crate) fn detached<M: Model>(
 }
 
 /// The forks of `parent` (a tenant of `registry`) attached to it, oldest
-/// first: those it recorded whose tenant is still that very fork, and
-/// active forks linked to it that it has no record of (the record is
-/// written after the fork, and may have failed). A recorded fork that is
-/// passivated is counted as it was recorded (not read back here).
-/// Time: O(forks) plus O(active tenants) for the unrecorded ones.
+/// first: those it recorded whose tenant is still that very fork, and with
+/// `unrecorded`, active forks linked to it that it has no record of (the
+/// record is written after the fork, and may have failed). A recorded fork
+/// that is passivated is counted as it was recorded (not read back here).
+/// Time: O(forks · log tenants), plus O(tenants) with `unrecorded`.
 pub(crate) fn attached_forks<M: Model>(
     parent_id: &TenantId,
     parent: &Timeline<M>,
     registry: &Registry<M>,
+    unrecorded: bool,
 ) -> Vec<ForkRecord> {
     let mut attached: Vec<ForkRecord> = parent
         .forks()
@@ -235,7 +236,7 @@ pub(crate) fn attached_forks<M: Model>(
             }),
         })
         .collect();
-    if parent.incarnation().is_some() {
+    if unrecorded && parent.incarnation().is_some() {
         for (id, shared) in registry.iter() {
             if attached.iter().any(|r| &r.fork == id) {
                 continue;

@@ -134,22 +134,27 @@ impl<M: Model> Tenant<M> {
     /// log tenants). A passivated fork is listed as recorded, not read back
     /// to check: [`attached_forks`](Self::attached_forks) reads it back.
     pub fn forks(&self) -> Vec<ForkRecord> {
+        self.forks_checked(false)
+    }
+
+    fn forks_checked(&self, unrecorded: bool) -> Vec<ForkRecord> {
         let timeline = self.timeline();
         let Some(registry) = self.shared.context.registry.upgrade() else {
             return timeline.forks();
         };
         let registry = registry.load();
-        links::attached_forks(self.id(), &timeline, &registry)
+        links::attached_forks(self.id(), &timeline, &registry, unrecorded)
     }
 
     /// [`forks`](Self::forks), with every recorded fork that is passivated
     /// read back first, so each one listed is checked to be this tenant's
-    /// fork: what `GET /v1/tenants/{t}/forks` answers. Also lists a fork
-    /// whose record the parent failed to write. Time: O(forks) reads back
-    /// at most, plus O(active tenants).
+    /// fork: what `GET /v1/tenants/{t}/forks` answers. Also lists an
+    /// active fork whose record the parent failed to write (what a
+    /// deletion counts). Time: O(forks) reads back at most, plus
+    /// O(tenants).
     pub async fn attached_forks(&self) -> Result<Vec<ForkRecord>, Error> {
         let held = self.hold_recorded_forks().await;
-        let forks = self.forks();
+        let forks = self.forks_checked(true);
         drop(held);
         Ok(forks)
     }
