@@ -392,7 +392,19 @@ async fn restart_with(image_every: u64) -> Result<()> {
 /// after a restart on SQLite.
 #[tokio::test]
 async fn a_detached_fork_never_writes_the_next_tenant_of_its_parents_name() -> Result<()> {
-    let dir = std::env::temp_dir().join(format!("rewind-detached-{}", std::process::id()));
+    // Read back by replaying entries, and from images (one after every
+    // entry): the incarnations are in both.
+    for image_every in [rewind::runtime::DEFAULT_IMAGE_EVERY, 1] {
+        detached_story(image_every).await?;
+    }
+    Ok(())
+}
+
+async fn detached_story(image_every: u64) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!(
+        "rewind-detached-{}-{image_every}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("journal.db");
@@ -400,6 +412,7 @@ async fn a_detached_fork_never_writes_the_next_tenant_of_its_parents_name() -> R
         let journal = SqliteJournal::open(&path, SqliteOptions::default())?;
         let runtime = Runtime::<Doc>::builder()
             .journal(Arc::new(journal))
+            .image_every(image_every)
             .start()
             .await?;
         anyhow::Ok(runtime)
