@@ -1074,8 +1074,9 @@ fn schemas() -> Value {
             "type": "object",
             "description": "A fork's origin and whether it is detached: its parent deleted, \
                 or the parent's name now held by a later tenant. A detached fork still names \
-                the parent it was made of (and its incarnation), never the later tenant.",
-            "required": ["parent", "base_revision", "detached"],
+                the parent it was made of (and its incarnation), never the later tenant. \
+                `detached` is absent when the parent cannot be read now.",
+            "required": ["parent", "base_revision"],
             "additionalProperties": false,
             "properties": {
                 "parent": {"$ref": "#/components/schemas/TenantId"},

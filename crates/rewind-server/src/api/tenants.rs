@@ -210,16 +210,24 @@ impl Drop for Decrement<'_> {
 /// and, for a fork, where it came from and whether that parent is still
 /// there. A detached fork names the parent it was made of (with that
 /// parent's incarnation), never the later tenant that holds the name now.
-pub(super) async fn get(TenantAccess(tenant): TenantAccess) -> Result<Json<Value>, ApiError> {
+/// When the parent cannot be read now (unrecoverable, failed), `detached`
+/// is left out: the fork itself still answers.
+pub(super) async fn get(TenantAccess(tenant): TenantAccess) -> Json<Value> {
     let mut body = json!({
         "tenant": tenant.id(),
         "revision": tenant.revision(),
         "memory": tenant.memory(),
     });
-    if let Some(status) = tenant.fork_status().await? {
-        body["fork"] = fork_status(&status);
+    match tenant.fork_status().await {
+        Ok(Some(status)) => body["fork"] = fork_status(&status),
+        Ok(None) => {}
+        Err(_) => {
+            if let Some(info) = tenant.fork_info() {
+                body["fork"] = json!(info);
+            }
+        }
     }
-    Ok(Json(body))
+    Json(body)
 }
 
 /// A fork's origin and link, as `GET /v1/tenants/{t}` shows it.
