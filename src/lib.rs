@@ -73,6 +73,8 @@
 //! | no forks | `Tenant::fork`, `fork_with`, `promote`, `promote_with`, `fork_info`, `forks`; `PromoteOptions`, `Promoted`; in the core `ForkInfo`, `ForkRecord`, `PromoteStrategy`, `Promotion`, `merge`, `MergeConflict`, `MergeError`, `Timeline::new_fork`, `ops::{RecordFork, Promote}` | live forks that share structure with their parent, promoted back as one revision (README "Forks") |
 //! | `Cause` | adds `Fork { parent, base_revision }`, `Promote { fork, fork_revision, strategy }` | a fork's revision 0 and a promotion's revision say where they came from |
 //! | `Error` | adds `NotAFork`, `MergeConflict`; `SupervisorMsg` adds `CreateFork`; `TenantMsg` adds `RecordFork`, `Promote` | |
+//! | `Runtime::delete_tenant` deleted any tenant | it refuses one with attached forks, protected snapshots or a deployment in progress (`Error::DeleteRefused` naming them); `Runtime::delete_tenant_with(id, DeleteOptions { force, detach_forks })` deletes it anyway; `SupervisorMsg::DeleteTenant` adds `options` | protection means protection; HTTP `DELETE /v1/tenants/{t}?force=true&detach_forks=true`, `rewind delete --force --detach-forks` |
+//! | a fork's parent was a name | `Incarnation` (core); `ForkInfo::parent_incarnation`, `ForkRecord::fork_incarnation`, `Timeline::{incarnation, set_incarnation}`, `record_fork` takes the fork's incarnation; `Tenant::{incarnation, fork_status, attached_forks}`, `ForkStatus`, `Detached`; `Error::ForkDetached`; `TenantMsg::{RecordFork, Promote}` add incarnations | a later tenant of a deleted parent's name is never promoted into (409 `fork_detached`) |
 
 /// The README's code blocks, compiled and run as doctests so they stay true.
 #[doc = include_str!("../README.md")]
@@ -200,9 +202,10 @@ pub mod prelude {
         TimelineError, Timestamp, TransactionOutcome,
     };
     pub use rewind_runtime::{
-        ask, AutoSnapshotPolicy, Error, ErrorKind, FailureReason, Journal, JournalError,
-        JournalHolder, PromoteOptions, Promoted, RestartIntensity, Runtime, SupervisorMsg, Tenant,
-        TenantConfig, TenantMsg, TenantRef, TransactionPlan, TransactionReport, WriteOptions,
+        ask, AutoSnapshotPolicy, DeleteOptions, Detached, Error, ErrorKind, FailureReason,
+        ForkStatus, Journal, JournalError, JournalHolder, PromoteOptions, Promoted,
+        RestartIntensity, Runtime, SupervisorMsg, Tenant, TenantConfig, TenantMsg, TenantRef,
+        TransactionPlan, TransactionReport, WriteOptions,
     };
     pub use rewind_store::{MemoryJournal, SqliteJournal, SqliteOptions, SyncMode};
 }

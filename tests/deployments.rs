@@ -19,7 +19,7 @@ use rewind::core::{
     Cause, Doc, ManualClock, Patch, Revision, SnapshotKind, SnapshotName, TimelineError, Timestamp,
 };
 use rewind::runtime::deploy::{CheckFuture, CheckOutcome, DeploymentBuilder, HealthCheck};
-use rewind::runtime::{ErrorKind, Runtime, Tenant};
+use rewind::runtime::{DeleteOptions, Error, ErrorKind, Runtime, Tenant};
 use rewind::store::MemoryJournal;
 use serde_json::{json, Value};
 
@@ -450,5 +450,42 @@ async fn a_deployment_in_progress_resumes_after_a_restart() {
     assert_eq!(ended.status, DeploymentStatus::RolledBack, "{ended:?}");
     assert_eq!(ended.errors_in_a_row("memory"), 5);
     assert!(ended.reason.unwrap().contains("not registered"));
+    runtime.shutdown().await.unwrap();
+}
+
+/// A tenant with a deployment in progress is not deleted by default: the
+/// refusal names the deployment and its protected `pre_` snapshot, and
+/// nothing changes; `force` deletes it, and its monitor ends.
+#[tokio::test(start_paused = true)]
+async fn deleting_a_tenant_mid_deployment_needs_force() {
+    let runtime = Runtime::<Doc>::start().await.unwrap();
+    let tenant = tenant(&runtime).await;
+    let check = Scripted::new("memory", vec![]);
+    let deployment = guarded(&tenant, "v2", &check, 10, 600)
+        .start()
+        .await
+        .unwrap();
+    let refused = runtime.delete_tenant("shop").await.unwrap_err();
+    let Error::DeleteRefused(refusal) = &refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(refusal.deployment.as_ref().unwrap().name, "v2");
+    assert_eq!(refusal.protected_snapshots, vec![pre("v2")]);
+    assert!(refused.to_string().contains("deployment 'v2'"), "{refused}");
+    assert_eq!(refused.kind(), ErrorKind::Conflict);
+    assert_eq!(tenant.revision(), Revision(1));
+    assert!(tenant.timeline().open_deployment().is_some());
+    // Detaching forks is not forcing.
+    assert!(runtime
+        .delete_tenant_with("shop", DeleteOptions::default().detach_forks())
+        .await
+        .is_err());
+    runtime
+        .delete_tenant_with("shop", DeleteOptions::default().force())
+        .await
+        .unwrap();
+    assert!(!runtime.tenant_exists(tenant.id()));
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert!(deployment.wait().await.is_err());
     runtime.shutdown().await.unwrap();
 }

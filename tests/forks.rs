@@ -383,3 +383,283 @@ async fn restart_with(image_every: u64) -> Result<()> {
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+/// The story of the bug, through the library: `p1` forked into `p1.f`, the
+/// fork changed, `p1` deleted, an unrelated `p1` created. Promoting the
+/// fork used to overwrite the new `p1` (`replace`) or report a conflict
+/// with it (`merge`). The fork's link names the incarnation of its parent,
+/// so both are refused as detached and nothing is written, before and
+/// after a restart on SQLite.
+#[tokio::test]
+async fn a_detached_fork_never_writes_the_next_tenant_of_its_parents_name() -> Result<()> {
+    // Read back by replaying entries, and from images (one after every
+    // entry): the incarnations are in both.
+    for image_every in [rewind::runtime::DEFAULT_IMAGE_EVERY, 1] {
+        detached_story(image_every).await?;
+    }
+    Ok(())
+}
+
+async fn detached_story(image_every: u64) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!(
+        "rewind-detached-{}-{image_every}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("journal.db");
+    let start = || async {
+        let journal = SqliteJournal::open(&path, SqliteOptions::default())?;
+        let runtime = Runtime::<Doc>::builder()
+            .journal(Arc::new(journal))
+            .image_every(image_every)
+            .start()
+            .await?;
+        anyhow::Ok(runtime)
+    };
+    let runtime = start().await?;
+    let p1 = runtime
+        .create_tenant("p1", doc(json!({"price": 10})))
+        .await?;
+    let fork = p1.fork("p1.f", StateRef::Head).await?;
+    fork.apply(patch(
+        json!([{"op": "replace", "path": "/price", "value": 99}]),
+    ))
+    .await?;
+    drop(p1);
+    // Refused while the fork is attached: nothing deleted.
+    assert!(runtime.delete_tenant("p1").await.is_err());
+    assert!(runtime.tenant_exists(&TenantId::new("p1")?));
+    runtime
+        .delete_tenant_with("p1", DeleteOptions::default().detach_forks())
+        .await?;
+    let new_p1 = runtime
+        .create_tenant("p1", doc(json!({"price": 1, "new": true})))
+        .await?;
+    assert_detached(&fork, &new_p1).await;
+    drop((fork, new_p1));
+    runtime.shutdown().await?;
+    drop(runtime);
+
+    let runtime = start().await?;
+    let fork = runtime.tenant("p1.f").await?;
+    let new_p1 = runtime.tenant("p1").await?;
+    assert_detached(&fork, &new_p1).await;
+    assert_eq!(fork.current().to_json(), json!({"price": 99}));
+    drop((fork, new_p1));
+    runtime.shutdown().await?;
+    drop(runtime);
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+async fn assert_detached(fork: &Tenant<Doc>, new_p1: &Tenant<Doc>) {
+    for strategy in [PromoteStrategy::Replace, PromoteStrategy::Merge] {
+        let refused = fork.promote(strategy).await.unwrap_err();
+        assert!(
+            matches!(&refused, Error::ForkDetached { fork: f, parent, .. }
+                if f.as_str() == "p1.f" && parent.as_str() == "p1"),
+            "{strategy}: {refused:?}"
+        );
+        let message = refused.to_string();
+        assert!(message.contains("detached"), "{message}");
+    }
+    assert_eq!(new_p1.revision(), Revision::ZERO);
+    assert_eq!(new_p1.current().to_json(), json!({"price": 1, "new": true}));
+    assert!(new_p1.forks().is_empty());
+    assert!(new_p1.attached_forks().await.unwrap().is_empty());
+    let status = fork.fork_status().await.unwrap().unwrap();
+    assert_eq!(status.info.parent.as_str(), "p1");
+    assert!(status.detached.is_some(), "{status:?}");
+    // A new tenant of the old name is not the parent: the fork's record
+    // names the deleted one's incarnation, which differs.
+    assert_eq!(status.detached, Some(Detached::ParentReplaced));
+    assert!(status.info.parent_incarnation.is_some());
+    assert_ne!(status.info.parent_incarnation, new_p1.incarnation());
+}
+
+/// Deleting a parent with attached forks is refused, naming them; a
+/// deleted fork does not count; `detach_forks` deletes the parent and the
+/// forks live on, detached.
+#[tokio::test]
+async fn deleting_a_parent_needs_its_forks_detached() -> Result<()> {
+    let runtime = Runtime::<Doc>::start().await?;
+    let shop = runtime
+        .create_tenant("shop", doc(json!({"price": 10})))
+        .await?;
+    let a = shop.fork("shop.a", StateRef::Head).await?;
+    shop.fork("shop.gone", StateRef::Head).await?;
+    runtime.delete_tenant("shop.gone").await?;
+    drop(shop);
+    let refused = runtime.delete_tenant("shop").await.unwrap_err();
+    let Error::DeleteRefused(refusal) = &refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(refusal.forks, vec![TenantId::new("shop.a")?]);
+    assert!(refusal.protected_snapshots.is_empty());
+    assert!(refused.to_string().contains("'shop.a'"), "{refused}");
+    assert_eq!(refused.kind(), ErrorKind::Conflict);
+    // Force alone overrides protection, not forks.
+    assert!(runtime
+        .delete_tenant_with("shop", DeleteOptions::default().force())
+        .await
+        .is_err());
+    runtime
+        .delete_tenant_with("shop", DeleteOptions::default().detach_forks())
+        .await?;
+    assert!(matches!(
+        a.fork_status().await?.unwrap().detached,
+        Some(Detached::ParentDeleted)
+    ));
+    assert!(matches!(
+        a.promote(PromoteStrategy::Replace).await,
+        Err(Error::ForkDetached { .. })
+    ));
+    runtime.shutdown().await?;
+    Ok(())
+}
+
+/// Journals written before incarnations were recorded still read: the
+/// same entries with every incarnation taken out (as older versions wrote
+/// them) give each tenant a legacy incarnation derived from its `create`
+/// entry (the same at every replay); the legacy fork is attached to its
+/// parent by the parent's record of it, so it promotes, keeps the parent
+/// from being deleted, and is detached once a new tenant takes the name.
+#[tokio::test]
+async fn journals_without_incarnations_still_link_forks() -> Result<()> {
+    use rewind::runtime::Journal;
+
+    let written = Arc::new(MemoryJournal::new());
+    let runtime = Runtime::<Doc>::builder()
+        .journal(written.clone())
+        .start()
+        .await?;
+    let shop = runtime
+        .create_tenant("shop", doc(json!({"price": 10})))
+        .await?;
+    let fork = shop.fork("shop.b", StateRef::Head).await?;
+    fork.apply(patch(
+        json!([{"op": "add", "path": "/hero", "value": "bold"}]),
+    ))
+    .await?;
+    drop((shop, fork));
+    runtime.shutdown().await?;
+    drop(runtime);
+
+    // The same entries, as a version without incarnations wrote them.
+    let legacy = Arc::new(MemoryJournal::new());
+    for id in written.tenants()? {
+        let highest = written.highest_seq(&id)?;
+        let mut entries = written.read(&id, 1.into(), highest)?;
+        for entry in &mut entries {
+            let mut record: serde_json::Value = serde_json::from_slice(&entry.payload)?;
+            if let Some(record) = record.as_object_mut() {
+                record.remove("incarnation");
+                record.remove("fork_incarnation");
+                if let Some(fork) = record.get_mut("fork").and_then(|f| f.as_object_mut()) {
+                    fork.remove("parent_incarnation");
+                }
+            }
+            let text = serde_json::to_string(&record)?;
+            assert!(!text.contains("incarnation"), "{text}");
+            entry.payload = text.into_bytes();
+        }
+        legacy.append(entries).await?;
+    }
+    let start = || async {
+        let runtime = Runtime::<Doc>::builder()
+            .journal(legacy.clone())
+            .start()
+            .await?;
+        anyhow::Ok(runtime)
+    };
+
+    let runtime = start().await?;
+    let shop = runtime.tenant("shop").await?;
+    let fork = runtime.tenant("shop.b").await?;
+    let legacy_incarnation = shop.incarnation().expect("derived from the create entry");
+    assert_eq!(fork.fork_info().unwrap().parent_incarnation, None);
+    assert_eq!(fork.fork_status().await?.unwrap().detached, None);
+    assert_eq!(shop.attached_forks().await?.len(), 1);
+    let Error::DeleteRefused(refusal) = runtime.delete_tenant("shop").await.unwrap_err() else {
+        panic!("the legacy fork keeps its parent")
+    };
+    assert_eq!(refusal.forks, vec![TenantId::new("shop.b")?]);
+    fork.promote(PromoteStrategy::Replace).await?;
+    assert_eq!(
+        shop.current().to_json(),
+        json!({"price": 10, "hero": "bold"})
+    );
+    drop((shop, fork));
+    runtime.shutdown().await?;
+    drop(runtime);
+
+    // The same legacy incarnation at the next replay; then a new tenant
+    // of the parent's name is not the parent.
+    let runtime = start().await?;
+    assert_eq!(
+        runtime.tenant("shop").await?.incarnation(),
+        Some(legacy_incarnation)
+    );
+    runtime
+        .delete_tenant_with("shop", DeleteOptions::default().detach_forks())
+        .await?;
+    let new_shop = runtime
+        .create_tenant("shop", doc(json!({"new": true})))
+        .await?;
+    let fork = runtime.tenant("shop.b").await?;
+    assert_eq!(
+        fork.fork_status().await?.unwrap().detached,
+        Some(Detached::ParentReplaced)
+    );
+    assert!(matches!(
+        fork.promote(PromoteStrategy::Replace).await,
+        Err(Error::ForkDetached { .. })
+    ));
+    assert_eq!(new_shop.current().to_json(), json!({"new": true}));
+    assert!(new_shop.attached_forks().await?.is_empty());
+    drop((new_shop, fork));
+    runtime.shutdown().await?;
+    Ok(())
+}
+
+/// A fork its parent has no record of (made through the supervisor's door,
+/// which does not tell the parent — as when recording fails) still keeps
+/// the parent from being deleted, and the checked listing shows it: the
+/// fork names the parent's incarnation, and that is what counts.
+#[tokio::test]
+async fn an_unrecorded_fork_still_holds_its_parent() -> Result<()> {
+    let runtime = Runtime::<Doc>::start().await?;
+    let shop = runtime
+        .create_tenant("shop", doc(json!({"price": 10})))
+        .await?;
+    let info = ForkInfo::new(shop.id().clone(), Revision::ZERO, shop.incarnation());
+    let fork: Tenant<Doc> = ask(&runtime.supervisor(), |reply| SupervisorMsg::CreateFork {
+        id: TenantId::new("shop.quiet").unwrap(),
+        initial: shop.current(),
+        fork: info,
+        config: None,
+        meta: Default::default(),
+        reply,
+    })
+    .await?;
+    assert!(shop.forks().is_empty(), "not recorded");
+    let listed = shop.attached_forks().await?;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].fork, *fork.id());
+    assert_eq!(listed[0].fork_incarnation, fork.incarnation());
+    let Error::DeleteRefused(refusal) = runtime.delete_tenant("shop").await.unwrap_err() else {
+        panic!("an attached fork refuses the deletion")
+    };
+    assert_eq!(refusal.forks, vec![fork.id().clone()]);
+    // Promoting it works: it is the parent it names.
+    fork.apply(patch(
+        json!([{"op": "replace", "path": "/price", "value": 7}]),
+    ))
+    .await?;
+    fork.promote(PromoteStrategy::Replace).await?;
+    assert_eq!(shop.current()["price"], 7);
+    drop((shop, fork));
+    runtime.shutdown().await?;
+    Ok(())
+}

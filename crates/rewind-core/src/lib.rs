@@ -56,7 +56,7 @@ pub mod object {
     pub use crate::doc::{update_bytes, DiffItem, DiffIter, Iter, Key, Object, NODE_BYTES};
 }
 pub use error::{ChangeRejected, Error, InvalidInput, PatchError, PatchErrorKind, TimelineError};
-pub use id::{Revision, TransactionId};
+pub use id::{Incarnation, Revision, TransactionId};
 pub use model::Model;
 pub use name::{SnapshotName, TenantId};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -26,7 +26,7 @@ use crate::delta::StateDelta;
 use crate::diff::Diff;
 use crate::doc::Patch;
 use crate::error::{ChangeRejected, Error, InvalidInput, TimelineError};
-use crate::id::{Revision, TransactionId};
+use crate::id::{Incarnation, Revision, TransactionId};
 use crate::model::Model;
 use crate::name::{SnapshotName, TenantId};
 use crate::time::{Clock, SystemClock, Timestamp};
@@ -153,6 +153,10 @@ pub struct Timeline<M: Model> {
     fork: Option<Arc<ForkBase<M>>>,
     /// The forks made of this timeline, oldest first; one per fork id.
     forks: Vector<ForkRecord>,
+    /// Which creation of its tenant this timeline is (see [`Incarnation`]);
+    /// `None` until the runtime gives it one, and for tenants recorded
+    /// before incarnations were.
+    incarnation: Option<Incarnation>,
     /// Snapshots the history budget dropped since this value was built or
     /// read back (a running count: a runtime counts the growth between two
     /// timelines it publishes).
@@ -256,6 +260,7 @@ impl<M: Model> Timeline<M> {
             last_at: at,
             fork: None,
             forks: Vector::new(),
+            incarnation: None,
             budget_pruned: Pruned::default(),
         }
     }
@@ -453,6 +458,19 @@ impl<M: Model> Timeline<M> {
         self.fork.as_ref().map(|f| &f.state)
     }
 
+    /// Which creation of its tenant this timeline is; `None` for one never
+    /// given an incarnation. Time: O(1).
+    pub fn incarnation(&self) -> Option<Incarnation> {
+        self.incarnation
+    }
+
+    /// Gives this timeline the incarnation of its tenant's creation (the
+    /// runtime does, before the `create` entry is written). Not a
+    /// revision: the state does not change. Time: O(1).
+    pub fn set_incarnation(&mut self, incarnation: Incarnation) {
+        self.incarnation = Some(incarnation);
+    }
+
     /// The forks recorded on this timeline, oldest first (a fork deleted
     /// since is still recorded: the runtime filters those). Time: O(forks).
     pub fn forks(&self) -> Vec<ForkRecord> {
@@ -468,11 +486,18 @@ impl<M: Model> Timeline<M> {
 
     // ----- changes -----------------------------------------------------
 
-    /// Records a fork made of this timeline (it replaces an older record
-    /// of the same fork id). No revision: the state does not change.
-    pub fn record_fork(&mut self, fork: TenantId, base_revision: Revision) -> ForkRecord {
+    /// Records a fork made of this timeline, with the fork's own
+    /// incarnation when it has one (it replaces an older record of the
+    /// same fork id). No revision: the state does not change.
+    pub fn record_fork(
+        &mut self,
+        fork: TenantId,
+        base_revision: Revision,
+        fork_incarnation: Option<Incarnation>,
+    ) -> ForkRecord {
         let record = ForkRecord {
             fork,
+            fork_incarnation,
             base_revision,
             created_at: self.stamp(),
         };

@@ -118,9 +118,15 @@ pub(crate) struct Deployer {
     hosts: CheckHosts,
     clock: Arc<dyn Clock>,
     journal: Option<Arc<dyn Journal>>,
-    /// Deployments a monitor of this runtime watches.
-    monitors: Mutex<HashSet<(TenantId, DeploymentId)>>,
+    /// Deployments a monitor of this runtime watches, by the tenant's
+    /// incarnation too: a tenant force-deleted mid-deployment and created
+    /// again numbers its deployments from 1 again, and the old monitor
+    /// (ending at its next round) must not stand for the new one's.
+    monitors: Mutex<HashSet<MonitorKey>>,
 }
+
+/// A watched deployment: tenant, its incarnation, deployment.
+type MonitorKey = (TenantId, Option<rewind_core::Incarnation>, DeploymentId);
 
 impl Deployer {
     pub(crate) fn new(
@@ -188,7 +194,7 @@ impl Deployer {
         deployment: DeploymentId,
         checks: Vec<Arc<dyn HealthCheck>>,
     ) -> Option<JoinHandle<Result<DeploymentInfo, Error>>> {
-        let key = (tenant.id().clone(), deployment);
+        let key = (tenant.id().clone(), tenant.incarnation(), deployment);
         if !self.monitors().insert(key.clone()) {
             return None;
         }
@@ -205,7 +211,7 @@ impl Deployer {
         }))
     }
 
-    fn monitors(&self) -> std::sync::MutexGuard<'_, HashSet<(TenantId, DeploymentId)>> {
+    fn monitors(&self) -> std::sync::MutexGuard<'_, HashSet<MonitorKey>> {
         self.monitors.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

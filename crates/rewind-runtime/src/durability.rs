@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use rewind_core::ops::{FinishTransaction, Rollback};
 use rewind_core::{
-    Clock, CommitMeta, ForkInfo, ManualClock, Model, RollbackPolicy, TenantId, Timeline,
-    TimelineImage, TimelineOp, Timestamp, TransactionOutcome,
+    Clock, CommitMeta, ForkInfo, Incarnation, ManualClock, Model, RollbackPolicy, TenantId,
+    Timeline, TimelineImage, TimelineOp, Timestamp, TransactionOutcome,
 };
 use serde::{Deserialize, Serialize};
 
@@ -31,9 +31,16 @@ struct Create<M: Model> {
     /// Who created the tenant and why (revision 0's meta).
     #[serde(default)]
     meta: CommitMeta,
-    /// For a fork: its parent and base revision (revision 0's cause).
+    /// For a fork: its parent, the parent's incarnation and the base
+    /// revision (revision 0's cause).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     fork: Option<ForkInfo>,
+    /// Which creation of the tenant this is. Entries written before
+    /// incarnations were recorded have none: replaying one derives
+    /// [`Incarnation::legacy`] from its seq and instant, the same every
+    /// time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    incarnation: Option<Incarnation>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -99,6 +106,7 @@ pub(crate) fn create_entry<M: Model>(
             initial: timeline.head().clone(),
             meta: timeline.head_info().meta.clone(),
             fork: timeline.fork_info().cloned(),
+            incarnation: timeline.incarnation(),
             model_version: M::VERSION,
         }),
     }
@@ -465,7 +473,10 @@ pub(crate) fn recover<M: Model>(
                     )?
                 };
                 let clock = Arc::new(replay_clock.clone());
-                let timeline = match create.fork {
+                let incarnation = create
+                    .incarnation
+                    .unwrap_or_else(|| Incarnation::legacy(entry.seq.get(), entry.at));
+                let mut timeline = match create.fork {
                     Some(fork) => Timeline::new_fork(
                         create.initial,
                         create.config.timeline,
@@ -481,6 +492,7 @@ pub(crate) fn recover<M: Model>(
                     ),
                 }
                 .map_err(|e| corrupt(tenant, entry.seq, e))?;
+                timeline.set_incarnation(incarnation);
                 state = Some(Recovered {
                     config: create.config,
                     timeline,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use rewind_core::{InvalidInput, MergeConflict, Revision, TenantId, TimelineError, TransactionId};
 
 use crate::journal::JournalError;
+use crate::supervisor::links::{DeleteRefusal, Detached};
 
 /// A boxed error from user code (update closures, transaction effects).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -155,6 +156,23 @@ pub enum Error {
     /// A fork operation (promote) on a tenant that is not a fork.
     #[error("tenant '{0}' is not a fork: it has no parent to promote to")]
     NotAFork(TenantId),
+    /// A promotion of a fork whose parent is gone: deleted, or its name now
+    /// belongs to a later tenant (another incarnation). Nothing was written
+    /// anywhere.
+    #[error("fork '{fork}' is detached from '{parent}': {why}; nothing was written (a detached fork cannot be promoted)")]
+    ForkDetached {
+        /// The fork.
+        fork: TenantId,
+        /// The parent's name, as the fork recorded it.
+        parent: TenantId,
+        /// What became of the parent.
+        why: Detached,
+    },
+    /// A deletion refused: the tenant has attached forks, protected
+    /// snapshots or a deployment in progress, and the options did not say
+    /// to delete them anyway. Nothing was deleted.
+    #[error(transparent)]
+    DeleteRefused(Box<DeleteRefusal>),
     /// A `merge` promotion found changes of the fork and of its parent on
     /// the same paths since the fork's base; nothing was written.
     #[error("promoting fork '{fork}' into '{parent}' conflicts: {conflict}")]
@@ -261,7 +279,9 @@ impl Error {
             Error::Invalid(_) => ErrorKind::Invalid,
             Error::NotAFork(_) => ErrorKind::Invalid,
             Error::IdempotencyKeyReused { .. } => ErrorKind::Conflict,
-            Error::MergeConflict { .. } => ErrorKind::Conflict,
+            Error::MergeConflict { .. } | Error::ForkDetached { .. } | Error::DeleteRefused(_) => {
+                ErrorKind::Conflict
+            }
         }
     }
 

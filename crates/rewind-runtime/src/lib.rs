@@ -25,7 +25,9 @@
 //!     actor and supervisor share.
 //! - `supervisor/`: registry, routing ([`SupervisorMsg`]), restarts with an
 //!   intensity limit, starting idle tenants' actors, activation and
-//!   passivation, and the runtime's one timer.
+//!   passivation, and the runtime's one timer; `links.rs`: links between
+//!   tenants by [`Incarnation`](rewind_core::Incarnation) (a fork's parent)
+//!   and what refuses a deletion ([`DeleteOptions`], [`DeleteRefusal`]).
 //! - `transaction/`: [`TransactionPlan`] / [`TransactionBuilder`], the
 //!   transaction actor holding the tenant's write lease, and the
 //!   [`TransactionReport`].
@@ -107,8 +109,9 @@ pub use runtime::{
     RecoveryReport, Runtime, RuntimeBuilder, DEFAULT_IMAGE_EVERY, DEFAULT_MAX_ACTIVE,
     DEFAULT_STOP_IDLE_AFTER, DEFAULT_TIMER_PERIOD,
 };
+pub use supervisor::links::{DeleteOptions, DeleteRefusal, Detached, OpenDeployment};
 pub use supervisor::messages::SupervisorMsg;
-pub use tenant::fork::{PromoteOptions, Promoted};
+pub use tenant::fork::{ForkStatus, PromoteOptions, Promoted};
 pub use tenant::handle::Tenant;
 pub use tenant::messages::{TenantMsg, UpdateFn, WriteOptions};
 pub use transaction::{

@@ -16,6 +16,7 @@ use crate::metrics;
 use crate::supervisor::actor::{
     read_back, Counts, Initial, Registry, Residency, SupervisorActor, SupervisorArgs,
 };
+use crate::supervisor::links::DeleteOptions;
 use crate::supervisor::messages::{Internal, InternalMsg, SupervisorMsg};
 use crate::tenant::handle::Tenant;
 use crate::tenant::shared::Journaling;
@@ -631,10 +632,53 @@ impl<M: Model> Runtime<M> {
         (page, next)
     }
 
-    /// Deletes a tenant once the requests already sent to it are handled.
+    /// Deletes a tenant once the requests already sent to it are handled
+    /// — the safe default of [`delete_tenant_with`](Self::delete_tenant_with):
+    /// a tenant with attached forks, protected snapshots or a deployment in
+    /// progress is refused with [`Error::DeleteRefused`] naming them, and
+    /// nothing is deleted.
     pub async fn delete_tenant(&self, id: &str) -> Result<(), Error> {
+        self.delete_tenant_with(id, DeleteOptions::default()).await
+    }
+
+    /// Deletes a tenant once the requests already sent to it are handled,
+    /// destroying what `options` allow:
+    ///
+    /// - protected snapshots and a deployment in progress only with
+    ///   `force` (protection promises a snapshot is deleted only once
+    ///   unprotected: `force` is that promise waived);
+    /// - attached forks are never deleted, but a parent with some is
+    ///   deleted only with `detach_forks`: they live on, detached
+    ///   (promoting one is refused with `ForkDetached`).
+    ///
+    /// Otherwise [`Error::DeleteRefused`] lists all that stands in the way
+    /// and nothing is deleted. A passivated tenant and its recorded forks
+    /// are read back to check. A tenant that cannot be read back
+    /// (unrecoverable, or failed past its restart intensity) is deleted
+    /// without the check: nothing of it can be read or protected.
+    ///
+    /// ```
+    /// # use rewind_core::{Doc, NamedOptions, SnapshotName};
+    /// # use rewind_runtime::{DeleteOptions, Error, Runtime};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runtime = Runtime::<Doc>::start().await?;
+    /// let shop = runtime.create_tenant("shop", Doc::object()).await?;
+    /// let keep = NamedOptions { protected: true, ..NamedOptions::default() };
+    /// shop.snapshot_with(SnapshotName::new("keep")?, keep).await?;
+    /// drop(shop);
+    /// let Err(Error::DeleteRefused(refusal)) = runtime.delete_tenant("shop").await else {
+    ///     panic!("a protected snapshot refuses the deletion");
+    /// };
+    /// assert_eq!(refusal.protected_snapshots[0].as_str(), "keep");
+    /// runtime.delete_tenant_with("shop", DeleteOptions::default().force()).await?;
+    /// # runtime.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn delete_tenant_with(&self, id: &str, options: DeleteOptions) -> Result<(), Error> {
         let id = TenantId::new(id)?;
-        self.ask(|reply| SupervisorMsg::DeleteTenant { id, reply })
+        self.ask(|reply| SupervisorMsg::DeleteTenant { id, options, reply })
             .await?
     }
 

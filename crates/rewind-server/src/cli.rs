@@ -51,11 +51,21 @@ pub enum ClientCommand {
         #[arg(long)]
         limit: Option<u64>,
     },
-    /// Delete a tenant and its whole history (admin).
+    /// Delete a tenant and its whole history (admin). Refused while it has
+    /// attached forks, protected snapshots or a deployment in progress,
+    /// unless the flags below say to.
     Delete {
         /// The tenant.
         #[arg(value_parser = tenant_id)]
         tenant: TenantId,
+        /// Destroy its protected snapshots and its deployment in progress
+        /// with it.
+        #[arg(long)]
+        force: bool,
+        /// Delete it even with attached forks: they live on, detached
+        /// (they can no longer be promoted).
+        #[arg(long)]
+        detach_forks: bool,
     },
     /// Create a tenant at revision 0 (admin).
     Create {
@@ -537,9 +547,31 @@ impl Session<'_> {
                     .await?;
                 self.print(&reply.body, |body| render::committed(&tenant, body))
             }
-            ClientCommand::Delete { tenant } => {
-                let path = tenant_path(&tenant, "");
-                let reply = self.call(Method::DELETE, &path, None).await?;
+            ClientCommand::Delete {
+                tenant,
+                force,
+                detach_forks,
+            } => {
+                let mut path = tenant_path(&tenant, "");
+                let flags: Vec<&str> = [("force=true", force), ("detach_forks=true", detach_forks)]
+                    .into_iter()
+                    .filter_map(|(flag, on)| on.then_some(flag))
+                    .collect();
+                if !flags.is_empty() {
+                    path = format!("{path}?{}", flags.join("&"));
+                }
+                let reply = match self.client.send(Method::DELETE, &path, None, None).await {
+                    Ok(reply) => reply,
+                    Err(ClientError::Api {
+                        code,
+                        message,
+                        details,
+                        ..
+                    }) if code == "delete_refused" => {
+                        bail!("{}", render::delete_refused(&message, &code, &details))
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 self.print(&reply.body, |_| Ok(format!("deleted tenant '{tenant}'\n")))
             }
             ClientCommand::Snapshot {

@@ -46,6 +46,11 @@ pub enum ClientError {
         code: String,
         /// The API's message.
         message: String,
+        /// The whole `error` object: some codes carry data beside the
+        /// message (`paths` of a `conflict`, `forks` and
+        /// `protected_snapshots` of a `delete_refused`). `Null` when the
+        /// body was not the API's.
+        details: Value,
     },
     /// The connection broke or the answer is not the API's.
     #[error("talking to {server}: {reason}")]
@@ -417,11 +422,13 @@ fn api_error(status: u16, body: &Value) -> ClientError {
             status,
             code: code.to_owned(),
             message: message.to_owned(),
+            details: error.clone(),
         },
         _ => ClientError::Api {
             status,
             code: format!("http_{status}"),
             message: format!("the server answered HTTP {status}"),
+            details: Value::Null,
         },
     }
 }

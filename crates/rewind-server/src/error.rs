@@ -142,20 +142,26 @@ pub(crate) fn patch_too_deep(error: &PatchError) -> bool {
 ///
 /// Beyond the codes of the contract: `snapshot_protected` (409, deleting a
 /// protected snapshot), `conflict` (409, a merge promotion whose fork and
-/// parent changed the same paths) and `not_a_fork` (409, promoting a tenant
-/// that is not a fork), `unavailable` (503, a tenant that failed too often,
-/// is restarting or cannot be recovered, a runtime shutting down, or a
-/// journal that cannot store anything now; nothing was applied),
-/// `outcome_unknown` (503, the write's answer was lost between rewind and
-/// its journal and could not be found out: it may have been applied) and
-/// `internal` (500, a defect, or the model panicked; nothing was applied).
-/// Every 503 carries `Retry-After`.
+/// parent changed the same paths), `not_a_fork` (409, promoting a tenant
+/// that is not a fork), `fork_detached` (409, promoting a fork whose parent
+/// was deleted or whose parent's name now belongs to a later tenant),
+/// `delete_refused` (409, deleting a tenant with attached forks, protected
+/// snapshots or a deployment in progress without `detach_forks` /
+/// `force`), `unavailable` (503, a tenant that failed too often, is
+/// restarting or cannot be recovered, a runtime shutting down, or a journal
+/// that cannot store anything now; nothing was applied), `outcome_unknown`
+/// (503, the write's answer was lost between rewind and its journal and
+/// could not be found out: it may have been applied) and `internal` (500, a
+/// defect, or the model panicked; nothing was applied). Every 503 carries
+/// `Retry-After`.
 pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
     use StatusCode as S;
     match error {
         Error::TenantNotFound(_) => (S::NOT_FOUND, "tenant_not_found"),
         Error::TenantExists(_) => (S::CONFLICT, "tenant_exists"),
         Error::NotAFork(_) => (S::CONFLICT, "not_a_fork"),
+        Error::ForkDetached { .. } => (S::CONFLICT, "fork_detached"),
+        Error::DeleteRefused(_) => (S::CONFLICT, "delete_refused"),
         Error::MergeConflict { .. } => (S::CONFLICT, "conflict"),
         Error::RevisionMismatch { .. } => (S::PRECONDITION_FAILED, "revision_mismatch"),
         Error::Overloaded { .. } | Error::LeaseTimeout { .. } => {

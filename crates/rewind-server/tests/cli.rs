@@ -956,7 +956,13 @@ fn forks_from_the_command_line() {
         server.ok(&["fork", "shop", "shop.b"]),
         "forked 'shop' at revision 0 into 'shop.b' (revision 0)\n"
     );
-    let forked = server.json(&["fork", "shop", "shop.c", "--from", "0"]);
+    let mut forked = server.json(&["fork", "shop", "shop.c", "--from", "0"]);
+    // The parent's incarnation: which creation of 'shop' it was made of.
+    let incarnation = forked["fork"]
+        .as_object_mut()
+        .and_then(|fork| fork.remove("parent_incarnation"))
+        .unwrap();
+    assert_eq!(incarnation.as_str().unwrap().len(), 32, "{incarnation}");
     assert_eq!(
         forked["fork"],
         json!({"parent": "shop", "base_revision": 0})
@@ -998,4 +1004,37 @@ fn forks_from_the_command_line() {
         history.contains("promote (replace) of 'shop.c' at revision 1"),
         "{history}"
     );
+}
+
+/// `rewind delete` refuses a tenant with attached forks or protected
+/// snapshots (exit 1, naming them and what `--force` would destroy),
+/// deletes it with `--detach-forks` / `--force`, and a detached fork's
+/// promotion is refused.
+#[test]
+fn delete_refuses_forks_and_protected_snapshots_without_the_flags() {
+    let server = Server::start();
+    server.ok(&["create", "p1"]);
+    server.ok(&["fork", "p1", "p1.f"]);
+    server.ok(&["snapshot", "p1", "keep", "--protected"]);
+    let refused = server.fails(&["delete", "p1"]);
+    assert!(refused.contains("(delete_refused)"), "{refused}");
+    assert!(refused.contains("--force would destroy"), "{refused}");
+    assert!(refused.contains("protected snapshot 'keep'"), "{refused}");
+    assert!(refused.contains("--detach-forks"), "{refused}");
+    assert!(refused.contains("'p1.f'"), "{refused}");
+    // Each flag overrides its own refusal only.
+    let refused = server.fails(&["delete", "p1", "--force"]);
+    assert!(refused.contains("'p1.f'"), "{refused}");
+    assert!(!refused.contains("--force would destroy"), "{refused}");
+    let refused = server.fails(&["delete", "p1", "--detach-forks"]);
+    assert!(refused.contains("protected snapshot 'keep'"), "{refused}");
+    assert_eq!(server.json(&["get", "p1"]), json!({}));
+    assert_eq!(
+        server.ok(&["delete", "p1", "--force", "--detach-forks"]),
+        "deleted tenant 'p1'\n"
+    );
+    server.ok(&["create", "p1"]);
+    let refused = server.fails(&["promote", "p1.f", "--strategy", "replace"]);
+    assert!(refused.contains("(fork_detached)"), "{refused}");
+    assert_eq!(server.ok(&["forks", "p1"]), "'p1' has no forks\n");
 }

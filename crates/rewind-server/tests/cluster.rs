@@ -685,6 +685,31 @@ fn any_node_lists_and_counts_the_whole_cluster() {
     let (status, count) = call(&b.addr, "GET", "/v1/tenants/count", None, ten).unwrap();
     assert_eq!(status, 200);
     assert_eq!(count["tenants"], 24, "{count}");
+
+    // A deletion's options reach the owner through a forwarding node: a
+    // tenant of `a` holding a protected snapshot, deleted through `b`, is
+    // refused without `force` and deleted with it.
+    let kept = tenant_owned_by(&cluster, &a, "kept");
+    let path = format!("/v1/tenants/{kept}");
+    assert_eq!(
+        call(&a.addr, "PUT", &path, Some(json!({})), ten).unwrap().0,
+        201
+    );
+    let snapshot = json!({"name": "keep", "protected": true});
+    let made = call(
+        &a.addr,
+        "POST",
+        &format!("{path}/snapshots"),
+        Some(snapshot),
+        ten,
+    );
+    assert_eq!(made.unwrap().0, 201);
+    let (status, refused) = call(&b.addr, "DELETE", &path, None, ten).unwrap();
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "delete_refused", "{refused}");
+    let forced = format!("{path}?force=true");
+    assert_eq!(call(&b.addr, "DELETE", &forced, None, ten).unwrap().0, 204);
+    assert_eq!(call(&a.addr, "GET", &path, None, ten).unwrap().0, 404);
 }
 
 /// PostgreSQL stopped for longer than the lease, then started again: the

@@ -790,3 +790,48 @@ async fn idempotency_keys_make_retries_safe() {
     let state = server.get("/v1/tenants/keyed/state").await;
     assert_eq!(state.body, json!({"items": [1]}));
 }
+
+/// Protection means protection: a tenant holding protected snapshots is
+/// not deleted (409 `delete_refused` naming them, nothing changed) unless
+/// `?force=true` says to destroy them too.
+#[tokio::test]
+async fn deleting_a_tenant_with_protected_snapshots_needs_force() {
+    let server = acme_with_snapshot().await;
+    for name in ["keep", "audit"] {
+        server
+            .post(
+                &format!("{ACME}/snapshots"),
+                json!({ "name": name, "protected": true }),
+            )
+            .await
+            .assert_status(201);
+    }
+    let refused = server
+        .rejects("DELETE", ACME, None, &[], 409, "delete_refused")
+        .await;
+    assert_eq!(
+        refused.body["error"]["protected_snapshots"],
+        json!(["keep", "audit"]),
+        "{}",
+        refused.text
+    );
+    let message = refused.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("'keep'"), "{message}");
+    assert!(message.contains("force"), "{message}");
+    // Detaching forks does not override protection.
+    server
+        .rejects(
+            "DELETE",
+            &format!("{ACME}?detach_forks=true"),
+            None,
+            &[],
+            409,
+            "delete_refused",
+        )
+        .await;
+    server
+        .delete(&format!("{ACME}?force=true"))
+        .await
+        .assert_status(204);
+    server.get(ACME).await.assert_error(404, "tenant_not_found");
+}

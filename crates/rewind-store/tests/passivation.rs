@@ -475,3 +475,40 @@ async fn a_runtime_restarted_on_a_journal_reads_tenants_back_on_demand() {
     ));
     again.shutdown().await.unwrap();
 }
+
+/// A deletion reads a passivated tenant and its passivated forks back to
+/// check them: the parent of a live fork is refused, naming it; a later
+/// tenant of a fork's name, passivated, is read back and found not to be
+/// the fork, so it does not hold the parent.
+#[tokio::test]
+async fn a_deletion_reads_a_passivated_parent_and_its_forks_back() {
+    let journal = Arc::new(Watched::default());
+    let runtime = start(&journal, 1000, no_idle_passivation()).await;
+    let parent = runtime.create_tenant("p", Doc::object()).await.unwrap();
+    parent
+        .fork("p.a", rewind_core::StateRef::Head)
+        .await
+        .unwrap();
+    parent
+        .fork("p.b", rewind_core::StateRef::Head)
+        .await
+        .unwrap();
+    drop(parent);
+    // p.b is replaced by an unrelated tenant of the same name.
+    runtime.delete_tenant("p.b").await.unwrap();
+    create(&runtime, "p.b").await;
+    for id in ["p", "p.a", "p.b"] {
+        assert!(runtime.passivate(id).await.unwrap(), "{id} passivated");
+    }
+    assert_eq!(runtime.active_count(), 0);
+    let refused = runtime.delete_tenant("p").await.unwrap_err();
+    let Error::DeleteRefused(refusal) = &refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(refusal.forks, vec![TenantId::new("p.a").unwrap()]);
+    assert!(runtime.tenant_exists(&TenantId::new("p").unwrap()));
+    runtime.delete_tenant("p.a").await.unwrap();
+    runtime.delete_tenant("p").await.unwrap();
+    assert!(!runtime.tenant_exists(&TenantId::new("p").unwrap()));
+    runtime.shutdown().await.unwrap();
+}

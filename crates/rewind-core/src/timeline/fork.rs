@@ -13,19 +13,42 @@ use serde::{Deserialize, Serialize};
 use crate::diff::Diff;
 use crate::doc::{Doc, Patch, Pointer};
 use crate::error::InvalidInput;
-use crate::id::Revision;
+use crate::id::{Incarnation, Revision};
 use crate::model::Model;
 use crate::name::TenantId;
 use crate::time::Timestamp;
 
-/// Where a fork came from: its parent and the parent's revision its
-/// revision 0 holds.
+/// Where a fork came from: its parent, which creation of it (a later
+/// tenant of the same name is not the parent), and the parent's revision
+/// its revision 0 holds.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ForkInfo {
     /// The tenant forked.
     pub parent: TenantId,
     /// The parent's revision whose state is the fork's revision 0.
     pub base_revision: Revision,
+    /// The parent's incarnation when the fork was made. `None` in forks
+    /// recorded before incarnations were, and in forks of a parent that
+    /// has none: the runtime then takes the parent's own record of the
+    /// fork as the proof of the link (see `Tenant::fork_status`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_incarnation: Option<Incarnation>,
+}
+
+impl ForkInfo {
+    /// A fork of `parent` (incarnation `parent_incarnation`) at
+    /// `base_revision`.
+    pub fn new(
+        parent: TenantId,
+        base_revision: Revision,
+        parent_incarnation: Option<Incarnation>,
+    ) -> Self {
+        ForkInfo {
+            parent,
+            base_revision,
+            parent_incarnation,
+        }
+    }
 }
 
 /// A fork as its parent records it.
@@ -33,6 +56,10 @@ pub struct ForkInfo {
 pub struct ForkRecord {
     /// The fork's tenant id.
     pub fork: TenantId,
+    /// The fork's incarnation (`None` in records made before incarnations
+    /// were): a later tenant of the fork's name is not this fork.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork_incarnation: Option<Incarnation>,
     /// The parent's revision the fork started from.
     pub base_revision: Revision,
     /// When the parent recorded it.
@@ -258,10 +285,11 @@ mod tests {
         };
         let clock = Arc::new(ManualClock::new(Timestamp::EPOCH));
         let base = doc(json!({"a": 1, "b": {"deep": [1, 2, 3]}}));
-        let info = ForkInfo {
-            parent: TenantId::new("shop").unwrap(),
-            base_revision: Revision(7),
-        };
+        let info = ForkInfo::new(
+            TenantId::new("shop").unwrap(),
+            Revision(7),
+            Some(Incarnation::from_u128(42)),
+        );
         let mut fork = Timeline::new_fork(
             base.clone(),
             config,
@@ -283,11 +311,21 @@ mod tests {
         }
         assert!(fork.oldest_revision() > Revision::ZERO);
         assert!(fork.fork_base().unwrap().ptr_eq(&base));
-        fork.record_fork(TenantId::new("shop.b.c").unwrap(), Revision(3));
+        fork.set_incarnation(Incarnation::from_u128(7));
+        fork.record_fork(
+            TenantId::new("shop.b.c").unwrap(),
+            Revision(3),
+            Some(Incarnation::from_u128(9)),
+        );
         let image = serde_json::to_string(&fork.to_image().unwrap()).unwrap();
         let back: Timeline<Doc> =
             Timeline::from_image(serde_json::from_str(&image).unwrap(), clock).unwrap();
         assert_eq!(back.fork_info(), Some(&info));
+        assert_eq!(back.incarnation(), Some(Incarnation::from_u128(7)));
+        assert_eq!(
+            back.forks()[0].fork_incarnation,
+            Some(Incarnation::from_u128(9))
+        );
         assert_eq!(back.fork_base().unwrap(), &base);
         assert_eq!(back.forks(), fork.forks());
         assert_eq!(back.head(), fork.head());

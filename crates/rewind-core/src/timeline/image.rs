@@ -22,7 +22,7 @@ use super::{
 use crate::delta::StateDelta;
 use crate::doc::{Doc, Patch};
 use crate::error::{Error, InvalidInput, TimelineError};
-use crate::id::{Revision, TransactionId};
+use crate::id::{Incarnation, Revision, TransactionId};
 use crate::model::Model;
 use crate::time::{Clock, Timestamp};
 
@@ -55,6 +55,11 @@ pub struct TimelineImage<M: Model> {
     /// Forks made of this timeline.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     forks: Vec<ForkRecord>,
+    /// Which creation of its tenant this timeline is. Absent in images of
+    /// timelines without one (written before incarnations were recorded,
+    /// or never given one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    incarnation: Option<Incarnation>,
     /// For a model with history deltas: `base` is the head, and these
     /// rebuild every older state held, newest first, each from the one
     /// before it: the timeline's own chain, so a restored timeline holds
@@ -313,6 +318,7 @@ impl<M: Model> Timeline<M> {
             next_deployment: self.next_deployment,
             fork: self.fork.as_ref().map(|f| f.info.clone()),
             forks: self.forks.iter().cloned().collect(),
+            incarnation: self.incarnation,
         })
     }
 
@@ -448,6 +454,7 @@ impl<M: Model> Timeline<M> {
         let mut timeline = Timeline {
             fork,
             forks: image.forks.into_iter().collect(),
+            incarnation: image.incarnation,
             config: image.config,
             clock,
             history,

@@ -315,12 +315,16 @@ pub struct RecordFork {
     pub fork: TenantId,
     /// The revision it was made from.
     pub base_revision: Revision,
+    /// The fork's incarnation (absent in entries written before
+    /// incarnations were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork_incarnation: Option<crate::Incarnation>,
 }
 
 impl<M: Model> Op<M> for RecordFork {
     type Output = ForkRecord;
     fn run(&self, timeline: &mut Timeline<M>) -> Result<ForkRecord, Error> {
-        Ok(timeline.record_fork(self.fork.clone(), self.base_revision))
+        Ok(timeline.record_fork(self.fork.clone(), self.base_revision, self.fork_incarnation))
     }
 }
 

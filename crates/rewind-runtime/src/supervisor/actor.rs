@@ -11,7 +11,7 @@
 //! [`SupervisorState::active`]; an actor runs only while the tenant has
 //! work, and stops after [`Residency::stop_idle_after`] without any.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -25,7 +25,8 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use super::messages::{InternalMsg, SupervisorMsg};
+use super::links::{self, DeleteOptions};
+use super::messages::{Internal, InternalMsg, SupervisorMsg};
 use crate::config::{RestartIntensity, TenantConfig};
 use crate::durability::{self, Recovered};
 use crate::error::Error;
@@ -136,8 +137,9 @@ pub(crate) struct SupervisorState<M: Model> {
     lru: BTreeSet<(u64, TenantId)>,
     /// Activations under way, with the callers waiting for a handle.
     activating: HashMap<TenantId, Vec<HandleReply<M>>>,
-    /// Creations whose journal entry is not durable yet.
-    creating: HashSet<TenantId>,
+    /// Creations whose journal entry is not durable yet, with their origin
+    /// when they are forks (a deletion of the parent counts them).
+    creating: HashMap<TenantId, Option<ForkInfo>>,
     /// Deletions still draining or journaling; the id cannot be reused
     /// until they finish.
     deleting: HashMap<TenantId, tokio::task::JoinHandle<()>>,
@@ -174,7 +176,7 @@ impl<M: Model> Actor for SupervisorActor<M> {
             active: HashMap::new(),
             lru: BTreeSet::new(),
             activating: HashMap::new(),
-            creating: HashSet::new(),
+            creating: HashMap::new(),
             deleting: HashMap::new(),
         };
         state.register_initial(args.initial);
@@ -224,7 +226,9 @@ impl<M: Model> Actor for SupervisorActor<M> {
                 };
                 state.create(&myself, new, reply)
             }
-            SupervisorMsg::DeleteTenant { id, reply } => state.delete(id, reply),
+            SupervisorMsg::DeleteTenant { id, options, reply } => {
+                state.delete_requested(&myself, id, options, reply)
+            }
             SupervisorMsg::ListTenants { reply } => {
                 let list = state
                     .registry
@@ -257,6 +261,12 @@ impl<M: Model> Actor for SupervisorActor<M> {
                     let _ = reply.send(Ok(passivated));
                 }
                 InternalMsg::Timer => state.timer(),
+                InternalMsg::DeleteChecked {
+                    id,
+                    options,
+                    held,
+                    reply,
+                } => state.delete_checked(id, options, held, reply),
             },
         }
         Ok(())
@@ -342,7 +352,8 @@ impl<M: Model> SupervisorState<M> {
         // The entry is made durable off the supervisor, so concurrent
         // creations share the journal's commits; the id is reserved
         // meanwhile.
-        self.creating.insert(shared.id.clone());
+        let fork = shared.read(|t| t.fork_info().cloned());
+        self.creating.insert(shared.id.clone(), fork);
         let myself = myself.clone();
         tokio::spawn(async move {
             let result = match journaling.journal.append(vec![entry.clone()]).await {
@@ -392,7 +403,7 @@ impl<M: Model> SupervisorState<M> {
             }
             return Err(Error::TenantExists(id));
         }
-        if self.creating.contains(&id) {
+        if self.creating.contains_key(&id) {
             return Err(Error::TenantExists(id));
         }
         if let Some(deleting) = self.deleting.get(&id) {
@@ -410,10 +421,13 @@ impl<M: Model> SupervisorState<M> {
         // only at the first diff or rollback: refuse it now.
         initial.check_json()?;
         let clock = Arc::clone(&self.clock);
-        let timeline = match fork {
+        let mut timeline = match fork {
             Some(fork) => Timeline::new_fork(initial, config.timeline, clock, meta, fork)?,
             None => Timeline::new_with(initial, config.timeline, clock, meta)?,
         };
+        // This creation's identity: links to the tenant (a fork's parent)
+        // name it, so a later tenant of the same id is never taken for it.
+        timeline.set_incarnation(links::new_incarnation());
         let mut seq = 0;
         let mut entry = None;
         if let Some(journaling) = &self.context.journaling {
@@ -954,6 +968,118 @@ impl<M: Model> SupervisorState<M> {
         shared.submit(msg, Some(permit));
     }
 
+    /// A deletion asked for: unless `options` allow everything, the tenant
+    /// and its recorded forks are read back first (off the supervisor),
+    /// then [`delete_checked`](Self::delete_checked) decides.
+    fn delete_requested(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg<M>>,
+        id: TenantId,
+        options: DeleteOptions,
+        reply: RpcReplyPort<Result<(), Error>>,
+    ) {
+        if self.shutting_down {
+            let _ = reply.send(Err(Error::ShuttingDown));
+            return;
+        }
+        if !self.registry.load().contains_key(&id) {
+            let _ = reply.send(Err(Error::TenantNotFound(id)));
+            return;
+        }
+        if options.force && options.detach_forks {
+            return self.delete(id, reply);
+        }
+        let registry = Arc::clone(&self.registry);
+        let supervisor = myself.clone();
+        tokio::spawn(async move {
+            let held = match crate::runtime::find_tenant(&registry, &supervisor, id.clone()).await {
+                Ok(tenant) => {
+                    let mut held = tenant.hold_recorded_forks().await;
+                    held.insert(0, tenant);
+                    held
+                }
+                // Nothing of it can be read: nothing to check.
+                Err(Error::Unrecoverable { .. } | Error::TenantFailed { .. }) => Vec::new(),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+            };
+            let checked = InternalMsg::DeleteChecked {
+                id,
+                options,
+                held,
+                reply,
+            };
+            if let Err(ractor::MessagingErr::SendErr(SupervisorMsg::Internal(internal))) =
+                supervisor.send_message(SupervisorMsg::Internal(Internal(checked)))
+            {
+                if let InternalMsg::DeleteChecked { reply, .. } = internal.0 {
+                    let _ = reply.send(Err(Error::ShuttingDown));
+                }
+            }
+        });
+    }
+
+    /// Deletes a tenant read back by [`delete_requested`](Self::delete_requested)
+    /// unless it has attached forks, protected snapshots or a deployment in
+    /// progress that `options` do not allow to destroy.
+    fn delete_checked(
+        &mut self,
+        id: TenantId,
+        options: DeleteOptions,
+        held: Vec<Tenant<M>>,
+        reply: RpcReplyPort<Result<(), Error>>,
+    ) {
+        if self.shutting_down {
+            let _ = reply.send(Err(Error::ShuttingDown));
+            return;
+        }
+        let registry = self.registry.load_full();
+        let Some(shared) = registry.get(&id).cloned() else {
+            let _ = reply.send(Err(Error::TenantNotFound(id)));
+            return;
+        };
+        if let Some(tenant) = held.first() {
+            if !Arc::ptr_eq(tenant.shared(), &shared) {
+                let _ = reply.send(Err(Error::Unavailable {
+                    tenant: id,
+                    reason: "it was deleted and created again while its deletion was checked; \
+                             retry"
+                        .into(),
+                }));
+                return;
+            }
+            if let Some(timeline) = shared.published() {
+                let mut forks: Vec<TenantId> =
+                    links::attached_forks(&id, &timeline, &registry, true)
+                        .into_iter()
+                        .map(|record| record.fork)
+                        .collect();
+                // Forks of it whose creation is being made durable.
+                for (fork, info) in &self.creating {
+                    let linked = info.as_ref().is_some_and(|info| {
+                        info.parent == id
+                            && info.parent_incarnation.is_some()
+                            && info.parent_incarnation == timeline.incarnation()
+                    });
+                    if linked && !forks.contains(fork) {
+                        forks.push(fork.clone());
+                    }
+                }
+                let refusal = links::delete_refusal(&id, &timeline, forks, options);
+                if !refusal.is_empty() {
+                    let _ = reply.send(Err(Error::DeleteRefused(Box::new(refusal))));
+                    return;
+                }
+            }
+        }
+        self.delete(id, reply);
+        drop(held);
+    }
+
+    /// Removes a tenant and journals its `delete` entry, after the requests
+    /// already sent to it are handled.
     fn delete(&mut self, id: TenantId, reply: RpcReplyPort<Result<(), Error>>) {
         if self.shutting_down {
             // The shutdown already drains every tenant.

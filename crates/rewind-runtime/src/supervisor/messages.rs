@@ -10,6 +10,7 @@ use crate::config::TenantConfig;
 use crate::durability::Recovered;
 use crate::error::Error;
 use crate::journal::JournalError;
+use crate::supervisor::links::DeleteOptions;
 use crate::tenant::handle::Tenant;
 use crate::tenant::messages::TenantMsg;
 use crate::tenant::shared::TenantShared;
@@ -50,9 +51,14 @@ pub enum SupervisorMsg<M: Model> {
         reply: RpcReplyPort<Result<Tenant<M>, Error>>,
     },
     /// Delete a tenant after the requests already sent to it are handled.
+    /// Refused with [`Error::DeleteRefused`] while it has attached forks,
+    /// protected snapshots or a deployment in progress, unless `options`
+    /// say to delete it anyway (a passivated tenant is read back to check).
     DeleteTenant {
         /// The tenant.
         id: TenantId,
+        /// What it may destroy besides the tenant (`Default`: nothing).
+        options: DeleteOptions,
         /// Done.
         reply: RpcReplyPort<Result<(), Error>>,
     },
@@ -124,4 +130,15 @@ pub(crate) enum InternalMsg<M: Model> {
     },
     /// The runtime's timer: idle actors, passivation, interval snapshots.
     Timer,
+    /// A deletion whose tenant and recorded forks were read back (held by
+    /// `held`, so none is passivated meanwhile): check what refuses it,
+    /// then delete. `held` is empty when the tenant cannot be read back
+    /// (unrecoverable or failed): nothing of it can be checked, and it is
+    /// deleted as asked.
+    DeleteChecked {
+        id: TenantId,
+        options: DeleteOptions,
+        held: Vec<Tenant<M>>,
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
 }

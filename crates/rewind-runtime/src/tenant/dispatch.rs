@@ -259,29 +259,45 @@ impl<M: Model> TenantState<M> {
             TenantMsg::RecordFork {
                 fork,
                 base_revision,
+                fork_incarnation,
                 reply,
             } => {
                 let result = self.run(RecordFork {
                     fork,
                     base_revision,
+                    fork_incarnation,
                 });
                 let result = result.map_err(|e| self.tenant_error(e));
                 self.answer_later(reply, permit, result, |_| {});
             }
             TenantMsg::Promote {
                 fork,
+                parent_incarnation,
                 fork_revision,
                 promotion,
                 options,
                 reply,
-            } => self.transition(reply, permit, options, |_, meta| {
-                Ok(TransitionOp::Promote(Promote {
-                    fork,
-                    fork_revision,
-                    promotion,
-                    meta,
-                }))
-            })?,
+            } => {
+                if parent_incarnation != self.timeline.incarnation() {
+                    // Fenced: the fork was made of another tenant of this
+                    // name.
+                    let error = Error::ForkDetached {
+                        fork,
+                        parent: self.shared.id.clone(),
+                        why: crate::supervisor::links::Detached::ParentReplaced,
+                    };
+                    self.answer_later(reply, permit, Err(error), |_| {});
+                } else {
+                    self.transition(reply, permit, options, |_, meta| {
+                        Ok(TransitionOp::Promote(Promote {
+                            fork,
+                            fork_revision,
+                            promotion,
+                            meta,
+                        }))
+                    })?
+                }
+            }
             TenantMsg::Transaction { plan, reply } => {
                 return Ok(Some(StartTransaction {
                     plan,

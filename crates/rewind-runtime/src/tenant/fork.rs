@@ -4,9 +4,17 @@
 //! parent as one new revision.
 //!
 //! A fork and its parent are ordinary tenants of the same runtime; the
-//! fork records `{parent, base_revision}` on its revision 0 (journaled with
-//! its creation) and the parent records the fork (a `record_fork` entry),
-//! so neither needs a scan of all tenants.
+//! fork records `{parent, base_revision, parent_incarnation}` with its
+//! revision 0 (journaled with its creation) and the parent records the fork
+//! with the fork's incarnation (a `record_fork` entry), so neither needs a
+//! scan of all tenants.
+//!
+//! **Links name incarnations.** A fork whose parent was deleted, or whose
+//! parent's name now belongs to a later tenant, is *detached*
+//! ([`Tenant::fork_status`]): it serves as before, but promoting it is
+//! refused with [`Error::ForkDetached`] and writes nothing, and no parent
+//! lists it. A parent with attached forks is deleted only when asked to
+//! detach them ([`DeleteOptions`](crate::DeleteOptions)).
 
 use rewind_core::{
     CommitMeta, ForkInfo, ForkRecord, MergeError, Model, PromoteStrategy, Promotion, Revision,
@@ -17,6 +25,7 @@ use tokio::sync::oneshot;
 use super::handle::Tenant;
 use super::messages::{TenantMsg, WriteOptions};
 use crate::error::Error;
+use crate::supervisor::links::{self, Detached};
 use crate::supervisor::messages::SupervisorMsg;
 
 /// How often a promotion without `if_parent_revision` recomputes against a
@@ -52,32 +61,129 @@ pub struct Promoted {
     pub strategy: PromoteStrategy,
 }
 
+/// A fork's link to its parent: where it came from, and whether that
+/// parent is still there ([`Tenant::fork_status`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForkStatus {
+    /// Where it came from, as recorded at its creation.
+    pub info: ForkInfo,
+    /// `None` while the parent it was forked from exists; else what became
+    /// of it.
+    pub detached: Option<Detached>,
+}
+
 impl<M: Model> Tenant<M> {
     /// Where this tenant was forked from; `None` unless it is a fork.
-    /// Lock-free, O(1).
+    /// Lock-free, O(1). Whether that parent still exists is
+    /// [`fork_status`](Self::fork_status).
     pub fn fork_info(&self) -> Option<ForkInfo> {
         self.shared.read(|t| t.fork_info().cloned())
     }
 
-    /// The forks made of this tenant that still exist, oldest first.
-    /// Lock-free; O(forks · log tenants). A fork deleted since is left out,
-    /// as is an active tenant that re-used a fork's name without being a
-    /// fork of this one (a passivated one is not read back to check).
+    /// Which creation of its id this tenant is (see
+    /// [`Incarnation`](rewind_core::Incarnation)); `None` only for a tenant
+    /// read back from an image written before incarnations were recorded.
+    /// Lock-free, O(1).
+    pub fn incarnation(&self) -> Option<rewind_core::Incarnation> {
+        self.shared.read(|t| t.incarnation())
+    }
+
+    /// For a fork, its origin and whether it is detached: its parent
+    /// deleted, or the parent's name now held by a later tenant (another
+    /// incarnation). `None` unless it is a fork. Reads the parent back if
+    /// it is passivated. Time: O(1) plus that read, O(the parent's forks)
+    /// for a fork recorded before incarnations were.
+    pub async fn fork_status(&self) -> Result<Option<ForkStatus>, Error> {
+        let Some(info) = self.fork_info() else {
+            return Ok(None);
+        };
+        let detached = match self.parent_of(&info).await? {
+            Some(parent) => {
+                let timeline = parent.timeline();
+                links::detached(self.id(), self.incarnation(), &info, Some(&*timeline))
+            }
+            None => Some(Detached::ParentDeleted),
+        };
+        Ok(Some(ForkStatus { info, detached }))
+    }
+
+    /// The tenant now named as this fork's parent, if any.
+    async fn parent_of(&self, info: &ForkInfo) -> Result<Option<Tenant<M>>, Error> {
+        let registry = self
+            .shared
+            .context
+            .registry
+            .upgrade()
+            .ok_or(Error::ShuttingDown)?;
+        let found = crate::runtime::find_tenant(
+            &registry,
+            &self.shared.context.supervisor,
+            info.parent.clone(),
+        )
+        .await;
+        match found {
+            Ok(parent) => Ok(Some(parent)),
+            Err(Error::TenantNotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The forks made of this tenant that are still attached to it, oldest
+    /// first: a fork deleted since is left out, as is a tenant that
+    /// re-used a fork's name (another incarnation). Lock-free; O(forks ·
+    /// log tenants). A passivated fork is listed as recorded, not read back
+    /// to check: [`attached_forks`](Self::attached_forks) reads it back.
     pub fn forks(&self) -> Vec<ForkRecord> {
-        let records = self.shared.read(|t| t.forks());
+        self.forks_checked(false)
+    }
+
+    fn forks_checked(&self, unrecorded: bool) -> Vec<ForkRecord> {
+        let timeline = self.timeline();
         let Some(registry) = self.shared.context.registry.upgrade() else {
-            return records;
+            return timeline.forks();
         };
         let registry = registry.load();
-        records
-            .into_iter()
-            .filter(|record| match registry.get(&record.fork) {
-                None => false,
-                Some(shared) => shared
-                    .published()
-                    .is_none_or(|t| t.fork_info().is_some_and(|info| &info.parent == self.id())),
-            })
-            .collect()
+        links::attached_forks(self.id(), &timeline, &registry, unrecorded)
+    }
+
+    /// [`forks`](Self::forks), with every recorded fork that is passivated
+    /// read back first, so each one listed is checked to be this tenant's
+    /// fork: what `GET /v1/tenants/{t}/forks` answers. Also lists an
+    /// active fork whose record the parent failed to write (what a
+    /// deletion counts). Time: O(forks) reads back at most, plus
+    /// O(tenants).
+    pub async fn attached_forks(&self) -> Result<Vec<ForkRecord>, Error> {
+        let held = self.hold_recorded_forks().await;
+        let forks = self.forks_checked(true);
+        drop(held);
+        Ok(forks)
+    }
+
+    /// Handles to the recorded forks of this tenant that still exist (read
+    /// back if passivated), so a check that follows sees each one's own
+    /// timeline. A fork that cannot be read back is left out (it is then
+    /// counted as recorded).
+    pub(crate) async fn hold_recorded_forks(&self) -> Vec<Tenant<M>> {
+        let records = self.shared.read(|t| t.forks());
+        let Some(registry) = self.shared.context.registry.upgrade() else {
+            return Vec::new();
+        };
+        let mut held = Vec::new();
+        for record in records {
+            if !registry.load().contains_key(&record.fork) {
+                continue;
+            }
+            let found = crate::runtime::find_tenant(
+                &registry,
+                &self.shared.context.supervisor,
+                record.fork,
+            )
+            .await;
+            if let Ok(fork) = found {
+                held.push(fork);
+            }
+        }
+        held
     }
 
     /// Forks this tenant at `from` into a new tenant `name`, with this
@@ -130,11 +236,9 @@ impl<M: Model> Tenant<M> {
             .state_at(&from)
             .map_err(|e| Error::core(self.id(), e))?
             .clone();
+        let parent_incarnation = timeline.incarnation();
         drop(timeline);
-        let fork = ForkInfo {
-            parent: self.id().clone(),
-            base_revision,
-        };
+        let fork = ForkInfo::new(self.id().clone(), base_revision, parent_incarnation);
         let (tx, rx) = oneshot::channel();
         self.shared
             .context
@@ -155,6 +259,7 @@ impl<M: Model> Tenant<M> {
             .request(|reply| TenantMsg::RecordFork {
                 fork: created.id().clone(),
                 base_revision,
+                fork_incarnation: created.incarnation(),
                 reply,
             })
             .await;
@@ -185,8 +290,13 @@ impl<M: Model> Tenant<M> {
     /// never lost: the promotion is computed again (or, with
     /// `if_parent_revision`, refused with `RevisionMismatch`).
     ///
-    /// Errors: `NotAFork`, `TenantNotFound` (the parent was deleted),
-    /// `MergeConflict`, `RevisionMismatch`. Cost: a replace is O(1) plus the
+    /// The parent written is the very tenant this fork was made of (the
+    /// same incarnation): a fork whose parent was deleted, or whose
+    /// parent's name now belongs to a later tenant, is refused with
+    /// `ForkDetached` and nothing is written anywhere.
+    ///
+    /// Errors: `NotAFork`, `ForkDetached`, `MergeConflict`,
+    /// `RevisionMismatch`. Cost: a replace is O(1) plus the
     /// journal; a merge diffs base → fork head and base → parent head
     /// (following the number of changes for `Doc`).
     pub async fn promote_with(
@@ -200,19 +310,22 @@ impl<M: Model> Tenant<M> {
             .cloned()
             .ok_or_else(|| Error::NotAFork(self.id().clone()))?;
         let fork_revision = fork.revision();
-        let registry = self
-            .shared
-            .context
-            .registry
-            .upgrade()
-            .ok_or(Error::ShuttingDown)?;
-        let parent = crate::runtime::find_tenant(
-            &registry,
-            &self.shared.context.supervisor,
-            info.parent.clone(),
-        )
-        .await?;
-        drop(registry);
+        let detached = |why| Error::ForkDetached {
+            fork: self.id().clone(),
+            parent: info.parent.clone(),
+            why,
+        };
+        let Some(parent) = self.parent_of(&info).await? else {
+            return Err(detached(Detached::ParentDeleted));
+        };
+        let parent_incarnation = {
+            let target = parent.timeline();
+            if let Some(why) = links::detached(self.id(), fork.incarnation(), &info, Some(&*target))
+            {
+                return Err(detached(why));
+            }
+            target.incarnation()
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -256,6 +369,7 @@ impl<M: Model> Tenant<M> {
             let result = parent
                 .request(|reply| TenantMsg::Promote {
                     fork: fork_id,
+                    parent_incarnation,
                     fork_revision,
                     promotion,
                     options: write,

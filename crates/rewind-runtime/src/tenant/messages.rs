@@ -11,9 +11,9 @@ use rewind_core::deploy::{
     Observation,
 };
 use rewind_core::{
-    Commit, CommitMeta, Diff, ForkRecord, Model, NamedOptions, Promotion, Revision, RevisionInfo,
-    RollbackOutcome, RollbackPolicy, RollbackPreview, RollbackTarget, SnapshotInfo, SnapshotName,
-    StateRef, TenantId, TransactionId,
+    Commit, CommitMeta, Diff, ForkRecord, Incarnation, Model, NamedOptions, Promotion, Revision,
+    RevisionInfo, RollbackOutcome, RollbackPolicy, RollbackPreview, RollbackTarget, SnapshotInfo,
+    SnapshotName, StateRef, TenantId, TransactionId,
 };
 
 use crate::error::{BoxError, Error};
@@ -175,6 +175,8 @@ pub enum TenantMsg<M: Model> {
         fork: TenantId,
         /// The revision it was made from.
         base_revision: Revision,
+        /// The fork's incarnation.
+        fork_incarnation: Option<Incarnation>,
         /// The record.
         reply: RpcReplyPort<Result<ForkRecord, Error>>,
     },
@@ -183,6 +185,10 @@ pub enum TenantMsg<M: Model> {
     Promote {
         /// The fork.
         fork: TenantId,
+        /// The incarnation of this tenant the fork was made of: another
+        /// one (this tenant re-created under the parent's name) refuses
+        /// with `ForkDetached` and writes nothing.
+        parent_incarnation: Option<Incarnation>,
         /// The fork's revision promoted.
         fork_revision: Revision,
         /// The state, or the merged patch onto this tenant's head.

@@ -77,10 +77,13 @@ pub(super) async fn create(
 }
 
 /// -> `{"forks": [{"tenant", "base_revision", "created_at"}]}`: the forks
-/// of the tenant that exist, oldest first.
-pub(super) async fn list(TenantAccess(tenant): TenantAccess) -> Json<Value> {
+/// attached to the tenant, oldest first: a fork deleted since, a later
+/// tenant of a fork's name, and the forks of an earlier tenant of this
+/// name are not listed (see `Tenant::attached_forks`).
+pub(super) async fn list(TenantAccess(tenant): TenantAccess) -> Result<Json<Value>, ApiError> {
     let forks: Vec<Value> = tenant
-        .forks()
+        .attached_forks()
+        .await?
         .into_iter()
         .map(|record| {
             json!({
@@ -90,7 +93,7 @@ pub(super) async fn list(TenantAccess(tenant): TenantAccess) -> Json<Value> {
             })
         })
         .collect();
-    Json(json!({ "forks": forks }))
+    Ok(Json(json!({ "forks": forks })))
 }
 
 #[derive(Deserialize)]
@@ -107,8 +110,9 @@ struct Promote {
 /// Body `{"strategy": "replace" | "merge", "if_parent_revision"?, "reason"?}`
 /// -> `{"parent", "revision", "fork", "fork_revision", "strategy"}` with
 /// `ETag` of the parent's new revision; 409 `conflict` with the `paths`
-/// both changed (nothing written), 409 `not_a_fork`, 412
-/// `revision_mismatch`.
+/// both changed (nothing written), 409 `not_a_fork`, 409 `fork_detached`
+/// (the parent was deleted, or its name belongs to a later tenant: nothing
+/// written), 412 `revision_mismatch`.
 pub(super) async fn promote(
     TenantAccess(fork): TenantAccess,
     State(api): State<Api>,

@@ -198,11 +198,15 @@ fn paths() -> Value {
             ), "201", tenant_links()),
             "delete": operation(
                 "deleteTenant",
-                "Delete a tenant and its history (admin)",
-                &[param("t"), param("reason")],
+                "Delete a tenant and its history (admin). Refused with 409 \
+                 `delete_refused` (naming `forks`, `protected_snapshots` and `deployment`; \
+                 nothing deleted) while it has attached forks (unless `detach_forks=true`: \
+                 they live on, detached) or protected snapshots or a deployment in progress \
+                 (unless `force=true`, which destroys them with it)",
+                &[param("t"), param("reason"), param("force"), param("detach_forks")],
                 None,
                 &[("204", json!({"description": "Deleted"}))],
-                &[400, 401, 403, 404],
+                &[400, 401, 403, 404, 409],
             ),
         }),
     );
@@ -560,7 +564,8 @@ fn paths() -> Value {
         json!({
             "get": operation(
                 "listForks",
-                "The tenant's forks that exist, oldest first",
+                "The forks attached to the tenant, oldest first (not a deleted fork, a later \
+                 tenant of a fork's name, nor the forks of an earlier tenant of this name)",
                 &[param("t")],
                 None,
                 &[("200", json_response("The forks", json!({
@@ -617,8 +622,9 @@ fn paths() -> Value {
             "Write this fork's head to its parent as one new revision (cause `promote`): \
              `replace` sets the parent to the fork's head; `merge` applies the fork's changes \
              since its base onto the parent's head, 409 `conflict` (with the `paths`) and \
-             nothing written when the parent changed the same paths. Needs access to the \
-             fork and to the parent",
+             nothing written when the parent changed the same paths. 409 `fork_detached` and \
+             nothing written when the parent it was made of was deleted (even if a later \
+             tenant holds its name). Needs access to the fork and to the parent",
             &[param("t"), param("reason")],
             Some(body(true, json!({
                 "type": "object",
@@ -812,6 +818,8 @@ fn error_responses() -> Value {
                 "deployment_ended",
                 "conflict",
                 "not_a_fork",
+                "fork_detached",
+                "delete_refused",
             ],
         ),
         (
@@ -908,6 +916,18 @@ fn parameters() -> Value {
             "name": "to", "in": "query",
             "description": "Default `head`",
             "schema": {"$ref": "#/components/schemas/StateRef"},
+        },
+        "force": {
+            "name": "force", "in": "query",
+            "description": "Delete even a tenant holding protected snapshots or a deployment \
+                in progress: they are destroyed with it (default false)",
+            "schema": {"type": "boolean"},
+        },
+        "detach_forks": {
+            "name": "detach_forks", "in": "query",
+            "description": "Delete even a tenant with attached forks: they live on, detached, \
+                and can no longer be promoted (default false)",
+            "schema": {"type": "boolean"},
         },
         "limit": {
             "name": "limit", "in": "query",
@@ -1087,7 +1107,29 @@ fn schemas() -> Value {
             "properties": {
                 "parent": {"$ref": "#/components/schemas/TenantId"},
                 "base_revision": {"$ref": "#/components/schemas/Revision"},
+                "parent_incarnation": {"$ref": "#/components/schemas/Incarnation"},
             },
+        },
+        "ForkStatus": {
+            "type": "object",
+            "description": "A fork's origin and whether it is detached: its parent deleted, \
+                or the parent's name now held by a later tenant. A detached fork still names \
+                the parent it was made of (and its incarnation), never the later tenant. \
+                `detached` is absent when the parent cannot be read now.",
+            "required": ["parent", "base_revision"],
+            "additionalProperties": false,
+            "properties": {
+                "parent": {"$ref": "#/components/schemas/TenantId"},
+                "base_revision": {"$ref": "#/components/schemas/Revision"},
+                "parent_incarnation": {"$ref": "#/components/schemas/Incarnation"},
+                "detached": {"type": "boolean"},
+                "detached_reason": {"enum": ["parent_deleted", "parent_replaced"]},
+            },
+        },
+        "Incarnation": {
+            "type": "string",
+            "description": "Which creation of a tenant id: 32 hex digits",
+            "pattern": "^[0-9a-f]{32}$",
         },
         "Tenant": {
             "type": "object",
@@ -1097,7 +1139,7 @@ fn schemas() -> Value {
                 "tenant": {"$ref": "#/components/schemas/TenantId"},
                 "revision": {"$ref": "#/components/schemas/Revision"},
                 "memory": {"$ref": "#/components/schemas/MemoryUsage"},
-                "fork": {"$ref": "#/components/schemas/ForkInfo"},
+                "fork": {"$ref": "#/components/schemas/ForkStatus"},
             },
         },
         "MemoryUsage": {

@@ -6,9 +6,10 @@ use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rewind_core::{Doc, TenantId};
-use rewind_runtime::Runtime;
+use rewind_runtime::{DeleteOptions, DeleteRefusal, Error, ForkStatus, Runtime};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -206,31 +207,92 @@ impl Drop for Decrement<'_> {
 }
 
 /// -> `{"tenant", "revision", "memory": {"shared_bytes", "unique_bytes",
-/// "history_bytes"}, "fork"?: {"parent", "base_revision"}}`: the tenant's
-/// head revision, what its states cost (estimated, see
-/// `Tenant::memory`) and, for a fork, where it came from.
+/// "history_bytes"}, "fork"?: {"parent", "base_revision",
+/// "parent_incarnation"?, "detached", "detached_reason"?}}`: the tenant's
+/// head revision, what its states cost (estimated, see `Tenant::memory`)
+/// and, for a fork, where it came from and whether that parent is still
+/// there. A detached fork names the parent it was made of (with that
+/// parent's incarnation), never the later tenant that holds the name now.
+/// When the parent cannot be read now (unrecoverable, failed), `detached`
+/// is left out: the fork itself still answers.
 pub(super) async fn get(TenantAccess(tenant): TenantAccess) -> Json<Value> {
     let mut body = json!({
         "tenant": tenant.id(),
         "revision": tenant.revision(),
         "memory": tenant.memory(),
     });
-    if let Some(fork) = tenant.fork_info() {
-        body["fork"] = json!(fork);
+    match tenant.fork_status().await {
+        Ok(Some(status)) => body["fork"] = fork_status(&status),
+        Ok(None) => {}
+        Err(_) => {
+            if let Some(info) = tenant.fork_info() {
+                body["fork"] = json!(info);
+            }
+        }
     }
     Json(body)
 }
 
-/// 204 once the tenant and its history are gone.
+/// A fork's origin and link, as `GET /v1/tenants/{t}` shows it.
+pub(super) fn fork_status(status: &ForkStatus) -> Value {
+    let mut fork = json!(status.info);
+    fork["detached"] = json!(status.detached.is_some());
+    if let Some(why) = status.detached {
+        fork["detached_reason"] = json!(why.as_str());
+    }
+    fork
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DeleteQuery {
+    /// Destroy protected snapshots and a deployment in progress too.
+    #[serde(default)]
+    force: bool,
+    /// Delete a parent of attached forks, leaving them detached.
+    #[serde(default)]
+    detach_forks: bool,
+}
+
+/// `?force=true&detach_forks=true` (both default `false`) -> 204 once the
+/// tenant and its history are gone; 409 `delete_refused` with `forks`,
+/// `protected_snapshots` and `deployment` (what stands in the way: forks
+/// need `detach_forks`, the rest `force`), nothing deleted.
 pub(super) async fn delete(
     AdminOf(id): AdminOf,
     State(api): State<Api>,
+    QueryParams(query): QueryParams<DeleteQuery>,
     audit: Audit,
-) -> Result<StatusCode, ApiError> {
-    let meta = audit.meta(None)?;
-    api.runtime_for(id.as_str())?
-        .delete_tenant(id.as_str())
-        .await?;
+) -> Result<StatusCode, Response> {
+    let meta = audit.meta(None).map_err(IntoResponse::into_response)?;
+    let options = DeleteOptions {
+        force: query.force,
+        detach_forks: query.detach_forks,
+    };
+    let runtime = api
+        .runtime_for(id.as_str())
+        .map_err(IntoResponse::into_response)?;
+    match runtime.delete_tenant_with(id.as_str(), options).await {
+        Ok(()) => {}
+        Err(Error::DeleteRefused(refusal)) => return Err(delete_refused(&refusal)),
+        Err(e) => return Err(ApiError::from(e).into_response()),
+    }
     audit.log("delete tenant", id.as_str(), &meta);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// 409 `delete_refused`, with what stands in the way as data.
+fn delete_refused(refusal: &DeleteRefusal) -> Response {
+    let deployment = refusal
+        .deployment
+        .as_ref()
+        .map(|d| json!({"id": d.id, "name": d.name}));
+    let body = json!({"error": {
+        "code": "delete_refused",
+        "message": refusal.to_string(),
+        "forks": refusal.forks,
+        "protected_snapshots": refusal.protected_snapshots,
+        "deployment": deployment,
+    }});
+    (StatusCode::CONFLICT, Json(body)).into_response()
 }

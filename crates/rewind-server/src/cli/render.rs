@@ -387,6 +387,49 @@ pub(super) fn deployments(body: &Value) -> Result<String> {
     Ok(out)
 }
 
+/// A refused `rewind delete`: the server's message, then what each flag
+/// would destroy or leave behind.
+pub(super) fn delete_refused(message: &str, code: &str, details: &Value) -> String {
+    let names = |key: &str| -> Vec<String> {
+        details[key]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|name| format!("'{name}'"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = format!("{message} ({code})");
+    let mut destroyed: Vec<String> = names("protected_snapshots")
+        .into_iter()
+        .map(|name| format!("protected snapshot {name}"))
+        .collect();
+    if let Some(name) = details["deployment"]["name"].as_str() {
+        destroyed.push(format!(
+            "deployment '{name}' ({}) in progress",
+            details["deployment"]["id"]
+        ));
+    }
+    if !destroyed.is_empty() {
+        out.push_str(&format!(
+            "\n--force would destroy, with the tenant: {}",
+            destroyed.join(", ")
+        ));
+    }
+    let forks = names("forks");
+    if !forks.is_empty() {
+        out.push_str(&format!(
+            "\n--detach-forks would delete it and leave these forks detached (no longer \
+             promotable): {}",
+            forks.join(", ")
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
