@@ -292,6 +292,10 @@ async fn the_least_recently_used_tenants_go_first_and_the_bound_holds_under_load
         create(&runtime, &format!("t{i:03}")).await;
     }
     assert_eq!(runtime.active_count(), MAX);
+    // Every actor stops once idle for 20 ms (checked every 10 ms): until
+    // then a tenant cannot be passivated, and capacity would take a
+    // recently used one whose actor had stopped first.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     // The first ten are used again; creating more evicts the others.
     for i in 0..10 {
         runtime.tenant(&format!("t{i:03}")).await.unwrap().current();
