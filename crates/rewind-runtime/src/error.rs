@@ -6,11 +6,14 @@ use std::time::Duration;
 use rewind_core::{InvalidInput, MergeConflict, Revision, TenantId, TimelineError, TransactionId};
 
 use crate::journal::JournalError;
+use crate::transaction::TransactionReport;
 
 /// A boxed error from user code (update closures, transaction effects).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Any error of the runtime. Nothing was changed when one is returned.
+/// Any error of the runtime. Nothing was changed when one is returned,
+/// except for [`Error::TransactionFailed`]: a transaction that ran and did
+/// not commit, whose report says what it wrote and what it rolled back.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -126,6 +129,20 @@ pub enum Error {
     /// A fork operation (promote) on a tenant that is not a fork.
     #[error("tenant '{0}' is not a fork: it has no parent to promote to")]
     NotAFork(TenantId),
+    /// A transaction ran and a step failed: it was rolled back per its
+    /// policy (`report.outcome` is `RolledBack`), or no rollback could be
+    /// made (`Failed`: the policy's checkpoint was never reached, so the
+    /// steps before the failure stay). Unlike every other error, revisions
+    /// may have been written: the steps' and the rollback's, all in the
+    /// history. The report says which step failed and why; take it with
+    /// [`Error::transaction_report`] or [`Error::into_transaction_report`].
+    #[error("tenant '{tenant}': {report}")]
+    TransactionFailed {
+        /// The tenant.
+        tenant: TenantId,
+        /// What the transaction did: its steps, the failure, the rollback.
+        report: Box<TransactionReport>,
+    },
     /// A `merge` promotion found changes of the fork and of its parent on
     /// the same paths since the fork's base; nothing was written.
     #[error("promoting fork '{fork}' into '{parent}' conflicts: {conflict}")]
@@ -215,6 +232,25 @@ impl Error {
             Error::Invalid(_) => ErrorKind::Invalid,
             Error::NotAFork(_) => ErrorKind::Invalid,
             Error::MergeConflict { .. } => ErrorKind::Conflict,
+            Error::TransactionFailed { .. } => ErrorKind::TransactionFailed,
+        }
+    }
+
+    /// The report of a transaction that did not commit
+    /// ([`Error::TransactionFailed`]).
+    pub fn transaction_report(&self) -> Option<&TransactionReport> {
+        match self {
+            Error::TransactionFailed { report, .. } => Some(report),
+            _ => None,
+        }
+    }
+
+    /// Takes the report out of an [`Error::TransactionFailed`]; any other
+    /// error comes back as it was.
+    pub fn into_transaction_report(self) -> Result<TransactionReport, Error> {
+        match self {
+            Error::TransactionFailed { report, .. } => Ok(*report),
+            other => Err(other),
         }
     }
 
@@ -300,6 +336,12 @@ pub enum ErrorKind {
     /// A defect in rewind (a cold state that does not rebuild); nothing
     /// was changed.
     Internal,
+    /// A transaction ran and a step failed
+    /// ([`Error::TransactionFailed`]): the one kind after which revisions
+    /// may have been written (its steps, then its rollback), so it is not a
+    /// refusal. Its own kind, so that a service tells it from a refusal of
+    /// the transaction before it ran (`Invalid`, `Conflict`, ...).
+    TransactionFailed,
 }
 
 /// The text of a caught panic's payload.

@@ -140,7 +140,7 @@ async fn busy_doc_tenant(runtime: &Runtime<Doc>, id: &str) -> Tenant<Doc> {
         .transaction()
         .step("three", set("/t", json!(3)))
         .effect("fail", |_: Doc| async { Err::<(), _>("smtp down") })
-        .run()
+        .run_report()
         .await
         .unwrap();
     assert_eq!(rolled_back.outcome, TransactionOutcome::RolledBack);
@@ -365,7 +365,7 @@ async fn a_model_panic_in_a_transaction_step_rolls_back_by_the_plans_policy() {
                 .step("third", Entry::Explode)
                 .step("fourth", Entry::Credit(40))
                 .on_failure(policy.clone())
-                .run(),
+                .run_report(),
         );
         started_rx.await.unwrap();
         let waiting = {

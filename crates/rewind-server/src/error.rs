@@ -132,8 +132,9 @@ pub(crate) fn patch_too_deep(error: &PatchError) -> bool {
 /// protected snapshot), `conflict` (409, a merge promotion whose fork and
 /// parent changed the same paths) and `not_a_fork` (409, promoting a tenant
 /// that is not a fork), `unavailable` (503, a tenant that failed too often,
-/// is restarting or cannot be recovered, or a runtime shutting down) and
-/// `internal` (500, the journal failed or the model panicked; nothing was
+/// is restarting or cannot be recovered, or a runtime shutting down),
+/// `transaction_failed` (422, `run()`'s error for a transaction that did
+/// not commit; no route of this API answers it) and `internal` (500, the journal failed or the model panicked; nothing was
 /// applied).
 pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
     use StatusCode as S;
@@ -165,6 +166,10 @@ pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
             ..
         } => (S::SERVICE_UNAVAILABLE, "not_owner"),
         Error::Journal { .. } | Error::Panicked { .. } => (S::INTERNAL_SERVER_ERROR, "internal"),
+        // No route answers it (`POST .../transactions` answers the report
+        // whatever the outcome); an embedding service's route that passes
+        // `run()`'s error on gets the patch failure's status.
+        Error::TransactionFailed { .. } => (S::UNPROCESSABLE_ENTITY, "transaction_failed"),
         _ => (S::INTERNAL_SERVER_ERROR, "internal"),
     }
 }

@@ -152,7 +152,7 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rewind: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(rewind_server::exit_code(&e))
         }
     }
 }

@@ -551,6 +551,89 @@ fn watch_prints_one_line_per_revision() {
     watch.wait().unwrap();
 }
 
+/// A `rewind watch` started as a background job.
+struct Watching {
+    child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
+    stderr: BufReader<std::process::ChildStderr>,
+}
+
+impl Watching {
+    /// `rewind watch ARGS`, once it printed that it is watching (the
+    /// server has subscribed the stream).
+    fn start(server: &Server, args: &[&str]) -> Watching {
+        let mut child = server
+            .rewind(&[&["watch"], args].concat())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        assert!(line.starts_with("watching '"), "{line}");
+        Watching {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line
+    }
+
+    /// Waits for the end: the exit code and the rest of stderr.
+    fn end(mut self) -> (Option<i32>, String) {
+        let mut rest = String::new();
+        self.stderr.read_to_string(&mut rest).unwrap();
+        let status = self.child.wait().unwrap();
+        (status.code(), rest)
+    }
+}
+
+/// A watched tenant that is deleted ends the watch with a message saying
+/// so and exit 1, not the exit 0 of a watch the user stopped; a server
+/// that stops ends it with exit 5 and how to resume (`--after` the last
+/// revision seen).
+#[test]
+fn watch_says_why_it_ended() {
+    let server = Server::start();
+    server.ok(&["create", "acme_corp"]);
+    let watch = Watching::start(&server, &["acme_corp"]);
+    server.ok(&["delete", "acme_corp"]);
+    let (code, stderr) = watch.end();
+    assert!(
+        stderr.contains("tenant 'acme_corp' was deleted"),
+        "{stderr}"
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+
+    server.ok(&["create", "acme_corp"]);
+    let mut watch = Watching::start(&server, &["acme_corp"]);
+    server.ok_with_stdin(
+        &["patch", "acme_corp", "-"],
+        &json!([{"op": "add", "path": "/v", "value": 1}]).to_string(),
+    );
+    assert!(watch.line().starts_with("revision 1 at "));
+    let mut server = server;
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    server.child.wait().unwrap();
+    let (code, stderr) = watch.end();
+    assert!(
+        stderr.contains("rewind watch acme_corp --after 1"),
+        "{stderr}"
+    );
+    assert_eq!(code, Some(5), "{stderr}");
+}
+
 /// `rewind serve --help` lists the server's flags only; the client
 /// subcommands list the client options.
 #[test]
@@ -643,7 +726,16 @@ fn snapshots_transactions_checkpoints_and_deletion_from_the_command_line() {
         .to_string(),
     )
     .unwrap();
-    let out = server.ok(&["transaction", "acme_corp", file.to_str().unwrap()]);
+    // It ran and rolled back: exit 3, the report on stdout, why on stderr.
+    let args = ["transaction", "acme_corp", file.to_str().unwrap()];
+    let output = server.rewind(&args).output().unwrap();
+    let out = String::from_utf8(output.stdout).unwrap();
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(3), "{out}{err}");
+    assert!(
+        err.contains("transaction 1 on 'acme_corp' rolled back: step 'verify' failed"),
+        "{err}"
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[0], "step 'schema': revision 1, checkpoint 'schema'",

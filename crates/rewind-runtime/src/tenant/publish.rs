@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use super::shared::TenantShared;
+use super::watcher::Published;
 use crate::durability;
 use crate::error::Error;
 use crate::journal::{Durable, Journal, JournalError, JournalSeq};
@@ -140,7 +141,7 @@ impl<M: Model> Publisher<M> {
             .collect();
         for info in new.into_iter().rev() {
             // A watcher that left is not an error.
-            let _ = events.send(info);
+            let _ = events.send(Published::Revision(info));
         }
     }
 
