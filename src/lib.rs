@@ -73,6 +73,10 @@
 //! | no forks | `Tenant::fork`, `fork_with`, `promote`, `promote_with`, `fork_info`, `forks`; `PromoteOptions`, `Promoted`; in the core `ForkInfo`, `ForkRecord`, `PromoteStrategy`, `Promotion`, `merge`, `MergeConflict`, `MergeError`, `Timeline::new_fork`, `ops::{RecordFork, Promote}` | live forks that share structure with their parent, promoted back as one revision (README "Forks") |
 //! | `Cause` | adds `Fork { parent, base_revision }`, `Promote { fork, fork_revision, strategy }` | a fork's revision 0 and a promotion's revision say where they came from |
 //! | `Error` | adds `NotAFork`, `MergeConflict`; `SupervisorMsg` adds `CreateFork`; `TenantMsg` adds `RecordFork`, `Promote` | |
+//! | `tenant.transaction()...run()` and `run_transaction(plan)` answered `Ok(report)` for a transaction that rolled back or failed | `Err(Error::TransactionFailed { tenant, report })` (`ErrorKind::TransactionFailed`; `err.transaction_report()`, `into_transaction_report()`); `run_report()` / `run_transaction_report(plan)` answer the report whatever the outcome | a `?` no longer passes a failed transaction on as success |
+//! | `Tenant::watch()` gave a `broadcast::Receiver<RevisionInfo>` that closed without a word | a `Watcher`: `recv()` / `try_recv()` answer revisions, then `Err(WatchError::Ended(WatchEnd::Deleted \| Failed \| ShutDown))`; `WatchError::Lagged(n)` as before | a watcher knows a deleted tenant from a stopped runtime |
+//! | `rewind transaction` exited 0 after a rollback; `rewind watch` exited 0 when its tenant was deleted | exit 3 (rolled back), 4 (failed, no rollback); `rewind watch` exits 1 (deleted or failed), 5 (the server ended the stream, with the `--after N` that resumes); `rewind_server::{exit_code, Unfinished}` | scripts see the outcome |
+//! | `GET .../watch` went quiet for a tenant deleted, or a `Last-Event-ID` beyond the head | `deleted` / `failed` events end the stream; `reset` {"after","head"} answers a resume point beyond the head | |
 
 /// The README's code blocks, compiled and run as doctests so they stay true.
 #[doc = include_str!("../README.md")]

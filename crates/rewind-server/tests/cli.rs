@@ -674,6 +674,21 @@ fn serve_help_shows_only_serve_options() {
         "{help}"
     );
     assert!(!help.contains("--listen"), "{help}");
+    // The exit codes are in `rewind --help`, and each command's own.
+    let output = Command::new(REWIND).arg("--help").output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        help.contains("Exit codes:")
+            && help.contains("3  transaction: a step failed and it rolled back")
+            && help.contains("5  watch: the server ended the stream"),
+        "{help}"
+    );
+    let output = Command::new(REWIND)
+        .args(["transaction", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(help.contains("3 when a step failed and it rolled back"), "{help}");
     let output = Command::new(REWIND)
         .args(["--json", "serve", "--memory"])
         .output()
