@@ -429,6 +429,7 @@ async fn past_its_restart_intensity_a_tenant_fails_alone() {
     let victim = busy_doc_tenant(&runtime, "victim").await;
     let bystander = busy_doc_tenant(&runtime, "bystander").await;
     let before = observe(&victim);
+    let mut watch = victim.watch();
     let panic = |_: &Doc| -> Result<Patch, Error> { panic!("boom") };
 
     // Two failures within the period are restarted.
@@ -466,6 +467,13 @@ async fn past_its_restart_intensity_a_tenant_fails_alone() {
         other => panic!("expected TenantFailed, got {other:?}"),
     }
     assert!(failed.to_string().contains("victim"), "{failed}");
+    // Its watchers are told, after no revision (snapshots make none).
+    assert_eq!(
+        watch.recv().await,
+        Err(rewind_runtime::WatchError::Ended(
+            rewind_runtime::WatchEnd::Failed
+        ))
+    );
     for err in [
         victim.snapshot().await.unwrap_err(),
         victim

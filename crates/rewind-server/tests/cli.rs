@@ -688,7 +688,10 @@ fn serve_help_shows_only_serve_options() {
         .output()
         .unwrap();
     let help = String::from_utf8(output.stdout).unwrap();
-    assert!(help.contains("3 when a step failed and it rolled back"), "{help}");
+    assert!(
+        help.contains("3 when a step failed and it rolled back"),
+        "{help}"
+    );
     let output = Command::new(REWIND)
         .args(["--json", "serve", "--memory"])
         .output()
