@@ -596,8 +596,9 @@ impl Watching {
 }
 
 /// A watched tenant that is deleted ends the watch with a message saying
-/// so and exit 1, not the exit 0 of a watch the user stopped; a server
-/// that stops ends it with exit 5 and how to resume (`--after` the last
+/// so and exit 1, where it used to print "the server ended the stream" and
+/// exit 0; a resume point beyond the head is reset to it; a server that
+/// stops ends the watch with exit 5 and how to resume (`--after` the last
 /// revision seen).
 #[test]
 fn watch_says_why_it_ended() {
@@ -612,8 +613,15 @@ fn watch_says_why_it_ended() {
     );
     assert_eq!(code, Some(1), "{stderr}");
 
+    // Created again: resuming after revision 5 of the old tenant is
+    // answered with a reset to the new one's head.
     server.ok(&["create", "acme_corp"]);
-    let mut watch = Watching::start(&server, &["acme_corp"]);
+    let mut watch = Watching::start(&server, &["acme_corp", "--after", "5"]);
+    assert_eq!(
+        watch.line(),
+        "reset: revision 5 is beyond the head (0): the tenant was deleted and created again; \
+         re-read it, watching from revision 0\n"
+    );
     server.ok_with_stdin(
         &["patch", "acme_corp", "-"],
         &json!([{"op": "add", "path": "/v", "value": 1}]).to_string(),
