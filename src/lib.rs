@@ -206,7 +206,8 @@ pub mod prelude {
     pub use rewind_runtime::{
         ask, AutoSnapshotPolicy, Error, ErrorKind, FailureReason, Journal, JournalError,
         JournalHolder, PromoteOptions, Promoted, RestartIntensity, Runtime, SupervisorMsg, Tenant,
-        TenantConfig, TenantMsg, TenantRef, TransactionPlan, TransactionReport, WriteOptions,
+        TenantConfig, TenantMsg, TenantRef, TransactionPlan, TransactionReport, WatchEnd,
+        WatchError, Watcher, WriteOptions,
     };
     pub use rewind_store::{MemoryJournal, SqliteJournal, SqliteOptions, SyncMode};
 }
