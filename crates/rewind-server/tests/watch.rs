@@ -1,7 +1,8 @@
 //! `GET /v1/tenants/{t}/watch`: one server-sent event per new revision, in
 //! order, none for a refused write; the stream ends when the server stops,
-//! with a `deleted` event when the tenant is deleted, and a resume point
-//! beyond the head is answered with a `reset` event.
+//! after a `deleted` (or `failed`) event when the tenant is deleted (or
+//! fails for good); a resume point beyond the head is answered with a
+//! `reset` event.
 
 mod support;
 
@@ -164,6 +165,30 @@ async fn a_deleted_tenant_ends_its_stream_with_a_deleted_event() {
         "clears the last event id: no resume into a new tenant"
     );
     assert_eq!(data, json!({"tenant": "acme_corp", "revision": 1}));
+    assert_eq!(events.next().await, None);
+}
+
+/// A tenant that fails past its restart intensity serves nothing more:
+/// its stream ends with a `failed` event rather than going quiet.
+#[tokio::test]
+async fn a_failed_tenant_ends_its_stream_with_a_failed_event() {
+    let server = Server::with_acme().await;
+    let mut events = watch(&server, "acme_corp").await;
+    let tenant = server.runtime.tenant("acme_corp").await.unwrap();
+    let panic = |_: &rewind_core::Doc| -> Result<rewind_core::Patch, rewind_runtime::Error> {
+        panic!("boom")
+    };
+    let mut panics = 0;
+    loop {
+        match tenant.update(panic).await {
+            Err(rewind_runtime::Error::Panicked { .. }) if panics < 10 => panics += 1,
+            Err(rewind_runtime::Error::TenantFailed { .. }) => break,
+            other => panic!("expected a panic or TenantFailed, got {other:?}"),
+        }
+    }
+    let (event, id, data) = events.next().await.expect("a `failed` event");
+    assert_eq!((event.as_str(), id.as_str()), ("failed", ""));
+    assert_eq!(data, json!({"tenant": "acme_corp"}));
     assert_eq!(events.next().await, None);
 }
 
