@@ -161,7 +161,10 @@ async fn workload(runtime: &Runtime<Doc>) -> Result<()> {
             Err::<(), _>("SMTP relay unavailable")
         })
         .run()
-        .await?;
+        .await
+        .err()
+        .context("the notification step fails")?
+        .into_transaction_report()?;
     if report.outcome != TransactionOutcome::RolledBack {
         bail!("the transaction must roll back: {:?}", report.outcome);
     }

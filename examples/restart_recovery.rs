@@ -81,7 +81,7 @@ pub(crate) async fn run() -> Result<()> {
             Err::<(), _>("mail server down")
         })
         .on_failure(RollbackPolicy::Start)
-        .run()
+        .run_report()
         .await?;
     ensure!(!report.is_committed(), "the transaction rolls back");
     let widgets = runtime

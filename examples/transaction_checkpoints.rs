@@ -116,7 +116,9 @@ pub(crate) async fn run() -> Result<()> {
             .create_tenant(&format!("app-{target}"), initial.clone())
             .await?;
 
-        let report = tenant
+        // `run` is `Ok` only for a committed transaction: a failed step is
+        // `Error::TransactionFailed`, which carries the report.
+        let outcome = tenant
             .transaction()
             .step(
                 "session_created",
@@ -135,7 +137,15 @@ pub(crate) async fn run() -> Result<()> {
             .effect("notify_users", send_notifications)
             .on_failure(policy.clone())
             .run()
-            .await?;
+            .await;
+        let report = match outcome {
+            Err(rewind::Error::TransactionFailed { report, .. }) => *report,
+            Ok(report) => bail!(
+                "step 4 must fail, yet transaction {} committed",
+                report.transaction
+            ),
+            Err(other) => return Err(other.into()),
+        };
 
         // The report, as the guide draws it.
         println!(

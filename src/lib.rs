@@ -77,6 +77,10 @@
 //! | a fork's parent was a name | `Incarnation` (core); `ForkInfo::parent_incarnation`, `ForkRecord::fork_incarnation`, `Timeline::{incarnation, set_incarnation}`, `record_fork` takes the fork's incarnation; `Tenant::{incarnation, fork_status, attached_forks}`, `ForkStatus`, `Detached`; `Error::ForkDetached`; `TenantMsg::{RecordFork, Promote}` add incarnations | a later tenant of a deleted parent's name is never promoted into (409 `fork_detached`) |
 //! | a failed append was always `Error::Journal` ("not applied"), even when its `COMMIT` answer was lost and it had been stored | `Error::OutcomeUnknown` / `ErrorKind::OutcomeUnknown` when nobody could tell; `JournalError::{OutcomeUnknown, Unavailable}` and `is_outcome_unknown`; after any failed append the tenant reads itself back from the journal before it writes again | three outcomes, never two (README "What an answer means") |
 //! | a retried write was applied again | `CommitMeta::idempotency` (new field: struct literals need `..Default::default()`), `IdempotencyKey`, `CommitMeta::{by, with_idempotency}`; `TenantConfig::idempotency` (`IdempotencyWindow`); `Error::IdempotencyKeyReused` | HTTP `Idempotency-Key` on creation, `PUT` and `PATCH` of the state |
+//! | `tenant.transaction()...run()` and `run_transaction(plan)` answered `Ok(report)` for a transaction that rolled back or failed | `Err(Error::TransactionFailed { tenant, report })` (`ErrorKind::TransactionFailed`; `err.transaction_report()`, `into_transaction_report()`); `run_report()` / `run_transaction_report(plan)` answer the report whatever the outcome | a `?` no longer passes a failed transaction on as success |
+//! | `Tenant::watch()` gave a `broadcast::Receiver<RevisionInfo>` that closed without a word | a `Watcher`: `recv()` / `try_recv()` answer revisions, then `Err(WatchError::Ended(WatchEnd::Deleted \| Failed \| ShutDown))`; `WatchError::Lagged(n)` as before | a watcher knows a deleted tenant from a stopped runtime |
+//! | `rewind transaction` exited 0 after a rollback; `rewind watch` exited 0 when its tenant was deleted | exit 3 (rolled back), 4 (failed, no rollback); `rewind watch` exits 1 (deleted or failed), 5 (the server ended the stream, with the `--after N` that resumes); `rewind_server::{exit_code, Unfinished}` | scripts see the outcome |
+//! | `GET .../watch` went quiet for a tenant deleted, or a `Last-Event-ID` beyond the head | `deleted` / `failed` events end the stream; `reset` {"after","head"} answers a resume point beyond the head | |
 
 /// The README's code blocks, compiled and run as doctests so they stay true.
 #[doc = include_str!("../README.md")]
@@ -207,7 +211,7 @@ pub mod prelude {
         ask, AutoSnapshotPolicy, DeleteOptions, Detached, Error, ErrorKind, FailureReason,
         ForkStatus, Journal, JournalError, JournalHolder, PromoteOptions, Promoted,
         RestartIntensity, Runtime, SupervisorMsg, Tenant, TenantConfig, TenantMsg, TenantRef,
-        TransactionPlan, TransactionReport, WriteOptions,
+        TransactionPlan, TransactionReport, WatchEnd, WatchError, Watcher, WriteOptions,
     };
     pub use rewind_store::{MemoryJournal, SqliteJournal, SqliteOptions, SyncMode};
 }

@@ -7,12 +7,15 @@ use rewind_core::{InvalidInput, MergeConflict, Revision, TenantId, TimelineError
 
 use crate::journal::JournalError;
 use crate::supervisor::links::{DeleteRefusal, Detached};
+use crate::transaction::TransactionReport;
 
 /// A boxed error from user code (update closures, transaction effects).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Any error of the runtime. Nothing was changed when one is returned,
-/// except [`Error::OutcomeUnknown`], which says it cannot tell.
+/// except [`Error::OutcomeUnknown`], which says it cannot tell, and
+/// [`Error::TransactionFailed`]: a transaction that ran and did not commit,
+/// whose report says what it wrote and what it rolled back.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -173,6 +176,20 @@ pub enum Error {
     /// to delete them anyway. Nothing was deleted.
     #[error(transparent)]
     DeleteRefused(Box<DeleteRefusal>),
+    /// A transaction ran and a step failed: it was rolled back per its
+    /// policy (`report.outcome` is `RolledBack`), or no rollback could be
+    /// made (`Failed`: the policy's checkpoint was never reached, so the
+    /// steps before the failure stay). Unlike every other error, revisions
+    /// may have been written: the steps' and the rollback's, all in the
+    /// history. The report says which step failed and why; take it with
+    /// [`Error::transaction_report`] or [`Error::into_transaction_report`].
+    #[error("tenant '{tenant}': {report}")]
+    TransactionFailed {
+        /// The tenant.
+        tenant: TenantId,
+        /// What the transaction did: its steps, the failure, the rollback.
+        report: Box<TransactionReport>,
+    },
     /// A `merge` promotion found changes of the fork and of its parent on
     /// the same paths since the fork's base; nothing was written.
     #[error("promoting fork '{fork}' into '{parent}' conflicts: {conflict}")]
@@ -282,6 +299,25 @@ impl Error {
             Error::MergeConflict { .. } | Error::ForkDetached { .. } | Error::DeleteRefused(_) => {
                 ErrorKind::Conflict
             }
+            Error::TransactionFailed { .. } => ErrorKind::TransactionFailed,
+        }
+    }
+
+    /// The report of a transaction that did not commit
+    /// ([`Error::TransactionFailed`]).
+    pub fn transaction_report(&self) -> Option<&TransactionReport> {
+        match self {
+            Error::TransactionFailed { report, .. } => Some(report),
+            _ => None,
+        }
+    }
+
+    /// Takes the report out of an [`Error::TransactionFailed`]; any other
+    /// error comes back as it was.
+    pub fn into_transaction_report(self) -> Result<TransactionReport, Error> {
+        match self {
+            Error::TransactionFailed { report, .. } => Ok(*report),
+            other => Err(other),
         }
     }
 
@@ -371,6 +407,12 @@ pub enum ErrorKind {
     /// ([`Error::OutcomeUnknown`]): read the history, or retry with the same
     /// idempotency key.
     OutcomeUnknown,
+    /// A transaction ran and a step failed
+    /// ([`Error::TransactionFailed`]): the one kind after which revisions
+    /// may have been written (its steps, then its rollback), so it is not a
+    /// refusal. Its own kind, so that a service tells it from a refusal of
+    /// the transaction before it ran (`Invalid`, `Conflict`, ...).
+    TransactionFailed,
 }
 
 /// The text of a caught panic's payload.

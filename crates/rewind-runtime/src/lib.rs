@@ -21,6 +21,8 @@
 //!     sealing and settling it.
 //!   - `publish.rs`: durable batches published, watchers told, answers
 //!     released, strictly in order; images stored.
+//!   - `watcher.rs`: the [`Watcher`] of a tenant's new revisions, and the
+//!     [`WatchEnd`] that says why they stopped.
 //!   - `messages.rs`, `shared.rs`: the protocol, and the cells handles,
 //!     actor and supervisor share.
 //! - `supervisor/`: registry, routing ([`SupervisorMsg`]), restarts with an
@@ -114,6 +116,7 @@ pub use supervisor::messages::SupervisorMsg;
 pub use tenant::fork::{ForkStatus, PromoteOptions, Promoted};
 pub use tenant::handle::Tenant;
 pub use tenant::messages::{TenantMsg, UpdateFn, WriteOptions};
+pub use tenant::watcher::{WatchEnd, WatchError, Watcher};
 pub use transaction::{
     FailureReason, StepAction, StepFailure, StepRecord, TransactionBuilder, TransactionPlan,
     TransactionReport,

@@ -11,6 +11,7 @@
 //! - `lease`: the transaction write lease and the writes waiting for it.
 //! - `commit`: the open batch, sealing it, settling the pipeline.
 //! - `publish`: durable batches published and answered in order; images.
+//! - `watcher`: a tenant's revisions for watchers, then why they stopped.
 //! - `messages`, `shared`: the protocol and what handles and actor share.
 
 pub(crate) mod actor;
@@ -24,3 +25,4 @@ mod lease;
 pub(crate) mod messages;
 pub(crate) mod publish;
 pub(crate) mod shared;
+pub(crate) mod watcher;

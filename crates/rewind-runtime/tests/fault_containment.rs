@@ -140,7 +140,7 @@ async fn busy_doc_tenant(runtime: &Runtime<Doc>, id: &str) -> Tenant<Doc> {
         .transaction()
         .step("three", set("/t", json!(3)))
         .effect("fail", |_: Doc| async { Err::<(), _>("smtp down") })
-        .run()
+        .run_report()
         .await
         .unwrap();
     assert_eq!(rolled_back.outcome, TransactionOutcome::RolledBack);
@@ -365,7 +365,7 @@ async fn a_model_panic_in_a_transaction_step_rolls_back_by_the_plans_policy() {
                 .step("third", Entry::Explode)
                 .step("fourth", Entry::Credit(40))
                 .on_failure(policy.clone())
-                .run(),
+                .run_report(),
         );
         started_rx.await.unwrap();
         let waiting = {
@@ -429,6 +429,7 @@ async fn past_its_restart_intensity_a_tenant_fails_alone() {
     let victim = busy_doc_tenant(&runtime, "victim").await;
     let bystander = busy_doc_tenant(&runtime, "bystander").await;
     let before = observe(&victim);
+    let mut watch = victim.watch();
     let panic = |_: &Doc| -> Result<Patch, Error> { panic!("boom") };
 
     // Two failures within the period are restarted.
@@ -466,6 +467,13 @@ async fn past_its_restart_intensity_a_tenant_fails_alone() {
         other => panic!("expected TenantFailed, got {other:?}"),
     }
     assert!(failed.to_string().contains("victim"), "{failed}");
+    // Its watchers are told, after no revision (snapshots make none).
+    assert_eq!(
+        watch.recv().await,
+        Err(rewind_runtime::WatchError::Ended(
+            rewind_runtime::WatchEnd::Failed
+        ))
+    );
     for err in [
         victim.snapshot().await.unwrap_err(),
         victim

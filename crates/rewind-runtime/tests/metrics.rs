@@ -398,7 +398,7 @@ async fn metrics_move_as_designed() {
             .step("s1", set(20))
             .effect("notify", |_: Doc| async { Err::<(), _>("smtp down") })
             .on_failure(RollbackPolicy::Start)
-            .run()
+            .run_report()
             .await
             .unwrap()
     );
@@ -424,7 +424,7 @@ async fn metrics_move_as_designed() {
             .effect("notify", |_: Doc| async { Err::<(), _>("smtp down") })
             .step("later", set(30))
             .on_failure(RollbackPolicy::Checkpoint(name("later")))
-            .run()
+            .run_report()
             .await
             .unwrap()
     );

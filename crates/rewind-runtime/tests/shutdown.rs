@@ -8,9 +8,12 @@ use std::time::Duration;
 use rewind_core::{
     Cause, Commit, Doc, Patch, Revision, RevisionInfo, RollbackTarget, SnapshotName, StateRef,
 };
-use rewind_runtime::{AutoSnapshotPolicy, Error, Runtime, Tenant, TenantConfig, TransactionReport};
+use rewind_runtime::{
+    AutoSnapshotPolicy, Error, Runtime, Tenant, TenantConfig, TransactionReport, WatchEnd,
+    WatchError, Watcher,
+};
 use serde_json::json;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 
 mod support;
 use support::accepted;
@@ -322,12 +325,12 @@ async fn tenant_ids_are_unique_and_validated() {
     runtime.shutdown().await.unwrap();
 }
 
-fn drain(watch: &mut broadcast::Receiver<RevisionInfo>) -> Vec<RevisionInfo> {
+fn drain(watch: &mut Watcher) -> Vec<RevisionInfo> {
     let mut seen = Vec::new();
     loop {
         match watch.try_recv() {
-            Ok(info) => seen.push(info),
-            Err(broadcast::error::TryRecvError::Empty) => return seen,
+            Ok(Some(info)) => seen.push(info),
+            Ok(None) => return seen,
             Err(e) => panic!("watch: {e}"),
         }
     }
@@ -362,7 +365,7 @@ async fn watch_receives_every_new_revision_in_order() {
         .transaction()
         .step("s1", add("t3"))
         .effect("fail", |_: Doc| async { Err::<(), _>("no") })
-        .run()
+        .run_report()
         .await
         .unwrap();
     // Refused and panicking writes make no revision; the restart loses none.
@@ -398,4 +401,65 @@ async fn watch_receives_every_new_revision_in_order() {
     assert_eq!(next.await.unwrap().revision, commit.revision);
     assert_eq!(drain(&mut watch).len(), 1);
     runtime.shutdown().await.unwrap();
+    assert_eq!(
+        watch.recv().await,
+        Err(WatchError::Ended(WatchEnd::ShutDown))
+    );
+}
+
+/// A watcher learns why the revisions stopped: every revision the tenant
+/// accepted, then `Deleted` — also the revisions of a transaction still
+/// running when the tenant was deleted, which it finishes first. A watcher
+/// made after the deletion is ended at once, and a later tenant of the
+/// same id is watched afresh.
+#[tokio::test]
+async fn a_watcher_is_told_the_tenant_was_deleted_after_its_last_revision() {
+    let runtime = runtime().await;
+    let tenant = runtime.create_tenant("acme_corp", doc()).await.unwrap();
+    let mut watch = tenant.watch();
+    tenant.apply(add("one")).await.unwrap();
+    let (release, running) = hold_lease(&tenant).await;
+    let deleting = tokio::spawn({
+        let runtime = runtime.clone();
+        async move { runtime.delete_tenant("acme_corp").await }
+    });
+    // The deletion has begun: the tenant is no longer found...
+    while runtime.tenant("acme_corp").await.is_ok() {
+        tokio::task::yield_now().await;
+    }
+    assert!(watch.ended().is_none());
+    assert_eq!(
+        tenant.watch().recv().await,
+        Err(WatchError::Ended(WatchEnd::Deleted))
+    );
+    // ...and finishes the transaction it accepted before saying so.
+    release.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    deleting.await.unwrap().unwrap();
+    let revisions: Vec<u64> = drain_until_end(&mut watch);
+    assert_eq!(revisions, [1, 2, 3]);
+    assert_eq!(watch.ended(), Some(WatchEnd::Deleted));
+    assert_eq!(
+        watch.recv().await,
+        Err(WatchError::Ended(WatchEnd::Deleted))
+    );
+
+    let again = runtime.create_tenant("acme_corp", doc()).await.unwrap();
+    let mut fresh = again.watch();
+    again.apply(add("new")).await.unwrap();
+    assert_eq!(fresh.recv().await.unwrap().revision, Revision(1));
+    runtime.shutdown().await.unwrap();
+}
+
+/// The revisions a watcher holds, up to its end message.
+fn drain_until_end(watch: &mut Watcher) -> Vec<u64> {
+    let mut seen = Vec::new();
+    loop {
+        match watch.try_recv() {
+            Ok(Some(info)) => seen.push(info.revision.get()),
+            Ok(None) => panic!("no end message after {seen:?}"),
+            Err(WatchError::Ended(_)) => return seen,
+            Err(e) => panic!("watch: {e}"),
+        }
+    }
 }

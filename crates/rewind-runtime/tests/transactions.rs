@@ -18,8 +18,8 @@ use rewind_core::{
     TransactionId, TransactionOutcome,
 };
 use rewind_runtime::{
-    AutoSnapshotPolicy, Error, FailureReason, Runtime, SupervisorMsg, Tenant, TenantConfig,
-    TenantMsg, TransactionPlan, TransactionReport,
+    AutoSnapshotPolicy, Error, ErrorKind, FailureReason, Runtime, SupervisorMsg, Tenant,
+    TenantConfig, TenantMsg, TransactionPlan, TransactionReport,
 };
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -244,7 +244,7 @@ async fn fail_everywhere(failure: Failure) {
                 plan = add_step(plan, index);
             }
             plan = add_failing_step(plan, position - 1, failure);
-            let report = tenant.run_transaction(plan).await.expect(&case);
+            let report = tenant.run_transaction_report(plan).await.expect(&case);
             check_rolled_back(&tenant, &report, failure, position, &policy, kept, &case).await;
         }
     }
@@ -490,7 +490,7 @@ async fn the_tenant_step_timeout_applies_by_default_and_cancels_the_effect() {
             Ok::<(), Error>(())
         })
         .on_failure(RollbackPolicy::Start)
-        .run()
+        .run_report()
         .await
         .unwrap();
     assert_eq!(started.elapsed(), Duration::from_secs(2));
@@ -689,7 +689,9 @@ async fn a_named_checkpoint_not_reached_leaves_the_last_completed_step() {
     plan = add_step(plan, 0);
     plan = add_failing_step(plan, 1, Failure::ComputeError);
     plan = add_step(plan, 2);
-    let report = tenant.run_transaction(plan).await.unwrap();
+    let err = tenant.run_transaction(plan).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TransactionFailed, "{err}");
+    let report = err.into_transaction_report().unwrap();
     assert_eq!(report.outcome, TransactionOutcome::Failed);
     assert!(report.rollback.is_none());
     assert_eq!(report.failure.as_ref().unwrap().index, 1);
@@ -740,7 +742,7 @@ async fn hold_lease(
             patch(json!([{"op": "add", "path": "/features/-", "value": "beta"}])),
         )
         .on_failure(RollbackPolicy::Start);
-    let running = tokio::spawn(plan.run());
+    let running = tokio::spawn(plan.run_report());
     started_rx.await.expect("the effect starts");
     (release_tx, running)
 }
@@ -922,5 +924,70 @@ async fn a_writer_waiting_past_the_lease_timeout_is_refused_and_not_applied() {
     // With the lease free, writes go through at once.
     tenant.apply(writer_patch(2)).await.unwrap();
     assert_eq!(tenant.revision(), Revision(3));
+    runtime.shutdown().await.unwrap();
+}
+
+/// The story of the bug: a newcomer wrote `tenant.transaction()...run().await?`
+/// in a function returning `Result`, and a failing step went unnoticed: `run`
+/// answered `Ok(report)` with a rolled-back outcome, so `?` passed it on as
+/// success. A transaction that does not commit is an `Err` now, carrying the
+/// report; `run_report` still answers the report whatever the outcome.
+#[tokio::test]
+async fn a_failed_transaction_is_an_err_for_the_question_mark() {
+    async fn checkout(tenant: &Tenant<Doc>) -> Result<TransactionReport, Error> {
+        let report = tenant
+            .transaction()
+            .step(
+                "create_session",
+                patch(json!([{"op": "replace", "path": "/sessions", "value": 1}])),
+            )
+            .effect("charge", |_: Doc| async { Err::<(), _>("card declined") })
+            .run()
+            .await?;
+        Ok(report)
+    }
+    let runtime = runtime().await;
+    let tenant = seeded(&runtime, "acme_corp").await;
+    let result = checkout(&tenant).await;
+    assert!(
+        result.is_err(),
+        "a rolled-back transaction must be an Err, got {result:?}"
+    );
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TransactionFailed);
+    let Error::TransactionFailed { tenant: id, report } = &err else {
+        panic!("expected TransactionFailed, got {err:?}");
+    };
+    assert_eq!(id.as_str(), "acme_corp");
+    assert_eq!(report.outcome, TransactionOutcome::RolledBack);
+    assert_eq!(report.failure.as_ref().unwrap().step.as_str(), "charge");
+    assert_eq!(err.transaction_report(), Some(&**report));
+    assert!(
+        err.to_string().starts_with(
+            "tenant 'acme_corp': transaction 1: rolled back after step 'charge' failed: \
+             error: card declined"
+        ),
+        "{err}"
+    );
+    assert_eq!(tenant.current().to_json(), expected(0), "rolled back");
+
+    // The report whatever the outcome, and `Ok` for a committed one.
+    let report = tenant
+        .transaction()
+        .effect("charge", |_: Doc| async { Err::<(), _>("card declined") })
+        .run_report()
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, TransactionOutcome::RolledBack);
+    let report = tenant
+        .transaction()
+        .step(
+            "create_session",
+            patch(json!([{"op": "replace", "path": "/sessions", "value": 1}])),
+        )
+        .run()
+        .await
+        .unwrap();
+    assert!(report.is_committed());
     runtime.shutdown().await.unwrap();
 }

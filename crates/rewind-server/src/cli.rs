@@ -2,6 +2,22 @@
 //! HTTP API ([`ClientCommand`]), run against a server by [`run_client`].
 //! Text for people by default (`cli/render.rs`), the server's JSON with
 //! `--json`; a refusal exits non-zero with the server's message.
+//!
+//! Exit codes ([`exit_code`]), so a script can tell outcomes apart:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | done |
+//! | 1 | refused or failed: the server's message (or why it could not be reached); also a watched tenant that was deleted or failed, and a deployment that did not promote |
+//! | 2 | usage: the command line does not parse (nothing was sent) |
+//! | 3 | `transaction` ran, a step failed, and it rolled back per `on_failure` (the report is printed; its revisions are in the history) |
+//! | 4 | `transaction` ran, a step failed, and no rollback could be made (its checkpoint was never reached): the steps before the failure stay |
+//! | 5 | `watch` ended because the server ended the stream (it is stopping) or the connection broke: resume with `--after N` |
+//!
+//! 3 and 4 are not 1 because the transaction was not refused: it wrote
+//! revisions, and a script must look at the state rather than retry.
+//!
+//! [`run_client`]: crate::run_client
 
 use std::io::{Read, Write};
 
@@ -36,6 +52,60 @@ pub struct ClientOptions {
     /// who made it (shown by `history` and `watch`).
     #[arg(long, env = "REWIND_REASON", value_name = "TEXT")]
     pub reason: Option<String>,
+}
+
+/// A command that ran and did not end as asked, with its own exit code
+/// ([`exit_code`]); the message says what happened and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unfinished {
+    /// A transaction's step failed and it rolled back (exit 3).
+    #[error("transaction {transaction} on '{tenant}' rolled back: step '{step}' failed: {error}")]
+    RolledBack {
+        /// The tenant.
+        tenant: TenantId,
+        /// The transaction's number.
+        transaction: u64,
+        /// The step that failed.
+        step: String,
+        /// Why.
+        error: String,
+    },
+    /// A transaction's step failed and no rollback could be made (exit 4).
+    #[error(
+        "transaction {transaction} on '{tenant}' failed at step '{step}' and could not roll          back (its checkpoint was never reached): the steps before it stay: {error}"
+    )]
+    TransactionFailed {
+        /// The tenant.
+        tenant: TenantId,
+        /// The transaction's number.
+        transaction: u64,
+        /// The step that failed.
+        step: String,
+        /// Why.
+        error: String,
+    },
+    /// The server ended a watch, or its connection broke (exit 5).
+    #[error("{why}; resume with `rewind watch {tenant}{}`", after.map(|n| format!(" --after {n}")).unwrap_or_default())]
+    StreamEnded {
+        /// The tenant watched.
+        tenant: TenantId,
+        /// What happened.
+        why: String,
+        /// The last revision seen (or given with `--after`).
+        after: Option<u64>,
+    },
+}
+
+/// The exit code of a client command's error: 3, 4 or 5 for an
+/// [`Unfinished`] command (see the table in the module docs), else 1.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    match error.downcast_ref::<Unfinished>() {
+        Some(Unfinished::RolledBack { .. }) => 3,
+        Some(Unfinished::TransactionFailed { .. }) => 4,
+        Some(Unfinished::StreamEnded { .. }) => 5,
+        None => 1,
+    }
 }
 
 /// Tenants asked for per page by `rewind tenants` (the server's maximum).
@@ -140,7 +210,9 @@ pub enum ClientCommand {
     },
     /// Run a transaction: the steps of FILE (`{"steps": [{"name", "patch"}],
     /// "on_failure"?}`), a checkpoint after each, rolled back per
-    /// `on_failure` when one fails. Prints each step.
+    /// `on_failure` when one fails. Prints each step. Exits 0 when it
+    /// committed, 3 when a step failed and it rolled back, 4 when a step
+    /// failed and no rollback could be made, 1 when it was refused.
     Transaction {
         /// The tenant.
         #[arg(value_parser = tenant_id)]
@@ -267,8 +339,9 @@ pub enum ClientCommand {
         #[arg(value_parser = tenant_id)]
         tenant: TenantId,
     },
-    /// Print one line per new revision until interrupted (or the server
-    /// stops).
+    /// Print one line per new revision until interrupted. Exits 1 when the
+    /// tenant is deleted (or fails), 5 when the server ends the stream
+    /// (saying which `--after` resumes it).
     Watch {
         /// The tenant.
         #[arg(value_parser = tenant_id)]
@@ -606,7 +679,8 @@ impl Session<'_> {
                 let body = read_json(&file)?;
                 let path = tenant_path(&tenant, "/transactions");
                 let reply = self.call(Method::POST, &path, Some(&body)).await?;
-                self.print(&reply.body, |body| render::transaction(&tenant, body))
+                self.print(&reply.body, |body| render::transaction(&tenant, body))?;
+                transaction_outcome(&tenant, &reply.body)
             }
             ClientCommand::Snapshots { tenant } => {
                 let path = tenant_path(&tenant, "/snapshots");
@@ -805,18 +879,68 @@ impl Session<'_> {
             "watching '{tenant}' on {} (Ctrl-C to stop)",
             self.client.server()
         );
-        while let Some(event) = events.next().await? {
+        // The last revision seen: where `--after` resumes.
+        let mut last = after;
+        let ended = |why: String, after: Option<u64>| Unfinished::StreamEnded {
+            tenant: tenant.clone(),
+            why,
+            after,
+        };
+        loop {
+            let event = match events.next().await {
+                Ok(Some(event)) => event,
+                Ok(None) => return Err(ended("the server ended the stream".into(), last).into()),
+                Err(e) => return Err(ended(e.to_string(), last).into()),
+            };
             let line = if self.json {
                 event.data.clone()
             } else {
                 render::event(&event)
             };
-            let mut stdout = std::io::stdout().lock();
-            writeln!(stdout, "{line}")?;
-            stdout.flush()?;
+            {
+                let mut stdout = std::io::stdout().lock();
+                writeln!(stdout, "{line}")?;
+                stdout.flush()?;
+            }
+            match event.event.as_str() {
+                "deleted" => bail!("tenant '{tenant}' was deleted: the watch is over"),
+                "failed" => bail!("tenant '{tenant}' failed and serves no more: the watch is over"),
+                _ => {}
+            }
+            if let Some(id) = event.id.as_deref().and_then(|id| id.parse().ok()) {
+                last = Some(id);
+            }
         }
-        eprintln!("the server ended the stream");
-        Ok(())
+    }
+}
+
+/// `Ok` for a committed transaction's report; else what happened, with its
+/// exit code.
+fn transaction_outcome(tenant: &TenantId, report: &Value) -> Result<()> {
+    let transaction = report["transaction"].as_u64().unwrap_or_default();
+    let step = report["failed_step"].as_str().unwrap_or("?").to_owned();
+    let error = report["error"]
+        .as_str()
+        .unwrap_or("no reason given")
+        .to_owned();
+    let tenant = tenant.clone();
+    match report["outcome"].as_str() {
+        Some("committed") => Ok(()),
+        Some("rolled_back") => Err(Unfinished::RolledBack {
+            tenant,
+            transaction,
+            step,
+            error,
+        }
+        .into()),
+        Some("failed") => Err(Unfinished::TransactionFailed {
+            tenant,
+            transaction,
+            step,
+            error,
+        }
+        .into()),
+        other => bail!("the server answered an unknown transaction outcome {other:?}"),
     }
 }
 

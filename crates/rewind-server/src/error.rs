@@ -147,13 +147,14 @@ pub(crate) fn patch_too_deep(error: &PatchError) -> bool {
 /// was deleted or whose parent's name now belongs to a later tenant),
 /// `delete_refused` (409, deleting a tenant with attached forks, protected
 /// snapshots or a deployment in progress without `detach_forks` /
-/// `force`), `unavailable` (503, a tenant that failed too often, is
-/// restarting or cannot be recovered, a runtime shutting down, or a journal
-/// that cannot store anything now; nothing was applied), `outcome_unknown`
-/// (503, the write's answer was lost between rewind and its journal and
-/// could not be found out: it may have been applied) and `internal` (500, a
-/// defect, or the model panicked; nothing was applied). Every 503 carries
-/// `Retry-After`.
+/// `force`), `transaction_failed` (422, `run()`'s error for a transaction
+/// that did not commit; no route of this API answers it), `unavailable`
+/// (503, a tenant that failed too often, is restarting or cannot be
+/// recovered, a runtime shutting down, or a journal that cannot store
+/// anything now; nothing was applied), `outcome_unknown` (503, the write's
+/// answer was lost between rewind and its journal and could not be found
+/// out: it may have been applied) and `internal` (500, a defect, or the
+/// model panicked; nothing was applied). Every 503 carries `Retry-After`.
 pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
     use StatusCode as S;
     match error {
@@ -195,6 +196,10 @@ pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         // The write may or may not have been stored.
         Error::OutcomeUnknown { .. } => (S::SERVICE_UNAVAILABLE, "outcome_unknown"),
         Error::Journal { .. } | Error::Panicked { .. } => (S::INTERNAL_SERVER_ERROR, "internal"),
+        // No route answers it (`POST .../transactions` answers the report
+        // whatever the outcome); an embedding service's route that passes
+        // `run()`'s error on gets the patch failure's status.
+        Error::TransactionFailed { .. } => (S::UNPROCESSABLE_ENTITY, "transaction_failed"),
         _ => (S::INTERNAL_SERVER_ERROR, "internal"),
     }
 }

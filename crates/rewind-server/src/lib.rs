@@ -47,10 +47,10 @@
 //! | `POST /v1/tenants/{t}/rollback` | `{"to", "dry_run"?}` → `{"revision","restored","diff"}` |
 //! | `GET /v1/tenants/{t}/diff?from=REF&to=REF` | `{"from","to","summary","changes","patch"}` |
 //! | `GET /v1/tenants/{t}/history?limit=N` | `{"revisions":[{"revision","at","cause","author"?,"message"?}]}` newest first |
-//! | `POST /v1/tenants/{t}/transactions` | `{"steps":[{"name","patch"}],"on_failure"}` → report |
+//! | `POST /v1/tenants/{t}/transactions` | `{"steps":[{"name","patch"}],"on_failure"}` → 200 report whatever the outcome: read `outcome` (`committed`, `rolled_back`, `failed`) |
 //! | `GET`/`POST /v1/tenants/{t}/forks` | list / `{"name","from"?}` → 201 `{"tenant","revision":0,"fork"}` (admin: it creates a tenant) |
 //! | `POST /v1/tenants/{t}/promote` | `{"strategy":"replace"\|"merge","if_parent_revision"?}` → `{"parent","revision","fork","fork_revision","strategy"}`; 409 `conflict` with `paths` (needs access to the fork and its parent) |
-//! | `GET /v1/tenants/{t}/watch` | server-sent events, one per new revision (`id:` the revision); `Last-Event-ID` resumes, `gap` says what left the window |
+//! | `GET /v1/tenants/{t}/watch` | server-sent events, one per new revision (`id:` the revision); `Last-Event-ID` resumes, `gap` says what left the window, `reset` answers a resume point beyond the head, `deleted` / `failed` end the stream |
 //!
 //! Writes record who made them (the token's label, `admin`, `tenant:<id>`
 //! or `anonymous`) and why (`X-Rewind-Reason`, or a body's `reason`) in
@@ -103,7 +103,8 @@ pub use api::openapi::document as openapi_document;
 pub use api::{Api, ApiConfig};
 pub use auth::{Access, Caller, Tokens, ANONYMOUS};
 pub use cli::{
-    run as run_client, ClientCommand, ClientOptions, PromoteStrategyArg, ReadAt, RollbackTo,
+    exit_code, run as run_client, ClientCommand, ClientOptions, PromoteStrategyArg, ReadAt,
+    RollbackTo, Unfinished,
 };
 pub use client::{Client, ClientError, EventStream, Reply, ServerEvent};
 pub use error::{status_and_code, ApiError};

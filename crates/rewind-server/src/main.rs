@@ -24,9 +24,21 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use rewind_server::{ClientCommand, ClientOptions, ServeArgs};
 
+/// The exit codes, shown at the end of `rewind --help` (the table of
+/// `rewind_server::exit_code`).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done
+  1  refused or failed (the server's message); a watched tenant deleted or failed;
+     a deployment not promoted
+  2  the command line does not parse (nothing was sent)
+  3  transaction: a step failed and it rolled back per on_failure
+  4  transaction: a step failed and no rollback could be made (the steps before it stay)
+  5  watch: the server ended the stream; resume with --after N (N: the last revision seen)";
+
 /// rewind: multi-tenant snapshot & rollback runtime.
 #[derive(Parser)]
-#[command(name = "rewind", version)]
+#[command(name = "rewind", version, after_help = EXIT_CODES)]
 struct Cli {
     /// The client options may also come before the subcommand.
     #[command(flatten)]
@@ -152,7 +164,7 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rewind: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(rewind_server::exit_code(&e))
         }
     }
 }

@@ -551,6 +551,97 @@ fn watch_prints_one_line_per_revision() {
     watch.wait().unwrap();
 }
 
+/// A `rewind watch` started as a background job.
+struct Watching {
+    child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
+    stderr: BufReader<std::process::ChildStderr>,
+}
+
+impl Watching {
+    /// `rewind watch ARGS`, once it printed that it is watching (the
+    /// server has subscribed the stream).
+    fn start(server: &Server, args: &[&str]) -> Watching {
+        let mut child = server
+            .rewind(&[&["watch"], args].concat())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        assert!(line.starts_with("watching '"), "{line}");
+        Watching {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line
+    }
+
+    /// Waits for the end: the exit code and the rest of stderr.
+    fn end(mut self) -> (Option<i32>, String) {
+        let mut rest = String::new();
+        self.stderr.read_to_string(&mut rest).unwrap();
+        let status = self.child.wait().unwrap();
+        (status.code(), rest)
+    }
+}
+
+/// A watched tenant that is deleted ends the watch with a message saying
+/// so and exit 1, where it used to print "the server ended the stream" and
+/// exit 0; a resume point beyond the head is reset to it; a server that
+/// stops ends the watch with exit 5 and how to resume (`--after` the last
+/// revision seen).
+#[test]
+fn watch_says_why_it_ended() {
+    let server = Server::start();
+    server.ok(&["create", "acme_corp"]);
+    let watch = Watching::start(&server, &["acme_corp"]);
+    server.ok(&["delete", "acme_corp"]);
+    let (code, stderr) = watch.end();
+    assert!(
+        stderr.contains("tenant 'acme_corp' was deleted"),
+        "{stderr}"
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+
+    // Created again: resuming after revision 5 of the old tenant is
+    // answered with a reset to the new one's head.
+    server.ok(&["create", "acme_corp"]);
+    let mut watch = Watching::start(&server, &["acme_corp", "--after", "5"]);
+    assert_eq!(
+        watch.line(),
+        "reset: revision 5 is beyond the head (0): the tenant was deleted and created again; \
+         re-read it, watching from revision 0\n"
+    );
+    server.ok_with_stdin(
+        &["patch", "acme_corp", "-"],
+        &json!([{"op": "add", "path": "/v", "value": 1}]).to_string(),
+    );
+    assert!(watch.line().starts_with("revision 1 at "));
+    let mut server = server;
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    server.child.wait().unwrap();
+    let (code, stderr) = watch.end();
+    assert!(
+        stderr.contains("rewind watch acme_corp --after 1"),
+        "{stderr}"
+    );
+    assert_eq!(code, Some(5), "{stderr}");
+}
+
 /// `rewind serve --help` lists the server's flags only; the client
 /// subcommands list the client options.
 #[test]
@@ -591,6 +682,24 @@ fn serve_help_shows_only_serve_options() {
         "{help}"
     );
     assert!(!help.contains("--listen"), "{help}");
+    // The exit codes are in `rewind --help`, and each command's own.
+    let output = Command::new(REWIND).arg("--help").output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        help.contains("Exit codes:")
+            && help.contains("3  transaction: a step failed and it rolled back")
+            && help.contains("5  watch: the server ended the stream"),
+        "{help}"
+    );
+    let output = Command::new(REWIND)
+        .args(["transaction", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        help.contains("3 when a step failed and it rolled back"),
+        "{help}"
+    );
     let output = Command::new(REWIND)
         .args(["--json", "serve", "--memory"])
         .output()
@@ -643,7 +752,16 @@ fn snapshots_transactions_checkpoints_and_deletion_from_the_command_line() {
         .to_string(),
     )
     .unwrap();
-    let out = server.ok(&["transaction", "acme_corp", file.to_str().unwrap()]);
+    // It ran and rolled back: exit 3, the report on stdout, why on stderr.
+    let args = ["transaction", "acme_corp", file.to_str().unwrap()];
+    let output = server.rewind(&args).output().unwrap();
+    let out = String::from_utf8(output.stdout).unwrap();
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(3), "{out}{err}");
+    assert!(
+        err.contains("transaction 1 on 'acme_corp' rolled back: step 'verify' failed"),
+        "{err}"
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[0], "step 'schema': revision 1, checkpoint 'schema'",

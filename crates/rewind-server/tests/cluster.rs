@@ -402,8 +402,24 @@ fn failover_under_load_loses_nothing() {
 /// Reads a forwarded watch stream (chunked SSE) on a thread, collecting the
 /// event ids until the connection ends.
 fn watch_ids(addr: &str, tenant: &str) -> (Arc<Mutex<Vec<u64>>>, std::thread::JoinHandle<()>) {
-    use std::io::{BufRead, BufReader, Read, Write};
     let ids = Arc::new(Mutex::new(Vec::new()));
+    let collected = ids.clone();
+    let reader = read_sse(addr, tenant, move |line| {
+        if let Some(id) = line.strip_prefix("id:") {
+            collected.lock().unwrap().push(id.trim().parse().unwrap());
+        }
+    });
+    (ids, reader)
+}
+
+/// Reads a watch stream (chunked SSE) on a thread, giving each SSE line to
+/// `on_line` until the connection ends.
+fn read_sse(
+    addr: &str,
+    tenant: &str,
+    mut on_line: impl FnMut(&str) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    use std::io::{BufRead, BufReader, Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     write!(
         stream,
@@ -413,8 +429,7 @@ fn watch_ids(addr: &str, tenant: &str) -> (Arc<Mutex<Vec<u64>>>, std::thread::Jo
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
         .unwrap();
-    let collected = ids.clone();
-    let reader = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         let mut reader = BufReader::new(stream);
         let mut line = String::new();
         // The head.
@@ -444,13 +459,63 @@ fn watch_ids(addr: &str, tenant: &str) -> (Arc<Mutex<Vec<u64>>>, std::thread::Jo
             pending.push_str(&String::from_utf8_lossy(&chunk[..size]));
             while let Some(end) = pending.find('\n') {
                 let sse: String = pending.drain(..=end).collect();
-                if let Some(id) = sse.strip_prefix("id:") {
-                    collected.lock().unwrap().push(id.trim().parse().unwrap());
-                }
+                on_line(sse.trim_end());
             }
         }
+    })
+}
+
+/// A watch forwarded to the owner ends after the `deleted` event: the
+/// forwarding node does not follow it into a tenant created again under
+/// the same name (whose revisions would pass for the deleted one's).
+#[test]
+fn a_forwarded_watch_ends_when_its_tenant_is_deleted() {
+    let Some(cluster) = Cluster::new("watch_deleted", 16) else {
+        return;
+    };
+    let (a, b) = two_nodes(&cluster, "2s");
+    let tenant = tenant_owned_by(&cluster, &a, "watched");
+    let path = format!("/v1/tenants/{tenant}");
+    let ten = Duration::from_secs(10);
+    assert_eq!(
+        call(&b.addr, "PUT", &path, Some(json!({})), ten).unwrap().0,
+        201
+    );
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let collected = events.clone();
+    let (ended_tx, ended) = std::sync::mpsc::channel();
+    let reader = read_sse(&b.addr, &tenant, move |line| {
+        if let Some(event) = line.strip_prefix("event:") {
+            collected.lock().unwrap().push(event.trim().to_owned());
+        }
     });
-    (ids, reader)
+    std::thread::spawn(move || {
+        let _ = reader.join();
+        let _ = ended_tx.send(());
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let patch = json!([{"op": "add", "path": "/n", "value": 1}]);
+    let state = format!("{path}/state");
+    assert_eq!(
+        call(&b.addr, "PATCH", &state, Some(patch.clone()), ten)
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(call(&b.addr, "DELETE", &path, None, ten).unwrap().0, 204);
+    assert_eq!(
+        call(&b.addr, "PUT", &path, Some(json!({})), ten).unwrap().0,
+        201
+    );
+    assert_eq!(
+        call(&b.addr, "PATCH", &state, Some(patch), ten).unwrap().0,
+        200
+    );
+    ended
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the forwarded stream ends after `deleted`");
+    assert_eq!(*events.lock().unwrap(), ["revision", "deleted"]);
+    drop((a, b));
 }
 
 #[test]

@@ -1,5 +1,8 @@
 //! `GET /v1/tenants/{t}/watch`: one server-sent event per new revision, in
-//! order, none for a refused write; the stream ends when the server stops.
+//! order, none for a refused write; the stream ends when the server stops,
+//! after a `deleted` (or `failed`) event when the tenant is deleted (or
+//! fails for good); a resume point beyond the head is answered with a
+//! `reset` event.
 
 mod support;
 
@@ -141,15 +144,72 @@ async fn one_event_per_new_revision() {
     assert_eq!(other.next().await, None);
 }
 
+/// A deleted tenant ends its stream with a `deleted` event, so a client
+/// knows the tenant is gone rather than the server stopping.
 #[tokio::test]
-async fn a_deleted_tenant_ends_its_stream() {
+async fn a_deleted_tenant_ends_its_stream_with_a_deleted_event() {
     let server = Server::with_acme().await;
     let mut events = watch(&server, "acme_corp").await;
+    bump(&server, "acme_corp", 1).await;
     server
         .delete("/v1/tenants/acme_corp")
         .await
         .assert_status(204);
+    let (event, _, _) = events.next().await.unwrap();
+    assert_eq!(event, "revision");
+    let ended = events.next().await;
+    let (event, id, data) = ended.expect("a `deleted` event before the end");
+    assert_eq!(event, "deleted");
+    assert_eq!(
+        id, "",
+        "clears the last event id: no resume into a new tenant"
+    );
+    assert_eq!(data, json!({"tenant": "acme_corp", "revision": 1}));
     assert_eq!(events.next().await, None);
+}
+
+/// A tenant that fails past its restart intensity serves nothing more:
+/// its stream ends with a `failed` event rather than going quiet.
+#[tokio::test]
+async fn a_failed_tenant_ends_its_stream_with_a_failed_event() {
+    let server = Server::with_acme().await;
+    let mut events = watch(&server, "acme_corp").await;
+    let tenant = server.runtime.tenant("acme_corp").await.unwrap();
+    let panic = |_: &rewind_core::Doc| -> Result<rewind_core::Patch, rewind_runtime::Error> {
+        panic!("boom")
+    };
+    let mut panics = 0;
+    loop {
+        match tenant.update(panic).await {
+            Err(rewind_runtime::Error::Panicked { .. }) if panics < 10 => panics += 1,
+            Err(rewind_runtime::Error::TenantFailed { .. }) => break,
+            other => panic!("expected a panic or TenantFailed, got {other:?}"),
+        }
+    }
+    let (event, id, data) = events.next().await.expect("a `failed` event");
+    assert_eq!((event.as_str(), id.as_str()), ("failed", ""));
+    assert_eq!(data, json!({"tenant": "acme_corp"}));
+    assert_eq!(events.next().await, None);
+}
+
+/// The story of the bug: a client resumed with `Last-Event-ID: 7` after
+/// its tenant was deleted and created again (now at revision 1) and got
+/// nothing, for ever: every new revision was at or below 7, so it was
+/// taken for one already sent. A resume point beyond the head is answered
+/// with a `reset` event carrying the head, then every revision after it.
+#[tokio::test]
+async fn a_resume_point_beyond_the_head_gets_a_reset_event() {
+    let server = Server::with_acme().await;
+    bump(&server, "acme_corp", 1).await;
+    let mut resumed = watch_after(&server, "acme_corp", "7").await;
+    bump(&server, "acme_corp", 2).await;
+    let (event, id, data) = resumed.next().await.unwrap();
+    assert_eq!(event, "reset");
+    assert_eq!(data, json!({"after": 7, "head": 1}));
+    assert_eq!(id, "1");
+    let (event, id, data) = resumed.next().await.unwrap();
+    assert_eq!((event.as_str(), id.as_str()), ("revision", "2"));
+    assert_eq!(data["revision"], 2);
 }
 
 async fn watch_after(server: &Server, tenant: &str, last_event_id: &str) -> Events {

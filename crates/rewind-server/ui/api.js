@@ -120,12 +120,18 @@ export const api = {
 /**
  * Follows `GET .../watch` (server-sent events) with `fetch`, since
  * `EventSource` cannot send the bearer token. Reconnects with
- * `Last-Event-ID` so nothing is missed. Returns `{close()}`.
+ * `Last-Event-ID` so nothing is missed. `gap` and `reset` (the resume
+ * point is beyond the head: the tenant was created again) go to `onGap`
+ * and `onReset`: re-read the tenant. A `deleted` or `failed` event ends
+ * the watch for good, reported through `onStatus("error", ...)`. Returns
+ * `{close()}`.
  */
-export function watch(id, { onRevision, onGap, onStatus, lastId }) {
+export function watch(id, { onRevision, onGap, onReset, onStatus, lastId }) {
   let controller = null;
   let closed = false;
   let last = lastId;
+  // Set by a `deleted` or `failed` event: why the stream will not resume.
+  let ended = null;
 
   async function connect() {
     controller = new AbortController();
@@ -148,6 +154,11 @@ export function watch(id, { onRevision, onGap, onStatus, lastId }) {
       } else {
         onStatus("live");
         await read(response.body.getReader());
+        if (ended) {
+          closed = true;
+          onStatus("error", ended);
+          return;
+        }
       }
     } catch (error) {
       if (closed) return;
@@ -191,6 +202,11 @@ export function watch(id, { onRevision, onGap, onStatus, lastId }) {
     const data = JSON.parse(event.data.join("\n"));
     if (event.type === "revision") onRevision(data);
     else if (event.type === "gap") onGap && onGap(data);
+    else if (event.type === "reset") onReset && onReset(data);
+    else if (event.type === "deleted")
+      ended = new ApiError(404, "tenant_not_found", `tenant '${data.tenant}' was deleted`);
+    else if (event.type === "failed")
+      ended = new ApiError(503, "unavailable", `tenant '${data.tenant}' failed and serves no more`);
   }
 
   connect();

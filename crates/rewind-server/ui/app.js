@@ -742,6 +742,7 @@ function tenantView(id, params) {
       lastId: v.head,
       onRevision,
       onGap: () => refresh().then(redraw),
+      onReset: () => refresh().then(redraw),
       onStatus: (state, error) => {
         live.className = `live ${state}`;
         live.textContent = state === "live" ? "● live" : state === "reconnecting" ? "reconnecting…" : describe(error);

@@ -101,7 +101,7 @@ async fn workload(runtime: &Runtime<Doc>) {
             patch(json!([{"op": "test", "path": "/tx", "value": 2}])),
         )
         .on_failure(RollbackPolicy::LastCheckpoint)
-        .run()
+        .run_report()
         .await
         .unwrap();
     assert!(!report.is_committed());

@@ -37,6 +37,7 @@ use crate::tenant::handle::Tenant;
 use crate::tenant::messages::Envelope;
 use crate::tenant::publish::RESYNC_WITHIN;
 use crate::tenant::shared::{Context, Journaling, Permit, Slot, TenantShared};
+use crate::tenant::watcher::WatchEnd;
 
 /// Where a handle to a tenant is sent.
 type HandleReply<M> = RpcReplyPort<Result<Tenant<M>, Error>>;
@@ -1111,6 +1112,8 @@ impl<M: Model> SupervisorState<M> {
         let task = tokio::spawn(async move {
             if let Some(actor) = &draining {
                 drain_and_stop(actor).await;
+                // After what it had accepted was published.
+                shared.end_watch(WatchEnd::Deleted);
             }
             let mut result = Ok(());
             if let Some(journaling) = journaling {
@@ -1166,10 +1169,10 @@ impl<M: Model> SupervisorState<M> {
         let mut actors = Vec::new();
         for shared in tenants.values() {
             let draining = shared.running();
-            if draining.is_none() {
-                shared.lane.fail_all(|| Error::ShuttingDown);
+            match &draining {
+                None => shared.lane.fail_all(|| Error::ShuttingDown),
+                Some(actor) => actors.push((Arc::clone(shared), actor.clone())),
             }
-            actors.extend(draining.clone());
             shared.set_slot(Slot::ShutDown { draining });
         }
         for waiting in std::mem::take(&mut self.activating).into_values() {
@@ -1184,8 +1187,11 @@ impl<M: Model> SupervisorState<M> {
         metrics::tenants(-(tenants.len() as f64));
         tokio::spawn(async move {
             let mut draining = tokio::task::JoinSet::new();
-            for actor in actors {
-                draining.spawn(async move { drain_and_stop(&actor).await });
+            for (shared, actor) in actors {
+                draining.spawn(async move {
+                    drain_and_stop(&actor).await;
+                    shared.end_watch(WatchEnd::ShutDown);
+                });
             }
             while draining.join_next().await.is_some() {}
             let _ = reply.send(());

@@ -13,10 +13,11 @@ use rewind_core::{
     RollbackPreview, RollbackTarget, SnapshotInfo, SnapshotName, StateRef, TenantId, Timeline,
     Timestamp,
 };
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 
 use super::messages::{Envelope, TenantMsg, WriteOptions};
 use super::shared::{Permit, TenantShared};
+use super::watcher::Watcher;
 use crate::error::{BoxError, Error};
 use crate::transaction::{TransactionBuilder, TransactionPlan, TransactionReport};
 
@@ -186,9 +187,30 @@ impl<M: Model> Tenant<M> {
         self.shared.read(|t| t.snapshots())
     }
 
-    /// Every new revision from now on. A receiver that falls more than 1024
-    /// revisions behind gets `RecvError::Lagged` with the count it missed.
-    pub fn watch(&self) -> broadcast::Receiver<RevisionInfo> {
+    /// Every new revision from now on, then why they stopped: the tenant
+    /// was deleted, failed or shut down ([`WatchError::Ended`]). A watcher
+    /// that falls more than 1024 revisions behind gets
+    /// [`WatchError::Lagged`] with the count it missed. Time: O(1); the
+    /// tenant's channel is made on its first watch.
+    ///
+    /// ```
+    /// # use rewind_core::Doc;
+    /// # use rewind_runtime::{Runtime, WatchEnd, WatchError};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let runtime = Runtime::<Doc>::start().await?;
+    /// let tenant = runtime.create_tenant("acme_corp", Doc::object()).await?;
+    /// let mut watcher = tenant.watch();
+    /// runtime.delete_tenant("acme_corp").await?;
+    /// assert_eq!(watcher.recv().await, Err(WatchError::Ended(WatchEnd::Deleted)));
+    /// # runtime.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`WatchError::Ended`]: crate::WatchError::Ended
+    /// [`WatchError::Lagged`]: crate::WatchError::Lagged
+    pub fn watch(&self) -> Watcher {
         self.shared.subscribe()
     }
 
@@ -395,8 +417,29 @@ impl<M: Model> Tenant<M> {
         TransactionBuilder::new(self.clone())
     }
 
-    /// Runs a transaction plan (see [`TransactionPlan`]).
+    /// Runs a transaction plan (see [`TransactionPlan`]): `Ok` only when
+    /// every step committed; a failed step is
+    /// [`Error::TransactionFailed`] with the report. As
+    /// [`TransactionBuilder::run`].
     pub async fn run_transaction(
+        &self,
+        plan: TransactionPlan<M>,
+    ) -> Result<TransactionReport, Error> {
+        let report = self.run_transaction_report(plan).await?;
+        if report.is_committed() {
+            Ok(report)
+        } else {
+            Err(Error::TransactionFailed {
+                tenant: self.id().clone(),
+                report: Box::new(report),
+            })
+        }
+    }
+
+    /// Runs a transaction plan and answers its report whatever the outcome
+    /// (`Err` only when it could not run). As
+    /// [`TransactionBuilder::run_report`].
+    pub async fn run_transaction_report(
         &self,
         plan: TransactionPlan<M>,
     ) -> Result<TransactionReport, Error> {

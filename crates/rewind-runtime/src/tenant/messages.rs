@@ -203,7 +203,11 @@ pub enum TenantMsg<M: Model> {
     Transaction {
         /// The steps and rollback policy.
         plan: TransactionPlan<M>,
-        /// The report, also when the transaction rolled back.
+        /// The report, also when the transaction rolled back or failed
+        /// (as [`TransactionBuilder::run_report`]: an actor reads
+        /// `outcome`); `Err` only when it could not run.
+        ///
+        /// [`TransactionBuilder::run_report`]: crate::TransactionBuilder::run_report
         reply: RpcReplyPort<Result<TransactionReport, Error>>,
     },
 }

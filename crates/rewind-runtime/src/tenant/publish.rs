@@ -33,6 +33,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::shared::TenantShared;
+use super::watcher::Published;
 use crate::durability;
 use crate::error::Error;
 use crate::journal::{Durable, Entry, Journal, JournalError, JournalSeq};
@@ -360,7 +361,7 @@ impl<M: Model> Publisher<M> {
             .collect();
         for info in new.into_iter().rev() {
             // A watcher that left is not an error.
-            let _ = events.send(info);
+            let _ = events.send(Published::Revision(info));
         }
     }
 

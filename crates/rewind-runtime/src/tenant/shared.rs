@@ -22,12 +22,13 @@ use std::sync::{Arc, OnceLock};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ractor::{ActorId, ActorRef};
-use rewind_core::{Model, Revision, RevisionInfo, TenantId, Timeline};
+use rewind_core::{Model, Revision, TenantId, Timeline};
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 use super::lane::{Lane, Wake};
 use super::messages::{Envelope, TenantMsg};
+use super::watcher::{Published, WatchEnd, Watcher};
 use crate::config::TenantConfig;
 use crate::error::Error;
 use crate::journal::{Journal, JournalError};
@@ -68,6 +69,19 @@ pub(crate) enum Slot<M: Model> {
     Idle,
     /// The tenant could not be read back from the journal.
     Unrecoverable(JournalError),
+}
+
+impl<M: Model> Slot<M> {
+    /// Why watchers get no more revisions, for a slot no actor will ever
+    /// serve again.
+    pub(crate) fn watch_end(&self) -> Option<WatchEnd> {
+        match self {
+            Slot::Deleted { .. } => Some(WatchEnd::Deleted),
+            Slot::ShutDown { .. } => Some(WatchEnd::ShutDown),
+            Slot::Failed { .. } | Slot::Unrecoverable(_) => Some(WatchEnd::Failed),
+            Slot::Running(_) | Slot::Restarting | Slot::Idle => None,
+        }
+    }
 }
 
 /// A tenant's link to the journal.
@@ -146,10 +160,11 @@ pub(crate) struct TenantShared<M: Model> {
     pub(crate) slot_changed: watch::Sender<u64>,
     /// Requests accepted and not yet answered (see [`Permit`]).
     in_flight: AtomicUsize,
-    /// Every new revision, for watchers: made on the first `watch()`, so a
+    /// Every new revision, for watchers, then why they stopped
+    /// ([`TenantShared::end_watch`]): made on the first `watch()`, so a
     /// tenant nobody watches holds no channel (its 1,024 slots are most of
     /// what an idle tenant would cost).
-    events: OnceLock<broadcast::Sender<RevisionInfo>>,
+    events: OnceLock<broadcast::Sender<Published>>,
     /// Seq of the last journal entry known durable; `published` reflects
     /// exactly the entries up to it. Written only by the tenant's actor (and
     /// by the supervisor before the actor exists).
@@ -364,15 +379,32 @@ impl<M: Model> TenantShared<M> {
         self.context.journaling.as_ref()
     }
 
-    /// A new receiver of every revision published from now on.
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<RevisionInfo> {
-        self.events
+    /// A new watcher of every revision published from now on.
+    ///
+    /// The slot is read after subscribing: a tenant whose slot ended
+    /// before sent its end message (if any) before this receiver existed,
+    /// so the watcher starts ended; otherwise the end message reaches it.
+    pub(crate) fn subscribe(&self) -> Watcher {
+        let events = self
+            .events
             .get_or_init(|| broadcast::channel(WATCH_CAPACITY).0)
-            .subscribe()
+            .subscribe();
+        Watcher::new(events, self.slot.load().watch_end())
+    }
+
+    /// Tells watchers that no revision will come again, and why: called
+    /// once the slot says so ([`Slot::watch_end`]) and whatever the tenant
+    /// accepted before has been published, so it comes after every
+    /// revision.
+    pub(crate) fn end_watch(&self, end: WatchEnd) {
+        if let Some(events) = self.watchers() {
+            // A watcher that left is not an error.
+            let _ = events.send(Published::End(end));
+        }
     }
 
     /// The watch channel, if anyone ever watched and someone still does.
-    pub(crate) fn watchers(&self) -> Option<&broadcast::Sender<RevisionInfo>> {
+    pub(crate) fn watchers(&self) -> Option<&broadcast::Sender<Published>> {
         self.events
             .get()
             .filter(|events| events.receiver_count() > 0)
@@ -387,9 +419,20 @@ impl<M: Model> TenantShared<M> {
             .fetch_max(generation, Ordering::AcqRel);
     }
 
+    /// Routes requests by `slot` from now on. A slot no actor will serve
+    /// again ends the watch at once when no actor drains the tenant;
+    /// otherwise whoever waits for the drain calls
+    /// [`end_watch`](Self::end_watch) after it.
     pub(crate) fn set_slot(&self, slot: Slot<M>) {
+        let end = match &slot {
+            Slot::Deleted { draining: Some(_) } | Slot::ShutDown { draining: Some(_) } => None,
+            slot => slot.watch_end(),
+        };
         self.slot.store(Arc::new(slot));
         self.slot_changed.send_modify(|generation| *generation += 1);
+        if let Some(end) = end {
+            self.end_watch(end);
+        }
     }
 
     /// Takes the actor `leaving` out of routing, replacing its `Running`

@@ -248,11 +248,46 @@ impl<M: Model> TransactionBuilder<M> {
         self
     }
 
-    /// Runs the transaction. A failing step is not an `Err`: the report says
-    /// which step failed and what rollback was made. `Err` means the
-    /// transaction could not run (invalid plan, tenant unavailable, lease
-    /// timeout).
+    /// Runs the transaction: `Ok` only when every step committed, so `?`
+    /// passes a failure on. A step that failed is
+    /// [`Error::TransactionFailed`], carrying the report (which step, why,
+    /// the rollback made); any other `Err` means the transaction could not
+    /// run (invalid plan, tenant unavailable, lease timeout) and changed
+    /// nothing. [`run_report`](Self::run_report) answers the report
+    /// whatever the outcome.
+    ///
+    /// ```
+    /// # use rewind_core::{Doc, Patch, TransactionOutcome};
+    /// # use rewind_runtime::{Error, ErrorKind, Runtime};
+    /// # use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let runtime = Runtime::<Doc>::start().await?;
+    /// let tenant = runtime.create_tenant("shop", Doc::object()).await?;
+    /// let failed = tenant
+    ///     .transaction()
+    ///     .step("price", Patch::from_json(&json!([{"op": "add", "path": "/p", "value": 5}]))?)
+    ///     .effect("charge", |_: Doc| async { Err::<(), _>("card declined") })
+    ///     .run()
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(failed.kind(), ErrorKind::TransactionFailed);
+    /// let report = failed.transaction_report().expect("a failed transaction has a report");
+    /// assert_eq!(report.outcome, TransactionOutcome::RolledBack);
+    /// assert_eq!(tenant.current().to_json(), json!({}), "rolled back to the start");
+    /// # runtime.shutdown().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn run(self) -> Result<TransactionReport, Error> {
         self.tenant.run_transaction(self.plan).await
+    }
+
+    /// Runs the transaction and answers its report whatever the outcome:
+    /// committed, rolled back or failed (read `report.outcome`). `Err`
+    /// only when it could not run, as for [`run`](Self::run); never
+    /// [`Error::TransactionFailed`].
+    pub async fn run_report(self) -> Result<TransactionReport, Error> {
+        self.tenant.run_transaction_report(self.plan).await
     }
 }

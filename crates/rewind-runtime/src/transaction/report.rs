@@ -89,7 +89,7 @@ pub struct TransactionReport {
 ///     .step("price", Patch::from_json(&json!([{"op": "add", "path": "/p", "value": 5}]))?)
 ///     .effect("notify", |_: Doc| async { Err::<(), _>("mail is down") })
 ///     .on_failure(RollbackPolicy::LastCheckpoint)
-///     .run()
+///     .run_report()
 ///     .await?;
 /// assert_eq!(
 ///     report.to_string(),

@@ -395,7 +395,11 @@ fn paths() -> Value {
         json!({"post": operation(
             "runTransaction",
             "Run patches as steps under the tenant's write lease, a checkpoint after each; \
-             when one fails, roll back per on_failure (a failed step is reported, not an error)",
+             when one fails, roll back per on_failure. 200 whatever the outcome: the \
+             transaction ran, and `outcome` says whether it committed (`committed`), rolled \
+             back (`rolled_back`) or failed without a rollback (`failed`, the steps before the \
+             failure stay). Not a 4xx, which here means refused with nothing applied: a \
+             failed transaction wrote its steps and its rollback as revisions",
             &[param("t"), param("reason")],
             Some(body(true, json!({
                 "type": "object",
@@ -428,7 +432,7 @@ fn paths() -> Value {
                     "reason": {"$ref": "#/components/schemas/Reason"},
                 },
             }))),
-            &[("200", json_response("The report", json!({
+            &[("200", json_response("The report, whatever the outcome: check `outcome`", json!({
                 "type": "object",
                 "required": ["transaction", "outcome", "steps"],
                 "properties": {
@@ -540,19 +544,26 @@ fn paths() -> Value {
             "watch",
             "Server-sent events: `revision` (id: the revision, data: RevisionInfo) per new \
              revision; with Last-Event-ID, the revisions after it from the window first, and \
-             `gap` ({\"after\", \"oldest\"}) for those that left it",
+             `gap` ({\"after\", \"oldest\"}) for those that left it, or `reset` \
+             ({\"after\", \"head\"}, id: the head) when it is beyond the head (the tenant was \
+             deleted and created again: re-read the state). The stream ends with `deleted` \
+             ({\"tenant\", \"revision\"}: the last revision sent) when the tenant is deleted, \
+             `failed` ({\"tenant\"}) when it failed for good (both with an empty id, which \
+             clears the client's last event id), or without an event when the server stops \
+             (reconnect with Last-Event-ID)",
             &[param("t"), param("last_event_id")],
             None,
             &[("200", json!({
-                "description": "The event stream, until the tenant is deleted or the server stops",
+                "description": "The event stream, until the tenant is deleted or fails (a last \
+                    `deleted` or `failed` event) or the server stops",
                 "content": {"text/event-stream": {"schema": {
                     "description": "One server-sent event",
                     "type": "object",
                     "required": ["data"],
                     "properties": {
-                        "event": {"enum": ["revision", "gap"]},
-                        "id": {"type": "string", "pattern": "^[0-9]+$"},
-                        "data": {"type": "string", "description": "JSON: a RevisionInfo, or {\"after\", \"oldest\"} for a gap"},
+                        "event": {"enum": ["revision", "gap", "reset", "deleted", "failed"]},
+                        "id": {"type": "string", "pattern": "^[0-9]*$", "description": "The revision; empty for `deleted` and `failed`"},
+                        "data": {"type": "string", "description": "JSON: a RevisionInfo; {\"after\", \"oldest\"} for a gap; {\"after\", \"head\"} for a reset; {\"tenant\", \"revision\"} for deleted; {\"tenant\"} for failed"},
                     },
                 }}},
             }))],

@@ -72,7 +72,10 @@ fn check_names(request: &TransactionRequest) -> Result<(), ApiError> {
 
 /// Runs the steps under the tenant's write lease, a checkpoint after each;
 /// when one fails, rolls back per `on_failure`. A failed step is not an
-/// error of the request: the answer says what happened.
+/// error of the request: 200 whatever the outcome, and `outcome` says
+/// what happened. Not a 4xx: in this API a 4xx means "refused, nothing
+/// applied", and a failed transaction wrote its steps and its rollback as
+/// revisions (the CLI turns the outcome into its exit code).
 ///
 /// -> `{"transaction", "outcome", "steps": [{"name", "revision",
 /// "checkpoint"}], "failed_step"?, "error"?, "rolled_back_to"?}`.
@@ -109,7 +112,7 @@ pub(super) async fn run(
         })?;
         plan = plan.step(&step.name, change);
     }
-    let report = tenant.run_transaction(plan).await?;
+    let report = tenant.run_transaction_report(plan).await?;
     audit.log(
         &format!("transaction {} ({:?})", report.transaction, report.outcome),
         tenant.id().as_str(),

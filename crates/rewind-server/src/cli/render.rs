@@ -291,6 +291,32 @@ pub(super) fn event(event: &ServerEvent) -> String {
             }
         }
     }
+    if let Ok(data) = serde_json::from_str::<Value>(&event.data) {
+        match event.event.as_str() {
+            "reset" => {
+                if let (Some(after), Some(head)) = (data["after"].as_u64(), data["head"].as_u64()) {
+                    return format!(
+                        "reset: revision {after} is beyond the head ({head}): the tenant was \
+                         deleted and created again; re-read it, watching from revision {head}"
+                    );
+                }
+            }
+            "deleted" => {
+                return format!(
+                    "deleted: tenant '{}' was deleted (last revision {})",
+                    data["tenant"].as_str().unwrap_or("?"),
+                    data["revision"]
+                )
+            }
+            "failed" => {
+                return format!(
+                    "failed: tenant '{}' failed and serves no more",
+                    data["tenant"].as_str().unwrap_or("?")
+                )
+            }
+            _ => {}
+        }
+    }
     if event.event == "lagged" {
         return format!(
             "lagged: {} revisions missed (see `rewind history`)",

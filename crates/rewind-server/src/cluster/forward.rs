@@ -21,7 +21,8 @@
 //!   it passed on (`Last-Event-ID`), so the client's stream goes on with
 //!   nothing missed or repeated. A client connected to the owner itself sees
 //!   its stream end then, and reconnects with `Last-Event-ID` as SSE clients
-//!   do.
+//!   do. After a `deleted` or `failed` event the stream is over and is not
+//!   followed.
 //! - Every forward counts in `rewind_forwarded_requests_total{outcome}`.
 
 use std::time::Duration;
@@ -291,6 +292,10 @@ struct Following {
     /// The id of the last event passed on, and the unfinished line.
     last_id: Option<String>,
     line: Vec<u8>,
+    /// A `deleted` or `failed` event was passed on: the tenant's stream is
+    /// over, so it is not resumed (a tenant created later under the same
+    /// name is another one).
+    ended: bool,
     closing: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -302,6 +307,11 @@ impl Following {
                 if let Some(id) = self.line.strip_prefix(b"id:") {
                     let id = String::from_utf8_lossy(id).trim().to_owned();
                     self.last_id = Some(id);
+                } else if let Some(event) = self.line.strip_prefix(b"event:") {
+                    let event = String::from_utf8_lossy(event);
+                    if matches!(event.trim(), "deleted" | "failed") {
+                        self.ended = true;
+                    }
                 }
                 self.line.clear();
             } else if self.line.len() < 256 {
@@ -328,6 +338,8 @@ impl Following {
                         }
                         continue;
                     }
+                    // The tenant's stream is over: end the client's.
+                    _ if self.ended => return None,
                     // The owner's stream ended or broke: find the next.
                     _ => self.upstream = None,
                 }
@@ -400,6 +412,7 @@ fn follow(
         upstream: Some(incoming),
         last_id,
         line: Vec::new(),
+        ended: false,
         closing: api.closing(),
     };
     let chunks = futures_util::stream::unfold(following, |mut following| async move {
