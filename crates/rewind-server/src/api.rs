@@ -292,15 +292,19 @@ async fn openapi_json() -> Json<serde_json::Value> {
 /// (`outcome_unknown` for a write, which may still take effect).
 async fn time_limit(
     axum::extract::State(api): axum::extract::State<Api>,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
     let limit = api.shared.limits.request_timeout;
     let write = !request.method().is_safe();
+    // A write whose body had not arrived was never handed to a tenant:
+    // giving up on it leaves nothing to happen later.
+    let body_read = input::BodyRead::track(&mut request);
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        // A write given up on may still take effect: its outcome is unknown.
-        Err(_) if write => ApiError::new(
+        // A write given up on once it could have been handed to its tenant
+        // may still take effect: its outcome is unknown.
+        Err(_) if write && body_read.done() => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "outcome_unknown",
             format!(

@@ -19,6 +19,33 @@ use crate::limits::{show_duration, Limits};
 /// A JSON request body; `None` when the body is empty.
 pub(crate) struct JsonBody(pub(crate) Option<Value>, pub(crate) Digest);
 
+/// Whether a request's body was read whole (or it has none): set by
+/// [`JsonBody`], read by the request time limit to tell a write that may
+/// still take effect from one that never reached its tenant.
+#[derive(Clone)]
+pub(crate) struct BodyRead(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl BodyRead {
+    /// Attaches a tracker to `request`: done at once for a request without
+    /// a body.
+    pub(crate) fn track(request: &mut Request) -> BodyRead {
+        let headers = request.headers();
+        let no_body = !headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+            && headers
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|v| v.trim() == "0");
+        let read = BodyRead(std::sync::Arc::new(no_body.into()));
+        request.extensions_mut().insert(read.clone());
+        read
+    }
+
+    /// The body was read whole, or there is none.
+    pub(crate) fn done(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
 /// A fingerprint of bytes (FNV-1a, 64 bits): of a request, so a retry with
 /// an idempotency key can be told from another request with the same key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -61,9 +88,15 @@ impl FromRequest<Api> for JsonBody {
         if declared.is_some_and(|length| length > limit as u64) {
             return Err(too_large());
         }
+        let read = request.extensions().get::<BodyRead>().cloned();
         let body = Limited::new(request.into_body(), limit).collect();
         let bytes = match tokio::time::timeout(limits.body_read_timeout, body).await {
-            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Ok(collected)) => {
+                if let Some(read) = read {
+                    read.0.store(true, std::sync::atomic::Ordering::Release);
+                }
+                collected.to_bytes()
+            }
             Ok(Err(error)) if error.is::<LengthLimitError>() => return Err(too_large()),
             Ok(Err(error)) => {
                 return Err(ApiError::invalid(format!(
