@@ -8,14 +8,18 @@
 //! write that was in fact committed: the commit reached the database and
 //! only its answer was lost. The tenant then wedged: its in-memory timeline
 //! had rewound past the entry that was in the database, so the following
-//! writes got `500` "entry seq N does not follow M" for seconds (some of them
-//! committed all the same), while the owner served reads of that rewound
-//! state, missing committed entries. And while PostgreSQL was starting up,
+//! writes got `500` "entry seq N does not follow M" (some of them committed
+//! all the same) for seconds, in this test's runs for over a minute, while
+//! the owner served reads of that rewound state, missing committed entries.
+//! And while PostgreSQL was starting up,
 //! writes got `500` "the database system is starting up (57P03)" rather than
-//! `503 unavailable` with `Retry-After`. A client cannot act on any of
-//! that: the only honest answers are "done" (2xx), "not done" (4xx, or 503
-//! with a code other than `outcome_unknown`) and "may be done"
-//! (`503 outcome_unknown`, or no answer).
+//! `503 unavailable` with `Retry-After`. Killing the owner showed one
+//! more: a write forwarded to it whose answer was lost was answered `503
+//! unavailable` ("a write may still take effect"), which reads as refused,
+//! and was applied. A client cannot act on any of that: the only honest
+//! answers are "done" (2xx), "not done" (4xx, or 503 with a code other than
+//! `outcome_unknown`) and "may be done" (`503 outcome_unknown`, or no
+//! answer).
 //!
 //! What the test does, as Jepsen's list-append workload does: a few tenants
 //! created with `{"items": []}`; writer threads append unique integers
@@ -29,7 +33,7 @@
 //!
 //! - 2xx: acknowledged;
 //! - 4xx, or 503 with any code but `outcome_unknown`, or no connection
-//!   made: refused (nothing may have been applied);
+//!   made: refused (nothing was applied);
 //! - 503 `outcome_unknown`, a client timeout, or the connection lost once
 //!   the request may have been sent: unknown outcome;
 //! - 500: an answer 500, a failure of the test (its outcome is unknown).
@@ -46,21 +50,24 @@
 //! from the server accepting connections again (polled) to every tenant's
 //! next acknowledged write must be at most 2 s. Each test prints one
 //! summary line, then asserts every count; the diagnostics (answers by
-//! status and code, the nemesis's timings, every gap, the first examples of
-//! each anomaly, writes answered 500 that were applied all the same) go to
-//! stderr.
+//! status and code, 503s without `Retry-After` apart, the nemesis's
+//! timings, every gap, the first examples of each anomaly, writes answered
+//! 500 that were applied all the same) go to stderr.
 //!
 //! - `every_answer_tells_the_truth_under_faults`: one attempt per value.
 //! - `idempotent_retries_append_exactly_once_under_faults`: every write
 //!   carries an `Idempotency-Key` (one per value), and every unknown
 //!   outcome is retried with the same key and body until a definite answer
 //!   (at most 30 s): no value may be lost or appended twice.
+//! - `a_postgres_restart_cuts_sessions_and_says_when_it_is_back`: the
+//!   nemesis's restart itself.
 //!
-//! The two tests run one after the other (each takes its own PostgreSQL
-//! server, which it restarts), about a minute and a half each on two cores.
-//! `REWIND_CLUSTER_FAULTS=restarts,kills,pauses` sets the number of each
-//! event of a test's nemesis (default `20,10,5`; e.g. `100,40,20` for a
-//! longer soak, `0,0,0` for the workload alone).
+//! The tests run one after the other (each takes a PostgreSQL server of
+//! its own, which it restarts); the two under faults take about two
+//! minutes each on two cores, a wedged tenant making the nemesis wait up
+//! to 2.3 s after a restart. `REWIND_CLUSTER_FAULTS=restarts,kills,pauses`
+//! sets the number of each event of a test's nemesis (default `20,10,5`;
+//! e.g. `100,40,20` for a longer soak, `0,0,0` for the workload alone).
 //! Like the other cluster tests, they skip loudly without PostgreSQL's
 //! binaries and fail instead under `REWIND_REQUIRE_POSTGRES=1`.
 
@@ -328,7 +335,9 @@ impl Run {
             }
         };
         let code = answer.code().unwrap_or("").to_owned();
-        self.note(format!("{} {code}", answer.status));
+        let bare = answer.status == 503 && answer.header("retry-after").is_none();
+        let hint = if bare { " (no Retry-After)" } else { "" };
+        self.note(format!("{} {code}{hint}", answer.status));
         let said = format!("{} {} via {addr}", answer.status, answer.body);
         let attempt = match answer.status {
             200..=299 => Attempt::Acknowledged,
