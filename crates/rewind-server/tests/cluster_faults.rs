@@ -11,10 +11,9 @@
 //! writes got `500` "entry seq N does not follow M" (some of them committed
 //! all the same) for seconds, in this test's runs for over a minute, while
 //! the owner served reads of that rewound state, missing committed entries.
-//! And while PostgreSQL was starting up,
-//! writes got `500` "the database system is starting up (57P03)" rather than
-//! `503 unavailable` with `Retry-After`. Killing the owner showed one
-//! more: a write forwarded to it whose answer was lost was answered `503
+//! And while PostgreSQL was starting up, writes got `500` "the database
+//! system is starting up (57P03)" rather than `503 unavailable` with
+//! `Retry-After`. Killing the owner showed one more: a write forwarded to it whose answer was lost was answered `503
 //! unavailable` ("a write may still take effect"), which reads as refused,
 //! and was applied. A client cannot act on any of that: the only honest
 //! answers are "done" (2xx), "not done" (4xx, or 503 with a code other than
@@ -335,15 +334,23 @@ impl Run {
             }
         };
         let code = answer.code().unwrap_or("").to_owned();
-        let bare = answer.status == 503 && answer.header("retry-after").is_none();
-        let hint = if bare { " (no Retry-After)" } else { "" };
-        self.note(format!("{} {code}{hint}", answer.status));
+        let message = answer.body["error"]["message"].as_str().unwrap_or("");
+        let hint = match answer.status {
+            503 if answer.header("retry-after").is_none() => " (no Retry-After)",
+            500 if message.contains("57P03") => " (starting up, 57P03)",
+            500 if message.contains("57P01") => " (session terminated, 57P01)",
+            500 if message.contains("does not follow") => " (entry seq does not follow)",
+            500 if message.contains("connection closed") => " (connection closed)",
+            _ => "",
+        };
+        let label = format!("{} {code}{hint}", answer.status);
+        self.note(label.clone());
         let said = format!("{} {} via {addr}", answer.status, answer.body);
         let attempt = match answer.status {
             200..=299 => Attempt::Acknowledged,
             500 => {
-                let count = self.answers.lock().unwrap()[&format!("500 {code}")];
-                if count <= 5 {
+                let count = self.answers.lock().unwrap()[&label];
+                if count <= 2 {
                     eprintln!(
                         "write of {value} to {tenant} via {addr}: 500 {}",
                         answer.body
