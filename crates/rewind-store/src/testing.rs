@@ -54,6 +54,19 @@ pub struct PgServer {
     stopped: AtomicBool,
 }
 
+/// How [`PgServer::restart_now`] stops the server before starting it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// `-m fast`: every session is ended (`57P01 terminating connection due
+    /// to administrator command`), its open transaction rolled back, and
+    /// the server shuts down cleanly.
+    Fast,
+    /// `-m immediate`: the server processes quit at once, as in a crash;
+    /// sessions see their connection close, and the start recovers from
+    /// the write-ahead log.
+    Immediate,
+}
+
 /// Where the server's programs are.
 #[derive(Debug, Clone)]
 struct Binaries {
@@ -230,6 +243,61 @@ impl PgServer {
         self.stopped.store(false, Ordering::SeqCst);
     }
 
+    /// Restarts the running server at once, on the same port and data
+    /// (`pg_ctl restart -m fast|immediate`), cutting whatever its sessions
+    /// are doing: see [`Shutdown`]. Returns when the server accepts
+    /// connections again (polled every 10 ms), with the moment it first did.
+    ///
+    /// # Panics
+    ///
+    /// If `pg_ctl` fails, or the server does not accept connections within
+    /// 60 seconds (the message has the log's tail).
+    pub fn restart_now(&self, mode: Shutdown) -> std::time::Instant {
+        let mode = match mode {
+            Shutdown::Fast => "fast",
+            Shutdown::Immediate => "immediate",
+        };
+        let mut restart = self.command(&self.binaries.pg_ctl);
+        // `-W`: pg_ctl waits for the stop, not for the start; the poll
+        // below tells when the server accepts connections.
+        restart
+            .arg("-D")
+            .arg(self.data())
+            .arg("-o")
+            .arg(self.options())
+            .arg("-l")
+            .arg(self.log())
+            .args(["-m", mode, "-W", "restart"]);
+        if let Err(failure) = run(&mut restart) {
+            panic!("restarting the test PostgreSQL server ({mode}): {failure}");
+        }
+        self.stopped.store(false, Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if self.accepts_connections() {
+                return std::time::Instant::now();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the test PostgreSQL server did not accept connections within 60 s of a \
+                 restart ({mode}); log tail:\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Whether a session can be opened and run `SELECT 1` now (not while
+    /// the server is down, starting up or recovering).
+    pub fn accepts_connections(&self) -> bool {
+        let url = self.url();
+        on_thread(move || {
+            let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls)?;
+            client.simple_query("SELECT 1")
+        })
+        .is_ok()
+    }
+
     fn database_url(&self, db: &str) -> String {
         format!("postgres://{USER}@127.0.0.1:{}/{db}", self.port)
     }
@@ -273,19 +341,23 @@ impl PgServer {
         }
     }
 
-    fn pg_ctl_start(&self) -> Result<(), String> {
-        let options = format!(
+    /// The server's command-line options.
+    fn options(&self) -> String {
+        format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}' \
              -c synchronous_commit=on -c max_connections=400",
             self.port,
             self.dir.display()
-        );
+        )
+    }
+
+    fn pg_ctl_start(&self) -> Result<(), String> {
         let mut start = self.command(&self.binaries.pg_ctl);
         start
             .arg("-D")
             .arg(self.data())
             .arg("-o")
-            .arg(options)
+            .arg(self.options())
             .arg("-l")
             .arg(self.log())
             .args(["-w", "-t", "60", "start"]);

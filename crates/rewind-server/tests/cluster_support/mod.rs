@@ -233,15 +233,113 @@ pub(crate) fn call_full(
     content_type: &str,
     timeout: Duration,
 ) -> std::io::Result<(u16, Option<u64>, Value)> {
-    let socket: std::net::SocketAddr = addr.parse().map_err(std::io::Error::other)?;
-    let mut stream = TcpStream::connect_timeout(&socket, Duration::from_secs(1))?;
+    let body = body.map(|b| b.to_string());
+    match exchange(
+        addr,
+        method,
+        path,
+        &[],
+        body.as_deref(),
+        content_type,
+        timeout,
+    ) {
+        Exchange::Answered(answer) => {
+            let etag = answer
+                .header("etag")
+                .and_then(|value| value.trim_matches('"').parse().ok());
+            Ok((answer.status, etag, answer.body))
+        }
+        Exchange::NotSent(error) | Exchange::Lost(error) => Err(error),
+    }
+}
+
+/// What became of one HTTP exchange.
+pub(crate) enum Exchange {
+    /// A whole answer came back.
+    Answered(Answer),
+    /// No connection was made: the request reached no node.
+    NotSent(std::io::Error),
+    /// The connection broke, or the timeout passed, once the request may
+    /// have been sent: it may have taken effect.
+    Lost(std::io::Error),
+}
+
+/// A whole answer: status, headers and JSON body (`null` if empty).
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Value,
+}
+
+impl Answer {
+    /// The value of the header `name` (any case), trimmed.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body's `error.code`, if it has one.
+    pub(crate) fn code(&self) -> Option<&str> {
+        self.body["error"]["code"].as_str()
+    }
+}
+
+/// One HTTP/1.1 request with extra `headers` and `timeout` for the whole
+/// exchange, telling a request that reached no node from one whose answer
+/// was lost.
+pub(crate) fn exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    content_type: &str,
+    timeout: Duration,
+) -> Exchange {
+    let socket: std::net::SocketAddr = match addr.parse() {
+        Ok(socket) => socket,
+        Err(error) => return Exchange::NotSent(std::io::Error::other(error)),
+    };
+    let mut stream = match TcpStream::connect_timeout(&socket, Duration::from_secs(1)) {
+        Ok(stream) => stream,
+        Err(error) => return Exchange::NotSent(error),
+    };
+    match converse(
+        &mut stream,
+        method,
+        path,
+        headers,
+        body,
+        content_type,
+        timeout,
+    ) {
+        Ok(answer) => Exchange::Answered(answer),
+        Err(error) => Exchange::Lost(error),
+    }
+}
+
+fn converse(
+    stream: &mut TcpStream,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    content_type: &str,
+    timeout: Duration,
+) -> std::io::Result<Answer> {
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let body = body.unwrap_or_default();
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
-         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n{extra}\r\n{body}",
         body.len()
     )?;
     let mut response = Vec::new();
@@ -254,28 +352,32 @@ pub(crate) fn call_full(
         .parse()
         .map_err(|_| bad())?;
     let (head, body) = response.split_once("\r\n\r\n").ok_or_else(bad)?;
-    let etag = head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        if name.eq_ignore_ascii_case("etag") {
-            value.trim().trim_matches('"').parse().ok()
-        } else {
-            None
-        }
+    let headers: Vec<(String, String)> = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            Some((name.trim().to_owned(), value.trim().to_owned()))
+        })
+        .collect();
+    let chunked = headers.iter().any(|(name, value)| {
+        name.eq_ignore_ascii_case("transfer-encoding") && value.eq_ignore_ascii_case("chunked")
     });
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
     let text = if chunked {
         dechunk(body)
     } else {
         body.to_owned()
     };
-    let value = if text.trim().is_empty() {
+    let body = if text.trim().is_empty() {
         Value::Null
     } else {
         serde_json::from_str(&text).map_err(|_| bad())?
     };
-    Ok((status, etag, value))
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut body: &str) -> String {
