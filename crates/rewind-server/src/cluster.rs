@@ -596,6 +596,10 @@ impl Inner {
     }
 }
 
+/// How often the lease loop tries to connect again while it has no
+/// connection.
+const RECONNECT_EVERY: Duration = Duration::from_millis(100);
+
 /// The lease loop: a round every tick until stopped, reconnecting when the
 /// connection drops.
 async fn run(inner: Arc<Inner>, mut db: Option<LeaseDb>) {
@@ -634,9 +638,16 @@ async fn run(inner: Arc<Inner>, mut db: Option<LeaseDb>) {
                 inner.lose(shard, "PostgreSQL unreachable past the lease");
             }
         }
+        // Without a connection, try again soon: a PostgreSQL restart takes
+        // about a second, and every tick missed eats into the lease.
+        let pause = if db.as_ref().is_none_or(LeaseDb::is_closed) {
+            RECONNECT_EVERY.min(inner.tick())
+        } else {
+            inner.tick()
+        };
         tokio::select! {
             _ = stop.changed() => {}
-            () = tokio::time::sleep(inner.tick()) => {}
+            () = tokio::time::sleep(pause) => {}
         }
     }
     if db.as_ref().is_none_or(LeaseDb::is_closed) {

@@ -47,13 +47,12 @@ pub(crate) const RESYNC_WITHIN: Duration = Duration::from_secs(5);
 
 /// Waits between attempts to read the journal back: short first, so a
 /// journal that is back takes writes again within a fraction of a second.
-const RESYNC_DELAYS: [Duration; 6] = [
+const RESYNC_DELAYS: [Duration; 5] = [
     Duration::from_millis(20),
     Duration::from_millis(50),
     Duration::from_millis(100),
     Duration::from_millis(200),
-    Duration::from_millis(300),
-    Duration::from_millis(500),
+    Duration::from_millis(200),
 ];
 
 /// An answer waiting for its batch: called with the journal failure, if the
@@ -267,7 +266,7 @@ impl<M: Model> Publisher<M> {
         let deadline = Instant::now() + within;
         let mut delays = RESYNC_DELAYS
             .iter()
-            .chain(std::iter::repeat(&RESYNC_DELAYS[5]));
+            .chain(std::iter::repeat(&RESYNC_DELAYS[4]));
         let read = loop {
             let (journal, tenant, clock) = (
                 Arc::clone(&journaling.journal),
@@ -283,7 +282,7 @@ impl<M: Model> Publisher<M> {
             match attempt {
                 Ok(read) => break Ok(read),
                 Err(error) => {
-                    let delay = *delays.next().unwrap_or(&RESYNC_DELAYS[5]);
+                    let delay = *delays.next().unwrap_or(&RESYNC_DELAYS[4]);
                     if Instant::now() + delay >= deadline {
                         break Err(error);
                     }

@@ -47,14 +47,25 @@ pub(super) type Outcome = Result<(), JournalError>;
 
 /// Waits before each attempt to open a lost connection again: about 4 s in
 /// all (plus each attempt's connect timeout), then the transaction fails
-/// and the next one tries again.
-const RECONNECT_DELAYS: [Duration; 6] = [
+/// and the next one tries again. No wait is longer than 300 ms, so writes
+/// resume within that of the database accepting connections again.
+const RECONNECT_DELAYS: [Duration; 16] = [
     Duration::ZERO,
+    Duration::from_millis(20),
     Duration::from_millis(50),
+    Duration::from_millis(100),
     Duration::from_millis(200),
-    Duration::from_millis(500),
-    Duration::from_secs(1),
-    Duration::from_secs(2),
+    Duration::from_millis(300),
+    Duration::from_millis(300),
+    Duration::from_millis(300),
+    Duration::from_millis(300),
+    Duration::from_millis(300),
+    Duration::from_millis(300),
+    Duration::from_millis(300),
+    Duration::from_millis(300),
+    Duration::from_millis(300),
+    Duration::from_millis(300),
+    Duration::from_millis(300),
 ];
 
 /// How long the writer tries to find out whether a `COMMIT` without answer
