@@ -22,12 +22,15 @@
 //! cut) leaves the transaction committed or not, and only the server knows.
 //! Each transaction learns its id as it begins (`txid_current()`, in the
 //! same round trip as `BEGIN`); after a `COMMIT` without answer the writer
-//! connects again and asks `txid_status(id)`, for up to [`RESOLVE_WITHIN`]:
-//! committed, the writes succeeded; aborted, nothing was stored and the
-//! transaction runs again; in progress, it asks again. Only when the server
-//! cannot be asked in that time does a write fail with
-//! [`JournalError::OutcomeUnknown`]; every other failure means nothing of it
-//! was stored.
+//! connects again and, for up to [`RESOLVE_WITHIN`], waits until
+//! `txid_status(id)` is no longer `in progress` (nothing of it can commit
+//! any more), then reads back a record the transaction wrote: there, the
+//! writes succeeded; absent, nothing was stored and the transaction runs
+//! again. The record decides, not the id, because a server that crashed can
+//! give the same id to a later transaction. Only when the server cannot be
+//! asked in that time does a write fail with
+//! [`JournalError::OutcomeUnknown`]; every other failure means nothing of
+//! it was stored.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -203,6 +206,84 @@ enum Resolved {
     Unknown(String),
 }
 
+/// A record a transaction wrote, by which it is found out whether it
+/// committed.
+enum Witness<'a> {
+    /// An append's last entry.
+    Entry(&'a Entry),
+    /// An image.
+    Image(&'a Image),
+    /// Nothing that stays: deletions and marks only, which may run again.
+    None,
+}
+
+impl<'a> Witness<'a> {
+    /// The first append the transaction stored (its last entry), else its
+    /// first image.
+    fn of(group: &'a [Command], outcomes: &[Outcome]) -> Witness<'a> {
+        let stored = || group.iter().zip(outcomes).filter(|(_, o)| o.is_ok());
+        let entry = stored().find_map(|(command, _)| match command {
+            Command::Append { entries, .. } => entries.last(),
+            _ => None,
+        });
+        if let Some(entry) = entry {
+            return Witness::Entry(entry);
+        }
+        stored()
+            .find_map(|(command, _)| match command {
+                Command::SaveImage { image, .. } => Some(Witness::Image(image)),
+                _ => None,
+            })
+            .unwrap_or(Witness::None)
+    }
+
+    /// Whether the record is there, as written.
+    fn look(&self, session: &mut Session) -> Result<Resolved, postgres::Error> {
+        let (tenant, seq, payload, sql) = match self {
+            Witness::None => return Ok(Resolved::Aborted),
+            Witness::Entry(entry) => (
+                &entry.tenant,
+                entry.seq.get(),
+                &entry.payload,
+                "SELECT payload FROM rewind_entries WHERE tenant = $1 AND seq = $2",
+            ),
+            Witness::Image(image) => (
+                &image.tenant,
+                image.seq.get(),
+                &image.payload,
+                "SELECT payload FROM rewind_images WHERE tenant = $1 AND seq = $2",
+            ),
+        };
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let rows = session.query(sql, &[&tenant.as_str(), &seq])?;
+        if let Some(row) = rows.first() {
+            let stored: &[u8] = row.get(0);
+            return Ok(if stored == payload.as_slice() {
+                Resolved::Committed
+            } else {
+                Resolved::Unknown(format!(
+                    "tenant '{tenant}' holds another record at seq {seq}"
+                ))
+            });
+        }
+        if let Witness::Entry(_) = self {
+            // Absent: it never committed, unless its entries were deleted
+            // since (an image covered them), which raised the sequence.
+            let highest = session.query(
+                "SELECT highest_seq FROM rewind_tenants WHERE tenant = $1",
+                &[&tenant.as_str()],
+            )?;
+            let highest: i64 = highest.first().map_or(0, |row| row.get(0));
+            if highest >= seq {
+                return Ok(Resolved::Unknown(format!(
+                    "tenant '{tenant}' is at seq {highest}, its entry {seq} is gone"
+                )));
+            }
+        }
+        Ok(Resolved::Aborted)
+    }
+}
+
 /// Whether the writer keeps running after a commit.
 #[derive(Debug, PartialEq, Eq)]
 enum Next {
@@ -273,24 +354,26 @@ impl Writer {
                         tracing::debug!(url = %self.url, %error, "the appends of a commit failed together; running them one by one");
                         path = Path::Apart;
                     }
-                    Err(Failure::Unanswered { id, error }) => match self.resolve(id) {
-                        Resolved::Committed => {
-                            tracing::warn!(url = %self.url, %error, "a COMMIT without answer had committed");
-                            break Ok(());
-                        }
-                        Resolved::Aborted if reruns < RERUNS => {
-                            tracing::warn!(url = %self.url, %error, "a COMMIT without answer had not committed; running it again");
-                            reruns += 1;
-                        }
-                        Resolved::Aborted => break Err(Failure::Failed(error)),
-                        Resolved::Unknown(why) => {
-                            break Err(Failure::Failed(JournalError::OutcomeUnknown(format!(
+                    Err(Failure::Unanswered { id, error }) => {
+                        match self.resolve(id, &group, &outcomes) {
+                            Resolved::Committed => {
+                                tracing::warn!(url = %self.url, %error, "a COMMIT without answer had committed");
+                                break Ok(());
+                            }
+                            Resolved::Aborted if reruns < RERUNS => {
+                                tracing::warn!(url = %self.url, %error, "a COMMIT without answer had not committed; running it again");
+                                reruns += 1;
+                            }
+                            Resolved::Aborted => break Err(Failure::Failed(error)),
+                            Resolved::Unknown(why) => {
+                                break Err(Failure::Failed(JournalError::OutcomeUnknown(format!(
                                 "PostgreSQL at {}: the answer to COMMIT was lost ({error}) and \
                                  whether it committed could not be found out within {:?} ({why})",
                                 self.url, RESOLVE_WITHIN
                             ))))
+                            }
                         }
-                    },
+                    }
                     other => break other,
                 }
                 outcomes.fill(Ok(()));
@@ -332,21 +415,39 @@ impl Writer {
         result
     }
 
-    /// Asks the server, on a new connection if need be, whether transaction
-    /// `id` committed; tries for up to [`RESOLVE_WITHIN`].
-    fn resolve(&mut self, id: i64) -> Resolved {
+    /// Finds out, on a new connection if need be, whether transaction `id`
+    /// of `group` committed; tries for up to [`RESOLVE_WITHIN`].
+    ///
+    /// First it waits until the server no longer runs the transaction
+    /// (`txid_status` is not `in progress`), so nothing of it can still
+    /// commit. Then the data decides, not the id: after a crash the server
+    /// may hand the same id to a later transaction, so `txid_status` alone
+    /// can say "committed" of another one. The witness is the last entry
+    /// of the group's first stored append (or its first image): there, with
+    /// the same bytes, it committed; absent, and the tenant's sequence short
+    /// of it, it did not.
+    fn resolve(&mut self, id: i64, group: &[Command], outcomes: &[Outcome]) -> Resolved {
         let deadline = Instant::now() + RESOLVE_WITHIN;
+        let witness = Witness::of(group, outcomes);
         let mut last = String::from("no answer");
+        let mut finished = false;
         loop {
             if !self.session.as_ref().is_some_and(Session::usable) {
                 self.session = Session::connect(&self.config, &self.url).ok();
             }
             if let Some(session) = self.session.as_mut() {
-                match session.status_of(id) {
-                    Ok(Some(status)) if status == "committed" => return Resolved::Committed,
-                    Ok(Some(status)) if status == "aborted" => return Resolved::Aborted,
-                    Ok(Some(status)) => last = format!("transaction {id} is {status}"),
-                    Ok(None) => return Resolved::Unknown(format!("transaction {id} is too old")),
+                let asked = if finished {
+                    witness.look(session).map(Some)
+                } else {
+                    session.status_of(id).map(|status| {
+                        finished = status.as_deref() != Some("in progress");
+                        None
+                    })
+                };
+                match asked {
+                    Ok(Some(resolved)) => return resolved,
+                    Ok(None) if finished => continue,
+                    Ok(None) => last = format!("transaction {id} is still in progress"),
                     Err(error) => {
                         last = super::session::describe(&error);
                         if !session.usable() {
