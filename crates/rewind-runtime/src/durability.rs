@@ -382,6 +382,49 @@ fn from_upgraded<M: Model, T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Brings `timeline`, the tenant's state at journal seq `seq`, up to what
+/// the journal holds now: the `op` entries after `seq`, replayed at their
+/// recorded instants, as recovery would. Time: O(k) for k new entries, where
+/// reading the tenant back whole replays everything since its image.
+/// `Ok(None)` when it cannot (the journal is not ahead of `seq` by `op`
+/// entries only): read the tenant back whole instead.
+pub(crate) fn catch_up<M: Model>(
+    journal: &dyn Journal,
+    tenant: &TenantId,
+    timeline: &Timeline<M>,
+    seq: u64,
+    clock: &Arc<dyn Clock>,
+) -> Result<Option<(Timeline<M>, u64)>, JournalError> {
+    let highest = journal.highest_seq(tenant)?.get();
+    if highest < seq {
+        return Ok(None);
+    }
+    if highest == seq {
+        return Ok(Some((timeline.clone(), seq)));
+    }
+    let entries = journal.read(tenant, JournalSeq::new(seq + 1), JournalSeq::new(highest))?;
+    if entries.len() as u64 != highest - seq {
+        return Ok(None);
+    }
+    let mut next = timeline.clone();
+    let replay_clock = ManualClock::new(Timestamp::EPOCH);
+    next.set_clock(Arc::new(replay_clock.clone()));
+    for (expected, entry) in (seq + 1..).zip(&entries) {
+        if entry.seq.get() != expected || entry.kind != EntryKind::Op {
+            return Ok(None);
+        }
+        replay_clock.set(entry.at);
+        let Ok(op) = decode::<TimelineOp<M>>(&entry.payload) else {
+            return Ok(None);
+        };
+        if next.execute(&op).is_err() {
+            return Ok(None);
+        }
+    }
+    next.set_clock(Arc::clone(clock));
+    Ok(Some((next, highest)))
+}
+
 /// Rebuilds one tenant: its newest image, then every entry after it.
 /// Records written by an older version of the model go through
 /// [`Model::upgrade`]; the caller then stores an image at the current

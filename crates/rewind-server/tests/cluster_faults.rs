@@ -573,6 +573,39 @@ fn run(name: &str, idempotent: bool) -> Option<Report> {
         .iter()
         .map(|(_, ready)| run.gap_after(*ready, end))
         .collect();
+    // What the writes got around a long gap: where the time went.
+    for ((issued, ready), gap) in nemesis.restarts.iter().zip(&gaps) {
+        if *gap < Duration::from_secs(1) {
+            continue;
+        }
+        let writes = run.writes.lock().unwrap();
+        let around: Vec<String> = writes
+            .iter()
+            .filter(|w| w.answered > *issued && w.sent < *ready + *gap)
+            .map(|w| {
+                let at = |t: Instant| {
+                    if t >= *ready {
+                        t.duration_since(*ready).as_secs_f64()
+                    } else {
+                        -ready.duration_since(t).as_secs_f64()
+                    }
+                };
+                format!(
+                    "t{} sent {:+.2} answered {:+.2}: {}",
+                    w.tenant,
+                    at(w.sent),
+                    at(w.answered),
+                    w.said
+                )
+            })
+            .collect();
+        eprintln!(
+            "{name}: a gap of {:.2} s after a restart (PostgreSQL down {:.2} s); writes around it:\n  {}",
+            gap.as_secs_f64(),
+            ready.duration_since(*issued).as_secs_f64(),
+            around.join("\n  ")
+        );
+    }
 
     // Final lists, once the shards are settled, through every node.
     let nodes = nodes.into_inner().unwrap();

@@ -274,8 +274,12 @@ impl<M: Model> Publisher<M> {
                 Arc::clone(&self.shared.context.clock),
             );
             let written = written.clone();
+            let durable = self
+                .shared
+                .published()
+                .map(|published| (published, self.shared.durable_seq()));
             let attempt = tokio::task::spawn_blocking(move || {
-                read_back_with_verdicts::<M>(&*journal, &tenant, &clock, &written)
+                read_back_with_verdicts::<M>(&*journal, &tenant, &clock, durable, &written)
             })
             .await
             .unwrap_or_else(|e| Err(JournalError::Storage(format!("reading back stopped: {e}"))));
@@ -294,13 +298,18 @@ impl<M: Model> Publisher<M> {
         match read {
             Ok((recovered, present)) => {
                 match recovered {
-                    Some(recovered) => {
+                    ReadBack::CaughtUp(timeline, seq) => {
+                        info!(tenant = %self.shared.id, seq, "tenant caught up with the journal after a failed append");
+                        self.shared.set_durable_seq(seq);
+                        self.publish(timeline);
+                    }
+                    ReadBack::Whole(Some(recovered)) => {
                         info!(tenant = %self.shared.id, seq = recovered.seq, "tenant read back from the journal after a failed append");
                         self.shared.set_image_seq(recovered.image_seq.unwrap_or(0));
                         self.shared.set_durable_seq(recovered.seq);
                         self.publish(recovered.timeline);
                     }
-                    None => {
+                    ReadBack::Whole(None) => {
                         warn!(tenant = %self.shared.id, "the journal says the tenant was deleted; keeping the last published state");
                     }
                 }
@@ -442,19 +451,42 @@ fn answer_held<M: Model>(
     }
 }
 
-/// Reads `tenant` back (as activation does, without closing a running
-/// transaction: its actor still runs it) and says, for each batch written
-/// (`None`: no entries), whether the journal holds it (`None`: the entries
-/// are no longer there to compare).
+/// What the journal holds of a tenant after a failed append.
+enum ReadBack<M: Model> {
+    /// The published timeline with the entries stored after it, and the
+    /// seq it is at.
+    CaughtUp(Timeline<M>, u64),
+    /// Read back whole, as activation does (`None`: deleted).
+    Whole(Option<durability::Recovered<M>>),
+}
+
+/// Reads `tenant` back and says, for each batch written (`None`: no
+/// entries), whether the journal holds it (`None`: the entries are no
+/// longer there to compare). `durable` is the published timeline and the
+/// seq it reflects: the journal's entries after it are replayed onto it
+/// when they can be (usually none, or the batch whose answer was lost);
+/// else the tenant is read back whole, as activation does, without closing
+/// a running transaction (its actor still runs it).
 #[allow(clippy::type_complexity)]
 fn read_back_with_verdicts<M: Model>(
     journal: &dyn Journal,
     tenant: &TenantId,
     clock: &Arc<dyn rewind_core::Clock>,
+    durable: Option<(Arc<Timeline<M>>, u64)>,
     written: &[Option<Written>],
-) -> Result<(Option<durability::Recovered<M>>, Vec<Option<bool>>), JournalError> {
-    let recovered = durability::recover::<M>(journal, tenant, clock)?;
-    let highest = recovered.as_ref().map_or(0, |r| r.seq);
+) -> Result<(ReadBack<M>, Vec<Option<bool>>), JournalError> {
+    let caught_up = match &durable {
+        Some((published, seq)) => durability::catch_up(journal, tenant, published, *seq, clock)?,
+        None => None,
+    };
+    let recovered = match caught_up {
+        Some((timeline, seq)) => ReadBack::CaughtUp(timeline, seq),
+        None => ReadBack::Whole(durability::recover::<M>(journal, tenant, clock)?),
+    };
+    let highest = match &recovered {
+        ReadBack::CaughtUp(_, seq) => *seq,
+        ReadBack::Whole(recovered) => recovered.as_ref().map_or(0, |r| r.seq),
+    };
     let mut present = Vec::with_capacity(written.len());
     for written in written {
         let verdict = match written {
