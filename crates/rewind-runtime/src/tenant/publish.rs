@@ -301,9 +301,10 @@ impl<M: Model> Publisher<M> {
                     ReadBack::CaughtUp(timeline, seq) => {
                         info!(tenant = %self.shared.id, seq, "tenant caught up with the journal after a failed append");
                         self.shared.set_durable_seq(seq);
-                        self.publish(timeline);
+                        self.publish(*timeline);
                     }
                     ReadBack::Whole(Some(recovered)) => {
+                        let recovered = *recovered;
                         info!(tenant = %self.shared.id, seq = recovered.seq, "tenant read back from the journal after a failed append");
                         self.shared.set_image_seq(recovered.image_seq.unwrap_or(0));
                         self.shared.set_durable_seq(recovered.seq);
@@ -455,9 +456,9 @@ fn answer_held<M: Model>(
 enum ReadBack<M: Model> {
     /// The published timeline with the entries stored after it, and the
     /// seq it is at.
-    CaughtUp(Timeline<M>, u64),
+    CaughtUp(Box<Timeline<M>>, u64),
     /// Read back whole, as activation does (`None`: deleted).
-    Whole(Option<durability::Recovered<M>>),
+    Whole(Option<Box<durability::Recovered<M>>>),
 }
 
 /// Reads `tenant` back and says, for each batch written (`None`: no
@@ -480,8 +481,8 @@ fn read_back_with_verdicts<M: Model>(
         None => None,
     };
     let recovered = match caught_up {
-        Some((timeline, seq)) => ReadBack::CaughtUp(timeline, seq),
-        None => ReadBack::Whole(durability::recover::<M>(journal, tenant, clock)?),
+        Some((timeline, seq)) => ReadBack::CaughtUp(Box::new(timeline), seq),
+        None => ReadBack::Whole(durability::recover::<M>(journal, tenant, clock)?.map(Box::new)),
     };
     let highest = match &recovered {
         ReadBack::CaughtUp(_, seq) => *seq,
