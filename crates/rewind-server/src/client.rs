@@ -275,7 +275,7 @@ impl Client {
     /// and sent again with the same key while its outcome is unknown (503
     /// `outcome_unknown`, or the connection lost after the request went
     /// out) or it was refused for now (503 `unavailable`), waiting a second
-    /// between tries, up to [`WRITE_TRIES`] tries. For the routes that
+    /// between tries, up to 5 tries. For the routes that
     /// honour the key: `PUT /v1/tenants/{t}`, `PUT` and `PATCH .../state`.
     pub async fn send_write(
         &self,
