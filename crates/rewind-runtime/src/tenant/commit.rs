@@ -96,7 +96,7 @@ impl<M: Model> TenantState<M> {
             written: None,
         };
         match &mut self.committer {
-            Committer::Inline(publisher) => publisher.complete(sealed, Ok(())),
+            Committer::Inline(publisher) => publisher.complete(sealed),
             Committer::Pipelined(pipeline) => pipeline.send(sealed, batch.entries),
         }
     }

@@ -180,25 +180,15 @@ impl<M: Model> Publisher<M> {
         }
     }
 
-    /// Completes `batch`, whose append resolved with `durable` (memory
-    /// mode, and journaled batches of a generation that has not failed).
-    pub(crate) fn complete(&mut self, batch: Sealed<M>, durable: Result<(), JournalError>) {
-        match durable {
-            Ok(()) => {
-                if batch.changed {
-                    self.shared.set_durable_seq(batch.seq);
-                    self.store_image_if_due(&batch);
-                    self.publish(batch.timeline);
-                }
-                answer(batch.acks, None);
-            }
-            Err(source) => {
-                // Only a journaled batch can fail, and those go through
-                // `receive`; kept total all the same.
-                let failure = JournalFailure::new(&self.shared.id, source);
-                answer(batch.acks, Some(&failure));
-            }
+    /// Publishes and answers `batch`, which is durable (memory mode, and
+    /// journaled batches of a generation that has not failed).
+    pub(crate) fn complete(&mut self, batch: Sealed<M>) {
+        if batch.changed {
+            self.shared.set_durable_seq(batch.seq);
+            self.store_image_if_due(&batch);
+            self.publish(batch.timeline);
         }
+        answer(batch.acks, None);
     }
 
     /// Takes a journaled batch whose append resolved with `durable`:
@@ -210,7 +200,7 @@ impl<M: Model> Publisher<M> {
             .as_ref()
             .is_some_and(|(generation, _)| *generation == batch.generation);
         if !failing && durable.is_ok() {
-            self.complete(batch, durable);
+            self.complete(batch);
             return false;
         }
         if let Err(source) = &durable {
@@ -673,7 +663,7 @@ async fn run<M: Model>(
 ) {
     while let Some(stage) = queue.recv().await {
         let first_failure = match stage {
-            Stage::Batch(batch, append) => receive(&mut publisher, *batch, append).await,
+            Stage::Batch(batch, append) => await_append(&mut publisher, *batch, append).await,
             Stage::Barrier { generation, done } => {
                 publisher.settle_images().await;
                 let _ = done.send(publisher.failure_since(generation).map_or(Ok(()), Err));
@@ -698,7 +688,11 @@ async fn run<M: Model>(
 
 /// Awaits a batch's append and hands it to the publisher; true when it is
 /// the first failure of its generation.
-async fn receive<M: Model>(publisher: &mut Publisher<M>, batch: Sealed<M>, append: Append) -> bool {
+async fn await_append<M: Model>(
+    publisher: &mut Publisher<M>,
+    batch: Sealed<M>,
+    append: Append,
+) -> bool {
     let durable = match append {
         Append::Nothing => Ok(()),
         Append::Sent(durable) => durable.await,
@@ -727,7 +721,7 @@ async fn fail_over<M: Model>(
     while let Ok(stage) = queue.try_recv() {
         match stage {
             Stage::Batch(batch, append) => {
-                receive(publisher, *batch, append).await;
+                await_append(publisher, *batch, append).await;
             }
             other => deferred.push(other),
         }
@@ -742,7 +736,7 @@ async fn fail_over<M: Model>(
                 let _ = done.send(result.clone());
             }
             Stage::Batch(batch, append) => {
-                receive(publisher, *batch, append).await;
+                await_append(publisher, *batch, append).await;
             }
         }
     }
